@@ -1,0 +1,3 @@
+"""lab_learnsched."""
+
+__version__ = "0.1.0"

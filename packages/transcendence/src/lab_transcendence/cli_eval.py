@@ -1,0 +1,7 @@
+"""Commands of lab_transcendence (being written)."""
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the package's Typer app."""
