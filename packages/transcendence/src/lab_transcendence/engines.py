@@ -1,0 +1,247 @@
+"""Stockfish as an opponent: settings, one supervised process, and a pool of them.
+
+Engines crash and hang. A supervised `Engine` kills and restarts its process when a move does not arrive
+in time or the process dies, then retries the move from the same position (the engine is stateless given
+the position, so the game is replayed from where it stood). After `retries` failures the move raises
+`EngineFailure`, which the arena records on the game instead of losing it.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from pathlib import Path
+
+import chess
+import chess.engine
+
+from lab_shared.errors import LabError
+
+
+class EngineFailure(RuntimeError):
+    """A move could not be obtained from the engine even after restarts."""
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """How strong and how fast a Stockfish player is. One of time/nodes/depth limits a move."""
+
+    skill: int | None = None  # UCI "Skill Level" 0..20; None = full strength
+    time: float | None = None  # seconds a move (the paper: 0.1)
+    nodes: int | None = None
+    depth: int | None = None
+    elo: int | None = None  # UCI_LimitStrength + UCI_Elo (1350..2850), instead of a skill level
+    threads: int = 1
+    hash_mb: int = 16
+
+    def __post_init__(self) -> None:
+        if self.time is None and self.nodes is None and self.depth is None:
+            raise LabError("engine settings need a move limit: time, nodes or depth")
+        if self.skill is not None and not 0 <= self.skill <= 20:
+            raise LabError(f"Stockfish skill level must be 0..20, got {self.skill}")
+        if self.time is not None and self.time <= 0:
+            raise LabError(f"engine time per move must be > 0, got {self.time}")
+
+    def limit(self) -> chess.engine.Limit:
+        return chess.engine.Limit(time=self.time, nodes=self.nodes, depth=self.depth)
+
+    def options(self) -> dict[str, object]:
+        opts: dict[str, object] = {"Threads": self.threads, "Hash": self.hash_mb}
+        if self.elo is not None:
+            opts.update({"UCI_LimitStrength": True, "UCI_Elo": self.elo, "Skill Level": 20})
+        else:
+            opts.update({"UCI_LimitStrength": False, "Skill Level": 20 if self.skill is None else self.skill})
+        return opts
+
+    @property
+    def name(self) -> str:
+        """Short player name used in PGN headers and tables, e.g. `stockfish-l3`."""
+        if self.elo is not None:
+            return f"stockfish-elo{self.elo}"
+        return "stockfish" if self.skill is None else f"stockfish-l{self.skill}"
+
+    def describe(self) -> str:
+        parts = [
+            p
+            for p in (
+                f"time={self.time}s" if self.time else "",
+                f"nodes={self.nodes}" if self.nodes else "",
+                f"depth={self.depth}" if self.depth else "",
+            )
+            if p
+        ]
+        return f"{self.name} ({', '.join(parts)})"
+
+    def move_timeout(self, grace: float) -> float:
+        """Seconds after which a move is considered hung."""
+        return (self.time or 0.0) + grace
+
+
+class Engine:
+    """One Stockfish process, restarted on crash or hang."""
+
+    def __init__(self, path: str | Path, grace: float = 20.0, retries: int = 2):
+        self.path = str(path)
+        self.grace = grace
+        self.retries = retries
+        self.restarts = 0
+        self._engine: chess.engine.SimpleEngine | None = None
+        self._options: dict[str, object] = {}
+        self._exec = ThreadPoolExecutor(max_workers=1)  # runs the blocking call we may abandon on a hang
+
+    def _start(self) -> chess.engine.SimpleEngine:
+        if self._engine is None:
+            try:
+                self._engine = chess.engine.SimpleEngine.popen_uci(self.path, timeout=30.0)
+            except (OSError, chess.engine.EngineError, TimeoutError) as e:
+                raise EngineFailure(f"cannot start engine {self.path}: {e}") from e
+            self._options = {}
+        return self._engine
+
+    @property
+    def pid(self) -> int | None:
+        """The engine process id (tests kill or stop it to simulate crashes and hangs)."""
+        if self._engine is None:
+            return None
+        return self._engine.transport.get_pid()
+
+    def _kill(self) -> None:
+        eng, self._engine = self._engine, None
+        if eng is None:
+            return
+        pid = eng.transport.get_pid()
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, TypeError):
+            pass
+        threading.Thread(target=_quiet_close, args=(eng,), daemon=True).start()
+
+    def _call(self, fn, settings: EngineSettings):
+        """Run fn(engine) with the settings applied; restart and retry on crash or hang."""
+        last: Exception | None = None
+        for attempt in range(self.retries + 1):
+            if attempt:
+                self.restarts += 1
+            try:
+                eng = self._start()
+                opts = settings.options()
+                changed = {k: v for k, v in opts.items() if self._options.get(k) != v}
+                if changed:
+                    eng.configure(changed)
+                    self._options.update(changed)
+                fut = self._exec.submit(fn, eng)
+                return fut.result(timeout=settings.move_timeout(self.grace))
+            except FutureTimeout as e:
+                last = TimeoutError(f"engine did not answer within {settings.move_timeout(self.grace):.0f}s")
+                self._kill()
+                self._exec.shutdown(wait=False)
+                self._exec = ThreadPoolExecutor(max_workers=1)
+                del e
+            except (
+                chess.engine.EngineTerminatedError,
+                chess.engine.EngineError,
+                EngineFailure,
+                OSError,
+            ) as e:
+                last = e
+                self._kill()
+        raise EngineFailure(f"engine failed {self.retries + 1} times: {last}")
+
+    def play(self, board: chess.Board, settings: EngineSettings, game: object = None) -> chess.Move:
+        """The engine's move in `board` under `settings` (`game` keys ucinewgame between games)."""
+        result = self._call(lambda e: e.play(board, settings.limit(), game=game), settings)
+        if result.move is None or result.move not in board.legal_moves:
+            raise EngineFailure(f"engine returned no legal move in {board.fen()}")
+        return result.move
+
+    def analyse(self, board: chess.Board, settings: EngineSettings, multipv: int = 1) -> list[dict]:
+        """python-chess analysis infos (one per principal variation)."""
+        out = self._call(lambda e: e.analyse(board, settings.limit(), multipv=multipv), settings)
+        return out if isinstance(out, list) else [out]
+
+    def close(self) -> None:
+        eng, self._engine = self._engine, None
+        if eng is not None:
+            _quiet_close(eng)
+        self._exec.shutdown(wait=False)
+
+
+def _quiet_close(eng: chess.engine.SimpleEngine) -> None:
+    try:
+        eng.close()
+    except Exception:  # noqa: BLE001 - the process may already be dead
+        pass
+
+
+class EnginePool:
+    """N supervised engines; `play_many` runs one move per request concurrently."""
+
+    def __init__(self, path: str | Path, size: int = 2, grace: float = 20.0, retries: int = 2):
+        if size < 1:
+            raise LabError(f"engine pool size must be >= 1, got {size}")
+        self.engines = [Engine(path, grace=grace, retries=retries) for _ in range(size)]
+        self._free: queue.Queue[Engine] = queue.Queue()
+        for e in self.engines:
+            self._free.put(e)
+        self._exec = ThreadPoolExecutor(max_workers=size)
+
+    @property
+    def restarts(self) -> int:
+        return sum(e.restarts for e in self.engines)
+
+    def _with_engine(self, fn):
+        eng = self._free.get()
+        try:
+            return fn(eng)
+        finally:
+            self._free.put(eng)
+
+    def play(self, board: chess.Board, settings: EngineSettings, game: object = None) -> chess.Move:
+        return self._with_engine(lambda e: e.play(board, settings, game))
+
+    def play_many(
+        self, requests: Sequence[tuple[chess.Board, EngineSettings, object]]
+    ) -> list[chess.Move | EngineFailure]:
+        """Moves for (board, settings, game key) requests; a failed request gives its EngineFailure."""
+        futs = [self._exec.submit(self.play, b.copy(), s, g) for b, s, g in requests]
+        out: list[chess.Move | EngineFailure] = []
+        for f in futs:
+            try:
+                out.append(f.result())
+            except EngineFailure as e:
+                out.append(e)
+        return out
+
+    def analyse(self, board: chess.Board, settings: EngineSettings, multipv: int = 1) -> list[dict]:
+        return self._with_engine(lambda e: e.analyse(board, settings, multipv))
+
+    def close(self) -> None:
+        for e in self.engines:
+            e.close()
+        self._exec.shutdown(wait=False)
+
+    def __enter__(self) -> EnginePool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def open_pool(stockfish: str | Path | None = None, size: int = 2, grace: float = 20.0) -> EnginePool:
+    """A pool on the located Stockfish binary (LabError with install advice when missing)."""
+    from lab_shared.tools import find_stockfish
+
+    path = find_stockfish(stockfish)
+    pool = EnginePool(path, size=size, grace=grace)
+    try:  # fail early with one clear line if the binary is not a UCI engine
+        pool.engines[0]._start()
+    except EngineFailure as e:
+        pool.close()
+        raise LabError(f"cannot start Stockfish at {path}: {e}") from e
+    return pool
