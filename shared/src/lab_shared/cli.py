@@ -1,9 +1,87 @@
-"""The `lab` command (being written)."""
+"""The `lab` command: packages plug their sub-apps in through the `lab.commands` entry-point group.
+
+Start-up stays light (no torch import): package CLI modules import heavy code inside their commands.
+"""
+
+from __future__ import annotations
+
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
-app = typer.Typer()
+from lab_shared import __version__
+from lab_shared.errors import LabError
+
+app = typer.Typer(
+    help="lab: SFA continual learning, chess transcendence and learned query scheduling on one core.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"lab {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """lab: three papers, one core."""
+
+
+@app.command()
+def doctor() -> None:
+    """Report Python, torch, CUDA, Stockfish and PostgreSQL, with advice for what is missing."""
+    from lab_shared.doctor import run_doctor
+
+    raise typer.Exit(run_doctor())
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Folder of the results page.")] = Path("runs/demo"),
+    only: Annotated[list[str] | None, typer.Option(help="Run only these parts (e.g. --only sfa).")] = None,
+) -> None:
+    """Run every installed package's quick demo and write one results page (OUT/index.html)."""
+    from lab_shared.demo import run_all
+
+    failed = run_all(out, only)
+    raise typer.Exit(1 if failed else 0)
+
+
+def _plug_in_packages() -> None:
+    for ep in sorted(entry_points(group="lab.commands"), key=lambda e: e.name):
+        try:
+            sub = ep.load()
+        except Exception as e:  # a broken package must not take the whole CLI down
+            print(f"warning: could not load `lab {ep.name}` ({ep.value}): {e}", file=sys.stderr)
+            continue
+        app.add_typer(sub, name=ep.name)
+
+
+_plug_in_packages()
 
 
 def main() -> None:
-    app()
+    """Entry point: LabError anywhere below becomes one line on stderr and exit code 2."""
+    try:
+        app()
+    except LabError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

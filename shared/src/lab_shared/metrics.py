@@ -1,0 +1,65 @@
+"""Metrics as JSON lines (always) and TensorBoard scalars (optional extra)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from lab_shared.io import to_json
+
+
+class MetricsLogger:
+    """Append one JSON object per `log` call to a .jsonl file (line-buffered, flushed every call)."""
+
+    def __init__(self, path: str | Path, tensorboard_dir: str | Path | None = None):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self._tb = None
+        if tensorboard_dir is not None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:  # tensorboard is an optional extra
+                SummaryWriter = None
+            if SummaryWriter is not None:
+                self._tb = SummaryWriter(str(tensorboard_dir))
+
+    def log(self, step: int | None = None, **values: Any) -> None:
+        row = {"time": round(time.time(), 3)}
+        if step is not None:
+            row["step"] = step
+        row.update(values)
+        self._f.write(to_json(row, indent=None) + "\n")
+        self._f.flush()
+        if self._tb is not None and step is not None:
+            for k, v in values.items():
+                if isinstance(v, int | float) and not isinstance(v, bool):
+                    self._tb.add_scalar(k, v, step)
+
+    def close(self) -> None:
+        if not self._f.closed:
+            self._f.close()
+        if self._tb is not None:
+            self._tb.close()
+
+    def __enter__(self) -> MetricsLogger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def read_metrics(path: str | Path) -> list[dict]:
+    """All rows of a metrics file; a truncated last line (killed writer) is skipped."""
+    rows = []
+    path = Path(path)
+    if not path.exists():
+        return rows
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
