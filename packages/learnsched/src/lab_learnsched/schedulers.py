@@ -1,0 +1,198 @@
+"""Schedulers: given the queue and the buffer pool, pick the queue slot that runs next.
+
+Contract (shared by the simulator environment and the PostgreSQL backend):
+
+- `SchedState`: `slots` (fixed-size queue window; a `Query` or None per slot), `pool` (a `BufferPool` with
+  the current cached set; on PostgreSQL a model built with `BufferPool.from_cached` from pg_buffercache),
+  `now` (simulated or wall time) and `backlog` (queries that have arrived but wait outside the window).
+- `Scheduler.choose(state) -> int` returns a valid slot index; `reset(seed)` starts a new episode.
+- `make_scheduler(spec)` builds one from a spec string:
+  `fifo`, `random`, `shortest`, `greedy` (most cached pages: the paper's named heuristic),
+  `lookahead[:k]` (fewest reads with a k-step lookahead; k=1 is greedy-fewest-reads),
+  `optimal[:beam]` (exact optimum over the queued queries when <= 8 by branch and bound, beam search of the
+  given width beyond; replans whenever the queue changes), `agent:CHECKPOINT` (a trained DQN/PPO agent)
+  and `agent+la:CHECKPOINT` (the agent's value used as a one-step lookahead).
+Ties are always broken FIFO (earliest arrival, then query id), so every baseline is deterministic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lab_learnsched.bufferpool import BufferPool
+from lab_learnsched.oracles import MAX_EXACT, beam_order, exact_order
+from lab_learnsched.workload import Query
+from lab_shared.errors import LabError
+
+BASELINES = ("fifo", "random", "shortest", "greedy", "lookahead", "optimal")
+
+
+@dataclass
+class SchedState:
+    """What a scheduler sees at a decision point."""
+
+    slots: list[Query | None]
+    pool: BufferPool
+    now: float = 0.0
+    backlog: list[Query] = field(default_factory=list)
+    done: int = 0  # queries already executed this episode
+
+    def valid(self) -> np.ndarray:
+        return np.array([q is not None for q in self.slots], dtype=bool)
+
+    def valid_slots(self) -> list[int]:
+        return [i for i, q in enumerate(self.slots) if q is not None]
+
+
+def _require(state: SchedState) -> list[int]:
+    v = state.valid_slots()
+    if not v:
+        raise LabError("scheduler asked to choose from an empty queue")
+    return v
+
+
+def _fifo_key(q: Query) -> tuple[float, int]:
+    return (q.arrival, q.qid)
+
+
+class Scheduler:
+    """Base class: `choose(state)` picks a slot. Subclasses set `name`."""
+
+    name = "scheduler"
+
+    def reset(self, seed: int | None = None) -> None:
+        pass
+
+    def choose(self, state: SchedState) -> int:
+        raise NotImplementedError
+
+    def _argbest(self, state: SchedState, key) -> int:
+        """The valid slot minimising key(slot, query), FIFO among ties."""
+        v = _require(state)
+        return min(v, key=lambda i: (key(i, state.slots[i]), *_fifo_key(state.slots[i])))
+
+
+class Fifo(Scheduler):
+    name = "fifo"
+
+    def choose(self, state: SchedState) -> int:
+        return self._argbest(state, lambda i, q: 0)
+
+
+class RandomScheduler(Scheduler):
+    name = "random"
+
+    def __init__(self, seed: int = 0):
+        self.rng = np.random.default_rng(seed)
+
+    def reset(self, seed: int | None = None) -> None:
+        if seed is not None:
+            self.rng = np.random.default_rng(seed)
+
+    def choose(self, state: SchedState) -> int:
+        return int(self.rng.choice(_require(state)))
+
+
+class Shortest(Scheduler):
+    """Shortest job first: fewest pages to read."""
+
+    name = "shortest"
+
+    def choose(self, state: SchedState) -> int:
+        return self._argbest(state, lambda i, q: q.size)
+
+
+class GreedyMostCached(Scheduler):
+    """The paper's heuristic: run the query with the most of its pages in the buffer pool."""
+
+    name = "greedy"
+
+    def choose(self, state: SchedState) -> int:
+        return self._argbest(state, lambda i, q: -state.pool.count_cached(q.pages))
+
+
+class Lookahead(Scheduler):
+    """Fewest disk reads over the next k queries (exhaustive over the queued ones), first step taken."""
+
+    def __init__(self, k: int = 2):
+        if k < 1:
+            raise LabError(f"lookahead depth must be >= 1, got {k}")
+        self.k = k
+        self.name = f"lookahead{k}"
+
+    def _best(self, pool: BufferPool, queries: list[Query], depth: int) -> int:
+        if depth == 0 or not queries:
+            return 0
+        best = None
+        for j, q in enumerate(queries):
+            c = pool.copy()
+            _, r = c.access(q.pages)
+            tot = r + self._best(c, queries[:j] + queries[j + 1 :], depth - 1)
+            best = tot if best is None else min(best, tot)
+        return best
+
+    def choose(self, state: SchedState) -> int:
+        v = _require(state)
+        qs = [state.slots[i] for i in v]
+
+        def cost(i: int, q: Query) -> int:
+            c = state.pool.copy()
+            _, r = c.access(q.pages)
+            return r + self._best(c, [o for o in qs if o is not q], self.k - 1)
+
+        return self._argbest(state, cost)
+
+
+class Optimal(Scheduler):
+    """Plans the best order of the queued queries (exact for <= 8, else beam) and follows it."""
+
+    def __init__(self, beam: int = 32):
+        self.beam = beam
+        self.name = "optimal"
+        self.plan: list[int] = []  # qids
+
+    def reset(self, seed: int | None = None) -> None:
+        self.plan = []
+
+    def choose(self, state: SchedState) -> int:
+        v = _require(state)
+        qids = {state.slots[i].qid: i for i in v}
+        if set(self.plan) != set(qids):
+            qs = [state.slots[i].pages for i in v]
+            if len(qs) <= MAX_EXACT:
+                order, _ = exact_order(state.pool, qs)
+            else:
+                order, _ = beam_order(state.pool, qs, self.beam)
+            self.plan = [state.slots[v[j]].qid for j in order]
+        return qids[self.plan.pop(0)]
+
+
+def make_scheduler(spec: str, seed: int = 0) -> Scheduler:
+    """Build a scheduler from `name[:arg]` (see module docstring)."""
+    name, _, arg = spec.partition(":")
+    try:
+        if name == "fifo":
+            return Fifo()
+        if name == "random":
+            return RandomScheduler(seed)
+        if name == "shortest":
+            return Shortest()
+        if name == "greedy":
+            return GreedyMostCached()
+        if name == "lookahead":
+            return Lookahead(int(arg) if arg else 2)
+        if name == "optimal":
+            return Optimal(int(arg) if arg else 32)
+    except ValueError:
+        raise LabError(f"scheduler '{spec}': bad argument '{arg}'") from None
+    if name in ("agent", "agent+la"):
+        if not arg:
+            raise LabError(f"scheduler '{name}' needs a checkpoint: {name}:PATH")
+        from lab_learnsched.agents.policy import AgentScheduler
+
+        return AgentScheduler.load(arg, lookahead=(name == "agent+la"))
+    raise LabError(
+        f"unknown scheduler '{spec}' (choose from {', '.join(BASELINES)}, agent:PATH, agent+la:PATH)"
+    )
