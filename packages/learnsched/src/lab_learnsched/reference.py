@@ -61,16 +61,17 @@ def min_hits(trace: Sequence[int], capacity: int) -> list[bool]:
             continue
         out.append(False)
         if len(cache) == capacity:
-
-            def next_use(q: int) -> int:
-                for j in range(i + 1, len(trace)):
-                    if trace[j] == q:
-                        return j
-                return len(trace) + 1
-
-            cache.remove(max(cache, key=next_use))
+            cache.remove(max(cache, key=lambda q: _next_use(trace, i, q)))
         cache.append(p)
     return out
+
+
+def _next_use(trace: Sequence[int], i: int, q: int) -> int:
+    """Index of the next access of page q after position i (len+1 if never)."""
+    for j in range(i + 1, len(trace)):
+        if trace[j] == q:
+            return j
+    return len(trace) + 1
 
 
 HITS = {"lru": lru_hits, "clock": clock_hits, "min": min_hits}

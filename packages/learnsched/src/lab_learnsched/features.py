@@ -1,0 +1,121 @@
+"""Observation features of a scheduling state (shared by the Gym env, the agents and the PostgreSQL side).
+
+Layout of the flat float32 vector (T tables, B bins per table, S queue slots, F slot features):
+
+    [ pool bitmap: T*B ]  fraction of each bin's pages cached (a downsampled per-table bitmap)
+    [ globals: 3 ]        pool fill, queued/S, backlog/S
+    S x [ query bitmap: T*B | F features ]
+
+Slot features (0 for an empty slot): valid, size/capacity, cached fraction, cached/capacity,
+uncached (= reads if run now)/capacity, arrival rank in the queue, fraction of its pages other queued
+queries also read, fraction of its *uncached* pages other queued queries also read (what running it
+would prefetch for the others). The last three give a learned policy the long-term signal that the
+greedy heuristic lacks. Values are clipped to [0, CLIP].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from lab_learnsched.schedulers import SchedState
+from lab_learnsched.workload import Query, Tables
+
+N_GLOBAL = 3
+N_SLOT_FEATURES = 8
+CLIP = 10.0
+
+
+@dataclass(frozen=True)
+class ObsSpec:
+    """Everything needed to rebuild the featurizer (saved with agent checkpoints)."""
+
+    table_pages: tuple[int, ...]
+    capacity: int
+    queue_size: int
+    bins: int = 32
+
+    @property
+    def bitmap_dim(self) -> int:
+        return len(self.table_pages) * self.bins
+
+    @property
+    def slot_dim(self) -> int:
+        return self.bitmap_dim + N_SLOT_FEATURES
+
+    @property
+    def dim(self) -> int:
+        return self.bitmap_dim + N_GLOBAL + self.queue_size * self.slot_dim
+
+
+class Featurizer:
+    """Builds observation vectors; caches each query's bitmap (queries are immutable)."""
+
+    def __init__(self, spec: ObsSpec):
+        self.spec = spec
+        b = spec.bins
+        bins = []
+        for t, n in enumerate(spec.table_pages):
+            # page -> bin within its table (bins of near-equal size; tables smaller than B use fewer bins)
+            bins.append(t * b + (np.arange(n, dtype=np.int64) * b) // n)
+        self.bin_of_page = np.concatenate(bins)
+        self.bin_sizes = np.maximum(np.bincount(self.bin_of_page, minlength=spec.bitmap_dim), 1).astype(
+            np.float32
+        )
+        self.n_pages = int(self.bin_of_page.shape[0])
+
+    @classmethod
+    def for_tables(cls, tables: Tables, capacity: int, queue_size: int, bins: int = 32) -> Featurizer:
+        return cls(ObsSpec(tables.pages, capacity, queue_size, bins))
+
+    def query_bitmap(self, q: Query) -> np.ndarray:
+        cached = q.__dict__.get("_bitmap")  # cached on the query itself (ids of freed arrays get reused)
+        if cached is not None and cached[0] == self.spec:
+            return cached[1]
+        u = np.unique(q.pages)
+        v = (np.bincount(self.bin_of_page[u], minlength=self.spec.bitmap_dim) / self.bin_sizes).astype(
+            np.float32
+        )
+        q.__dict__["_bitmap"] = (self.spec, v)
+        return v
+
+    def observe(self, state: SchedState) -> np.ndarray:
+        sp = self.spec
+        res = state.pool.resident
+        out = np.zeros(sp.dim, dtype=np.float32)
+        bd = sp.bitmap_dim
+        out[:bd] = np.bincount(self.bin_of_page, weights=res, minlength=bd) / self.bin_sizes
+        valid = [i for i, q in enumerate(state.slots) if q is not None]
+        cap = float(sp.capacity)
+        out[bd] = state.pool.used / cap
+        out[bd + 1] = len(valid) / sp.queue_size
+        out[bd + 2] = min(len(state.backlog) / sp.queue_size, CLIP)
+        if not valid:
+            return out
+        # how many queued queries read each page (for the sharing features)
+        uniq = [np.unique(state.slots[i].pages) for i in valid]
+        counts = np.bincount(np.concatenate(uniq), minlength=self.n_pages)
+        order = sorted(valid, key=lambda i: (state.slots[i].arrival, state.slots[i].qid))
+        rank = {i: r for r, i in enumerate(order)}
+        base = bd + N_GLOBAL
+        denom = max(len(valid) - 1, 1)
+        for i, u in zip(valid, uniq):
+            q = state.slots[i]
+            o = base + i * sp.slot_dim
+            out[o : o + bd] = self.query_bitmap(q)
+            cached_mask = res[u].astype(bool)
+            n_cached = int(cached_mask.sum())
+            shared = counts[u] > 1
+            unc = ~cached_mask
+            f = o + bd
+            out[f] = 1.0
+            out[f + 1] = q.size / cap
+            out[f + 2] = n_cached / max(len(u), 1)
+            out[f + 3] = n_cached / cap
+            out[f + 4] = (q.size - state.pool.count_cached(q.pages)) / cap
+            out[f + 5] = rank[i] / denom
+            out[f + 6] = shared.mean() if len(u) else 0.0
+            out[f + 7] = (shared & unc).sum() / max(int(unc.sum()), 1)
+        np.clip(out, 0.0, CLIP, out=out)
+        return out
