@@ -308,3 +308,39 @@ class EnginePlayer:
             MoveDecision(None, error=str(m)) if isinstance(m, EngineFailure) else MoveDecision(m)
             for m in moves
         ]
+
+
+class ExpertPlayer:
+    """A synthetic expert (lab_transcendence.synth.Expert) playing from the engine pool."""
+
+    def __init__(self, pool, expert, name: str | None = None):
+        from lab_transcendence.engines import EngineSettings
+
+        self.pool = pool
+        self.expert = expert
+        self.name = name or expert.name
+        self.settings = EngineSettings(depth=expert.depth, nodes=expert.nodes)
+
+    def headers(self) -> dict[str, str]:
+        e = self.expert
+        return {
+            "Expert": e.name,
+            "RandomRate": str(e.random_rate),
+            "BlindSpot": str(e.blind_spot),
+            "DepthLimit": str(e.depth),
+        }
+
+    def select(self, requests: Sequence[MoveRequest]) -> list[MoveDecision]:
+        import random
+
+        from lab_transcendence.engines import EngineFailure
+
+        def job(r: MoveRequest):
+            rng = random.Random(f"{r.seed}-{len(r.sans)}")
+            return lambda eng: self.expert.move(r.board, eng, rng, game=r.game_id)
+
+        moves = self.pool.call_many([(job(r), self.settings) for r in requests])
+        return [
+            MoveDecision(None, error=str(m)) if isinstance(m, EngineFailure) else MoveDecision(m)
+            for m in moves
+        ]

@@ -1,7 +1,316 @@
-"""Commands of lab_transcendence (being written)."""
+"""`lab chess eval | transcend | calibrate | analyze | uci`: play, rate and test transcendence.
+
+Heavy modules (torch, the model, python-chess engines) are imported inside the commands.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
 
 import typer
+
+from lab_shared.cli_utils import ConfigOpt, SetOpt
+
+LevelsOpt = Annotated[str | None, typer.Option("--levels", help="Stockfish Skill Levels, e.g. 1,3,5.")]
+GamesOpt = Annotated[int | None, typer.Option("--games", help="Games per temperature, policy and level.")]
+LimitOpt = Annotated[
+    str | None,
+    typer.Option("--limit", help="Engine move limit: time:0.1 (paper), nodes:N, depth:N, depth:level+1."),
+]
+MaxMovesOpt = Annotated[
+    int | None, typer.Option("--max-moves", help="Draw after this many full moves (0 = off).")
+]
+ConcOpt = Annotated[
+    int | None, typer.Option("--concurrency", help="Games played at once (model batch size).")
+]
+EnginesOpt = Annotated[int | None, typer.Option("--engines", help="Stockfish processes in the pool.")]
+AnchorsOpt = Annotated[
+    str | None, typer.Option("--anchors", help="Anchor ratings JSON (lab chess calibrate).")
+]
+MethodOpt = Annotated[
+    str | None, typer.Option("--rating-method", help="period (order-free Glicko-2) or sequential (paper).")
+]
+StockfishOpt = Annotated[str | None, typer.Option("--stockfish", help="Stockfish binary (default: found).")]
+DeviceOpt = Annotated[str | None, typer.Option("--device", help="auto | cpu | cuda | mps.")]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="Sampling seed.")]
+ResumeOpt = Annotated[Path | None, typer.Option("--resume", help="Continue an interrupted run directory.")]
+NameOpt = Annotated[str, typer.Option("--name", help="Run name (runs/chess-<cmd>/<name>-<time>).")]
+
+
+def _split(text: str | None, conv):
+    if text is None:
+        return None
+    from lab_shared.errors import LabError
+
+    try:
+        return [conv(x.strip()) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise LabError(f"bad list {text!r}: use comma-separated values") from None
+
+
+def _run_eval(command: str, name: str, resume: Path | None, config, sets, values: dict) -> dict:
+    from lab_shared.config import load_config
+    from lab_shared.rundir import RunDir
+    from lab_transcendence.transcend import EvalConfig, run_experiment
+
+    if resume is not None:
+        run = RunDir.open(resume)
+        cfg = load_config(EvalConfig, run.file("config.json"), sets or ())
+    else:
+        from lab_shared.cli_utils import config_from_cli
+
+        cfg = config_from_cli(EvalConfig, config, sets, **values)
+        from lab_transcendence.transcend import validate
+
+        validate(cfg)
+        run = RunDir.create(f"chess-{command}", name, cfg)
+    res = run_experiment(cfg, run)
+    from rich.console import Console
+
+    con = Console()
+    con.print((run.path / "transcendence.md").read_text())
+    for line in res["summary"]:
+        con.print(line)
+    con.print(f"run: {run.path}")
+    if res["games_recorded"] == 0 or all(r["games"] == 0 for r in res["ratings"]):
+        from lab_shared.errors import LabError
+
+        raise LabError(f"no game could be played (see {run.path}/games.jsonl)")
+    return res
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the package's Typer app."""
+
+    @app.command("eval")
+    def eval_cmd(
+        model: Annotated[Path | None, typer.Option("--model", help="Exported model folder.")] = None,
+        temperature: Annotated[
+            float, typer.Option("--temperature", "-t", help="Sampling temperature > 0.")
+        ] = 0.001,
+        policy: Annotated[
+            str, typer.Option("--policy", help="paper (resample 5x then forfeit) or masked.")
+        ] = "paper",
+        levels: LevelsOpt = None,
+        games: GamesOpt = None,
+        limit: LimitOpt = None,
+        max_moves: MaxMovesOpt = None,
+        concurrency: ConcOpt = None,
+        engines: EnginesOpt = None,
+        anchors: AnchorsOpt = None,
+        rating_method: MethodOpt = None,
+        stockfish: StockfishOpt = None,
+        device: DeviceOpt = None,
+        seed: SeedOpt = None,
+        resume: ResumeOpt = None,
+        name: NameOpt = "eval",
+        config: ConfigOpt = None,
+        sets: SetOpt = None,
+    ) -> None:
+        """Play one model at one temperature and policy against Stockfish levels and rate it (Glicko-2)."""
+        values = dict(
+            models=[str(model)] if model else None,
+            temperatures=[temperature],
+            policies=[policy],
+            levels=_split(levels, int),
+            games=games,
+            limit=limit,
+            max_moves=max_moves,
+            concurrency=concurrency,
+            engines=engines,
+            anchors=anchors,
+            rating_method=rating_method,
+            stockfish=stockfish,
+            device=device,
+            seed=seed,
+            experts=False,
+        )
+        _run_eval("eval", name, resume, config, sets, values)
+
+    @app.command("transcend")
+    def transcend_cmd(
+        model: Annotated[
+            list[Path] | None, typer.Option("--model", help="Model folder (repeatable).")
+        ] = None,
+        temperatures: Annotated[
+            str | None, typer.Option("--temperatures", help="e.g. 0.001,0.01,0.1,0.3,0.5,0.75,1,1.5 (paper).")
+        ] = None,
+        policies: Annotated[
+            str | None, typer.Option("--policies", help="paper,masked (both by default).")
+        ] = None,
+        experts: Annotated[
+            bool, typer.Option("--experts/--no-experts", help="Rate the data's synthetic experts too.")
+        ] = True,
+        expert_games: Annotated[
+            int | None, typer.Option("--expert-games", help="Games per expert and level.")
+        ] = None,
+        levels: LevelsOpt = None,
+        games: GamesOpt = None,
+        limit: LimitOpt = None,
+        max_moves: MaxMovesOpt = None,
+        concurrency: ConcOpt = None,
+        engines: EnginesOpt = None,
+        anchors: AnchorsOpt = None,
+        rating_method: MethodOpt = None,
+        stockfish: StockfishOpt = None,
+        device: DeviceOpt = None,
+        seed: SeedOpt = None,
+        resume: ResumeOpt = None,
+        name: NameOpt = "transcend",
+        config: ConfigOpt = None,
+        sets: SetOpt = None,
+    ) -> None:
+        """Rate models at every temperature and policy; compare with the best expert / data max (Figure 1)."""
+        values = dict(
+            models=[str(m) for m in model] if model else None,
+            temperatures=_split(temperatures, float),
+            policies=_split(policies, str),
+            experts=experts,
+            expert_games=expert_games,
+            levels=_split(levels, int),
+            games=games,
+            limit=limit,
+            max_moves=max_moves,
+            concurrency=concurrency,
+            engines=engines,
+            anchors=anchors,
+            rating_method=rating_method,
+            stockfish=stockfish,
+            device=device,
+            seed=seed,
+        )
+        _run_eval("transcend", name, resume, config, sets, values)
+
+    @app.command("calibrate")
+    def calibrate_cmd(
+        levels: Annotated[str, typer.Option("--levels", help="Skill Levels to measure.")] = "1,2,3,4,5",
+        games: Annotated[int, typer.Option("--games", help="Games per pair of levels.")] = 20,
+        limit: Annotated[str, typer.Option("--limit", help="Engine move limit (as in eval).")] = "time:0.1",
+        pin: Annotated[
+            str, typer.Option("--pin", help="LEVEL=RATING fixing the scale, e.g. 1=1554.")
+        ] = "1=1554",
+        engines: Annotated[int, typer.Option("--engines", help="Stockfish processes.")] = 2,
+        concurrency: Annotated[int, typer.Option("--concurrency", help="Games at once.")] = 8,
+        max_moves: Annotated[int, typer.Option("--max-moves", help="Draw after this many full moves.")] = 89,
+        stockfish: StockfishOpt = None,
+        out: Annotated[Path | None, typer.Option("--out", help="Also write the anchors JSON here.")] = None,
+        name: NameOpt = "calibrate",
+    ) -> None:
+        """Re-measure the Stockfish anchor ratings on this machine by a round robin between levels."""
+        from lab_shared.errors import LabError
+        from lab_shared.io import atomic_write_json
+        from lab_shared.report import markdown_table
+        from lab_shared.rundir import RunDir
+        from lab_transcendence.rating import PAPER_ANCHORS, calibrate, parse_levels
+
+        lv = parse_levels(levels)
+        try:
+            pin_level, pin_rating = pin.split("=")
+            pin_level, pin_rating = int(pin_level), float(pin_rating)
+        except ValueError:
+            raise LabError(f"bad --pin {pin!r}: use LEVEL=RATING, e.g. 1=1554") from None
+        if pin_level not in lv or len(lv) < 2:
+            raise LabError("--levels needs at least two levels including the pinned one")
+        cfg = dict(
+            levels=lv,
+            games=games,
+            limit=limit,
+            pin=[pin_level, pin_rating],
+            engines=engines,
+            concurrency=concurrency,
+            max_moves=max_moves,
+        )
+        run = RunDir.create("chess-calibrate", name, cfg)
+        res = calibrate(
+            run, lv, games, limit, pin_level, pin_rating, engines, concurrency, max_moves, stockfish
+        )
+        rows = [
+            {"level": k, "rating": v["rating"], "se": v["rd"], "paper": PAPER_ANCHORS.get(k, "")}
+            for k, v in ((int(k), v) for k, v in res["anchors"].items())
+        ]
+        typer.echo(markdown_table(rows, floatfmt=".0f"))
+        if out is not None:
+            atomic_write_json(out, {"anchors": res["anchors"], "limit": limit, "pin": pin})
+        typer.echo(f"anchors: {run.file('anchors.json')}")
+
+    analyze = typer.Typer(
+        help="The paper's analyses: dataset diversity and reward of low temperature.", no_args_is_help=True
+    )
+    app.add_typer(analyze, name="analyze")
+
+    @analyze.command("diversity")
+    def diversity_cmd(
+        corpus: Annotated[list[Path], typer.Argument(help="PGN file(s) or folders, one per corpus.")],
+        plies: Annotated[int, typer.Option("--plies", help="Positions within the first N plies.")] = 16,
+        min_count: Annotated[
+            int, typer.Option("--min-count", help="Positions seen more than N times.")
+        ] = 100,
+        max_games: Annotated[
+            int | None, typer.Option("--max-games", help="Read at most N games per corpus.")
+        ] = None,
+        name: NameOpt = "diversity",
+    ) -> None:
+        """Normalised entropy of the move distribution in frequent early positions, per corpus."""
+        from lab_transcendence.analyze import run_diversity
+
+        typer.echo(run_diversity(corpus, plies, min_count, max_games, name))
+
+    @analyze.command("rewards")
+    def rewards_cmd(
+        run_dir: Annotated[Path, typer.Option("--run", help="An eval/transcend run directory.")],
+        model: Annotated[Path, typer.Option("--model", help="The model folder that played those games.")],
+        player: Annotated[
+            str | None,
+            typer.Option("--player", help="Player name in the games (default: first model player)."),
+        ] = None,
+        temperatures: Annotated[
+            str, typer.Option("--temperatures", help="Temperatures to compare.")
+        ] = "0.001,0.1,0.5,1",
+        depth: Annotated[int, typer.Option("--depth", help="Stockfish depth for move values.")] = 8,
+        max_positions: Annotated[int, typer.Option("--max-positions", help="Positions to analyse.")] = 200,
+        stockfish: StockfishOpt = None,
+        device: DeviceOpt = None,
+        name: NameOpt = "rewards",
+    ) -> None:
+        """Replay the model's games; expected reward per temperature and where low temperature gains."""
+        from lab_transcendence.analyze import run_rewards
+
+        typer.echo(
+            run_rewards(
+                run_dir,
+                model,
+                player,
+                _split(temperatures, float),
+                depth,
+                max_positions,
+                stockfish,
+                device or "auto",
+                name,
+            )
+        )
+
+    @app.command("uci")
+    def uci_cmd(
+        model: Annotated[Path, typer.Option("--model", help="Exported model folder.")],
+        temperature: Annotated[
+            float, typer.Option("--temperature", help="Sampling temperature > 0.")
+        ] = 0.001,
+        policy: Annotated[str, typer.Option("--policy", help="masked or paper.")] = "masked",
+        seed: Annotated[int, typer.Option("--seed")] = 0,
+        device: Annotated[str, typer.Option("--device")] = "cpu",
+    ) -> None:
+        """Serve the model as a UCI engine on stdin/stdout (for GUIs, cutechess-cli, lichess-bot)."""
+        from lab_shared.device import choose_device
+        from lab_shared.errors import LabError
+        from lab_transcendence.export import load_model
+        from lab_transcendence.uci import UciEngine, serve
+
+        if not temperature > 0:
+            raise LabError(f"temperature must be > 0, got {temperature}")
+        if policy not in ("masked", "paper"):
+            raise LabError(f"unknown policy {policy!r} (choose masked or paper)")
+        if not model.exists():
+            raise LabError(f"model folder not found: {model}")
+        m, tok, _meta = load_model(model, choose_device(device))
+        serve(UciEngine(m, tok, temperature, policy, seed))

@@ -122,7 +122,7 @@ class Engine:
             pass
         threading.Thread(target=_quiet_close, args=(eng,), daemon=True).start()
 
-    def _call(self, fn, settings: EngineSettings):
+    def call(self, fn, settings: EngineSettings):
         """Run fn(engine) with the settings applied; restart and retry on crash or hang."""
         last: Exception | None = None
         for attempt in range(self.retries + 1):
@@ -155,14 +155,14 @@ class Engine:
 
     def play(self, board: chess.Board, settings: EngineSettings, game: object = None) -> chess.Move:
         """The engine's move in `board` under `settings` (`game` keys ucinewgame between games)."""
-        result = self._call(lambda e: e.play(board, settings.limit(), game=game), settings)
+        result = self.call(lambda e: e.play(board, settings.limit(), game=game), settings)
         if result.move is None or result.move not in board.legal_moves:
             raise EngineFailure(f"engine returned no legal move in {board.fen()}")
         return result.move
 
     def analyse(self, board: chess.Board, settings: EngineSettings, multipv: int = 1) -> list[dict]:
         """python-chess analysis infos (one per principal variation)."""
-        out = self._call(lambda e: e.analyse(board, settings.limit(), multipv=multipv), settings)
+        out = self.call(lambda e: e.analyse(board, settings.limit(), multipv=multipv), settings)
         return out if isinstance(out, list) else [out]
 
     def close(self) -> None:
@@ -205,6 +205,21 @@ class EnginePool:
     def play(self, board: chess.Board, settings: EngineSettings, game: object = None) -> chess.Move:
         return self._with_engine(lambda e: e.play(board, settings, game))
 
+    def call(self, fn, settings: EngineSettings):
+        """fn(raw python-chess engine) on a free supervised engine configured with `settings`."""
+        return self._with_engine(lambda e: e.call(fn, settings))
+
+    def call_many(self, jobs: Sequence[tuple]) -> list:
+        """Run (fn, settings) jobs concurrently; a failed job gives its EngineFailure."""
+        futs = [self._exec.submit(self.call, fn, s) for fn, s in jobs]
+        out = []
+        for f in futs:
+            try:
+                out.append(f.result())
+            except EngineFailure as e:
+                out.append(e)
+        return out
+
     def play_many(
         self, requests: Sequence[tuple[chess.Board, EngineSettings, object]]
     ) -> list[chess.Move | EngineFailure]:
@@ -245,3 +260,28 @@ def open_pool(stockfish: str | Path | None = None, size: int = 2, grace: float =
         pool.close()
         raise LabError(f"cannot start Stockfish at {path}: {e}") from e
     return pool
+
+
+def parse_limit(spec: str) -> tuple[str, float | str]:
+    """A move limit `time:0.1`, `nodes:2000`, `depth:3` or `depth:level+1` (Skill Level k at depth k+1)."""
+    kind, _, value = spec.partition(":")
+    kind = kind.strip().lower()
+    if kind not in ("time", "nodes", "depth") or not value:
+        raise LabError(f"bad engine limit {spec!r}: use time:SECONDS, nodes:N, depth:N or depth:level+1")
+    if kind == "depth" and value.replace(" ", "") == "level+1":
+        return kind, "level+1"
+    try:
+        num = float(value) if kind == "time" else int(value)
+    except ValueError:
+        raise LabError(f"bad engine limit {spec!r}: {value!r} is not a number") from None
+    if num <= 0:
+        raise LabError(f"bad engine limit {spec!r}: must be > 0")
+    return kind, num
+
+
+def level_settings(level: int, limit: str = "time:0.1") -> EngineSettings:
+    """Stockfish at UCI Skill Level `level` under the move limit `limit` (see parse_limit)."""
+    kind, value = parse_limit(limit)
+    if value == "level+1":
+        value = level + 1
+    return EngineSettings(skill=level, **{kind: value})

@@ -1,0 +1,216 @@
+"""Ratings from game records: Stockfish anchors, Glicko-2 of one player, and anchor calibration.
+
+The model (or an expert) is rated against Stockfish levels whose ratings are fixed anchors (deviation 0).
+Defaults are the paper's anchors; `calibrate` re-measures them on this machine by a round robin between
+levels fitted by maximum likelihood with one level pinned (the levels' spacing depends on the machine
+and the move limit, the pin only sets the scale's origin).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from lab_shared.errors import LabError
+from lab_shared.io import read_json
+from lab_transcendence.arena import score_for
+from lab_transcendence.glicko2 import Rating, Result, rate_period, rate_sequential
+
+# The paper's anchor ratings for Stockfish UCI Skill Levels (deviation 0).
+PAPER_ANCHORS: dict[int, float] = {1: 1554.0, 2: 1759.0, 3: 1867.0, 4: 2006.0, 5: 2148.0}
+# The paper's starting point for a rated model and its system constant.
+PAPER_START = Rating(1500.0, 500.0, 0.06)
+PAPER_TAU = 0.5
+
+
+def parse_levels(text: str) -> list[int]:
+    """`1,3,5` -> [1, 3, 5] (Skill Levels 0..20)."""
+    try:
+        levels = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise LabError(f"bad Stockfish levels {text!r}: use comma-separated integers like 1,3,5") from None
+    if not levels or any(not 0 <= lv <= 20 for lv in levels):
+        raise LabError(f"bad Stockfish levels {text!r}: each must be 0..20")
+    return levels
+
+
+def parse_floats(text: str, what: str = "temperatures") -> list[float]:
+    try:
+        vals = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise LabError(f"bad {what} {text!r}: use comma-separated numbers") from None
+    if not vals:
+        raise LabError(f"no {what} given")
+    return vals
+
+
+def load_anchors(path: str | Path | None) -> dict[int, tuple[float, float]]:
+    """Anchors level -> (rating, deviation): the paper's by default, else a JSON file.
+
+    The file is either `lab chess calibrate`'s anchors.json ({"anchors": {"1": {"rating": .., "rd": ..}}})
+    or a plain mapping {"1": 1554, "3": 1867}.
+    """
+    if path is None:
+        return {lv: (r, 0.0) for lv, r in PAPER_ANCHORS.items()}
+    data = read_json(path)
+    data = data.get("anchors", data) if isinstance(data, dict) else data
+    if not isinstance(data, dict):
+        raise LabError(f"{path}: anchors must be a JSON object of level -> rating")
+    out = {}
+    try:
+        for k, v in data.items():
+            if isinstance(v, dict):
+                out[int(k)] = (float(v["rating"]), float(v.get("rd", 0.0)))
+            else:
+                out[int(k)] = (float(v), 0.0)
+    except (ValueError, KeyError, TypeError):
+        raise LabError(f"{path}: anchors must map a level to a rating") from None
+    return out
+
+
+def check_levels(levels: Sequence[int], anchors: dict[int, tuple[float, float]]) -> None:
+    missing = [lv for lv in levels if lv not in anchors]
+    if missing:
+        raise LabError(
+            f"no anchor rating for Stockfish level(s) {missing}: pass --anchors FILE (lab chess calibrate)"
+        )
+
+
+def rate_records(
+    records: Sequence[dict],
+    player: str,
+    opponents: dict[str, tuple[float, float]],
+    method: str = "period",
+    start: Rating = PAPER_START,
+    tau: float = PAPER_TAU,
+) -> dict:
+    """Glicko-2 of `player` from its games against opponents of known (rating, rd).
+
+    method `period` (one rating period, order-free; reported) or `sequential` (the paper's game-by-game
+    updates in record order). Also counts wins/draws/losses, forfeits and unscored (error) games.
+    """
+    if method not in ("period", "sequential"):
+        raise LabError(f"unknown rating method {method!r} (choose period or sequential)")
+    results: list[Result] = []
+    w = d = lo = forfeits = errors = 0
+    for rec in records:
+        if player not in (rec["white"], rec["black"]):
+            continue
+        opp = rec["black"] if rec["white"] == player else rec["white"]
+        if opp not in opponents:
+            continue
+        s = score_for(rec, player)
+        if s is None:
+            errors += 1
+            continue
+        results.append(Result(opponents[opp][0], opponents[opp][1], s))
+        w += s == 1.0
+        d += s == 0.5
+        lo += s == 0.0
+        if rec["termination"] == "forfeit" and s == 0.0:
+            forfeits += 1
+    rate = rate_period if method == "period" else rate_sequential
+    r = rate(start, results, tau)
+    n = len(results)
+    return {
+        "rating": r.rating,
+        "rd": r.rd,
+        "vol": r.vol,
+        "games": n,
+        "wins": w,
+        "draws": d,
+        "losses": lo,
+        "score": (w + 0.5 * d) / n if n else float("nan"),
+        "forfeits": forfeits,
+        "errors": errors,
+        "method": method,
+    }
+
+
+def fit_anchors(
+    records: Sequence[dict], names: dict[int, str], pin_level: int, pin_rating: float
+) -> dict[int, tuple[float, float]]:
+    """Maximum-likelihood Elo of every level from a round robin, `pin_level` fixed at `pin_rating`."""
+    from lab_transcendence.synth import fit_elo
+
+    games = []
+    for rec in records:
+        s = score_for(rec, rec["white"])
+        if s is not None:
+            games.append((rec["white"], rec["black"], s))
+    if not games:
+        raise LabError("no scored games to calibrate from")
+    fit = fit_elo(games, {names[pin_level]: pin_rating}, prior_mean=pin_rating, prior_sd=1000.0)
+    out = {pin_level: (pin_rating, 0.0)}
+    for lv, name in names.items():
+        if lv != pin_level:
+            out[lv] = (fit.ratings.get(name, float("nan")), fit.se.get(name, float("nan")))
+    return dict(sorted(out.items()))
+
+
+def calibrate(
+    run,
+    levels: Sequence[int],
+    games: int,
+    limit: str,
+    pin_level: int,
+    pin_rating: float,
+    engines: int = 2,
+    concurrency: int = 8,
+    max_moves: int = 89,
+    stockfish: str | None = None,
+) -> dict:
+    """Round robin between Stockfish levels (colours alternating), then the anchors by maximum likelihood.
+
+    Games go to run/games.jsonl (resumable); anchors.json, crosstable and results.json are written.
+    """
+    from lab_shared.io import atomic_write_json
+    from lab_shared.progress import progress
+    from lab_transcendence.arena import EnginePlayer, GameLog, GameSpec, play_games, write_pgn
+    from lab_transcendence.engines import level_settings, open_pool
+
+    pool = open_pool(stockfish, size=engines)
+    try:
+        players = {}
+        names = {}
+        for lv in levels:
+            p = EnginePlayer(pool, level_settings(lv, limit))
+            players[p.name] = p
+            names[lv] = p.name
+        specs = []
+        for i, a in enumerate(levels):
+            for b in levels[i + 1 :]:
+                for g in range(games):
+                    w, bl = (names[a], names[b]) if g % 2 == 0 else (names[b], names[a])
+                    specs.append(GameSpec(f"{names[a]}|{names[b]}|{g}", w, bl, round=g + 1))
+        log = GameLog(run.file("games.jsonl"))
+        bar = progress(total=len(specs) - len(log.done_ids()), desc="calibration games")
+        records = play_games(
+            specs,
+            players,
+            log,
+            concurrency=concurrency,
+            max_moves=max_moves or None,
+            on_game=lambda r: bar.update(1),
+        )
+        bar.close()
+    finally:
+        pool.close()
+    write_pgn(records, run.file("games.pgn"), event="lab chess calibrate")
+    fitted = fit_anchors(records, names, pin_level, pin_rating)
+    anchors = {str(k): {"rating": round(r, 1), "rd": round(se, 1)} for k, (r, se) in fitted.items()}
+    cross = {}
+    for rec in records:
+        s = score_for(rec, rec["white"])
+        if s is None:
+            continue
+        for x, y, sx in ((rec["white"], rec["black"], s), (rec["black"], rec["white"], 1 - s)):
+            cell = cross.setdefault(x, {}).setdefault(y, [0.0, 0])
+            cell[0] += sx
+            cell[1] += 1
+    atomic_write_json(
+        run.file("anchors.json"), {"anchors": anchors, "limit": limit, "pin": [pin_level, pin_rating]}
+    )
+    res = {"anchors": anchors, "crosstable": cross, "games": len(records), "limit": limit}
+    run.write_results(res)
+    return res

@@ -1,0 +1,348 @@
+"""The experiment: each model at each temperature and legal-move policy against Stockfish levels, rated.
+
+For every (model, temperature, policy) the model plays `games` games against each Stockfish level
+(colours alternating) and is rated by Glicko-2 against the level anchors. Each synthetic expert of the
+model's training data (when its metadata names them) plays the same levels under the same limits and is
+rated the same way, so "model vs best expert" compares like with like. Outputs: games.jsonl/games.pgn,
+the table (transcendence.md/.csv), Figure 1 (rating against temperature) and the verdict in results.json.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lab_shared.errors import LabError
+
+PAPER_TEMPERATURES = [0.001, 0.01, 0.1, 0.3, 0.5, 0.75, 1.0, 1.5]
+
+
+@dataclass
+class EvalConfig:
+    models: list[str] = field(default_factory=list)
+    temperatures: list[float] = field(default_factory=lambda: list(PAPER_TEMPERATURES))
+    policies: list[str] = field(default_factory=lambda: ["paper", "masked"])
+    levels: list[int] = field(default_factory=lambda: [1, 3, 5])
+    games: int = 100  # per model, temperature, policy and level; colours alternate
+    limit: str = "time:0.1"  # engine move limit: time:S | nodes:N | depth:N | depth:level+1
+    max_moves: int = 89  # more full moves than this is a draw (the paper's rule); 0 = off
+    concurrency: int = 32  # live games at once (the model batches their positions)
+    engines: int = 2  # Stockfish processes in the pool
+    anchors: str | None = None  # JSON from `lab chess calibrate`; default: the paper's anchors
+    rating_method: str = "period"  # period (order-free Glicko-2) | sequential (the paper's)
+    experts: bool = True  # also rate the synthetic experts named in the model's data metadata
+    expert_games: int = 0  # games per expert and level (0 = same as games)
+    attempts: int = 5  # paper policy: samples before a forfeit
+    stockfish: str | None = None
+    device: str = "auto"
+    seed: int = 0
+
+
+def validate(cfg: EvalConfig) -> None:
+    from lab_transcendence.engines import parse_limit
+    from lab_transcendence.player import POLICIES
+
+    if not cfg.models:
+        raise LabError("no model given: pass --model DIR")
+    for t in cfg.temperatures:
+        if not t > 0:
+            raise LabError(f"temperature must be > 0, got {t}")
+    for p in cfg.policies:
+        if p not in POLICIES:
+            raise LabError(f"unknown legal-move policy {p!r} (choose paper or masked)")
+    if cfg.games < 1:
+        raise LabError(f"games must be >= 1, got {cfg.games}")
+    if cfg.concurrency < 1 or cfg.engines < 1:
+        raise LabError("concurrency and engines must be >= 1")
+    if cfg.rating_method not in ("period", "sequential"):
+        raise LabError(f"unknown rating method {cfg.rating_method!r} (choose period or sequential)")
+    parse_limit(cfg.limit)
+
+
+def _label(path: str, taken: set[str]) -> str:
+    base = Path(path).resolve().name or "model"
+    label, n = base, 1
+    while label in taken:
+        n += 1
+        label = f"{base}-{n}"
+    taken.add(label)
+    return label
+
+
+def player_name(label: str, temperature: float, policy: str) -> str:
+    return f"{label}@T{temperature:g}/{policy}"
+
+
+def experts_from_meta(meta: dict) -> list:
+    """The synthetic experts a model's training data came from (empty for real data)."""
+    from lab_transcendence.synth import Expert
+
+    data = meta.get("data") or {}
+    specs = data.get("experts") or meta.get("experts")
+    if not specs:
+        for key in ("data_dir", "path", "dir"):
+            d = data.get(key)
+            if d and (Path(d) / "experts.json").is_file():
+                from lab_shared.io import read_json
+
+                raw = read_json(Path(d) / "experts.json")
+                specs = raw.get("experts", raw) if isinstance(raw, dict) else raw
+                break
+    out = []
+    for s in specs or []:
+        if isinstance(s, dict) and s.get("kind", "expert") == "expert" and "name" in s:
+            out.append(Expert.from_dict(s))
+    return out
+
+
+def _model_moves(rec: dict, name: str) -> int:
+    white = rec["white"] == name
+    return (rec["plies"] + 1) // 2 if white else rec["plies"] // 2
+
+
+def run_experiment(cfg: EvalConfig, run, show_progress: bool = True) -> dict:
+    """Play every game not yet in run/games.jsonl, then rate and report. Returns the results dict."""
+    from lab_shared.device import choose_device
+    from lab_shared.progress import progress
+    from lab_transcendence.arena import EnginePlayer, ExpertPlayer, GameLog, GameSpec, game_seed, play_games
+    from lab_transcendence.engines import level_settings, open_pool
+    from lab_transcendence.export import load_model
+    from lab_transcendence.player import ModelPlayer
+    from lab_transcendence.rating import check_levels, load_anchors
+
+    validate(cfg)
+    anchors = load_anchors(cfg.anchors)
+    check_levels(cfg.levels, anchors)
+    device = choose_device(cfg.device)
+    models, taken = [], set()
+    for path in cfg.models:
+        if not Path(path).exists():
+            raise LabError(f"model folder not found: {path}")
+        model, tok, meta = load_model(path, device)
+        models.append((_label(path, taken), path, model, tok, meta))
+
+    pool = open_pool(cfg.stockfish, size=cfg.engines)
+    try:
+        players: dict = {}
+        opponents: dict[str, tuple[float, float]] = {}
+        for lv in cfg.levels:
+            sf = EnginePlayer(pool, level_settings(lv, cfg.limit))
+            players[sf.name] = sf
+            opponents[sf.name] = anchors[lv]
+        rated: list[dict] = []  # one entry per rated player
+        specs: list[GameSpec] = []
+
+        def add_games(name: str, n: int) -> None:
+            for lv in cfg.levels:
+                opp = level_settings(lv, cfg.limit).name
+                for g in range(n):
+                    gid = f"{name}|{opp}|{g}"
+                    w, b = (name, opp) if g % 2 == 0 else (opp, name)
+                    specs.append(GameSpec(gid, w, b, round=g + 1, seed=game_seed(cfg.seed, gid)))
+
+        experts: dict[str, object] = {}
+        for label, path, model, tok, meta in models:
+            for pol in cfg.policies:
+                for t in cfg.temperatures:
+                    name = player_name(label, t, pol)
+                    players[name] = ModelPlayer(
+                        model, tok, t, pol, name=name, attempts=cfg.attempts, headers={"Model": str(path)}
+                    )
+                    rated.append(
+                        {"kind": "model", "name": name, "model": label, "policy": pol, "temperature": t}
+                    )
+                    add_games(name, cfg.games)
+            if cfg.experts:
+                for e in experts_from_meta(meta):
+                    experts.setdefault(e.name, e)
+        for ename, e in experts.items():
+            players[ename] = ExpertPlayer(pool, e)
+            rated.append({"kind": "expert", "name": ename, "data_rating": getattr(e, "rating", None)})
+            add_games(ename, cfg.expert_games or cfg.games)
+
+        log = GameLog(run.file("games.jsonl"))
+        todo = len([s for s in specs if s.game_id not in log.done_ids()])
+        bar = progress(total=todo, desc="games", enabled=show_progress) if todo else None
+
+        def on_game(rec: dict) -> None:
+            if bar is not None:
+                bar.update(1, last=rec["result"])
+            run.metrics.log(game=rec["game_id"], result=rec["result"], termination=rec["termination"])
+
+        records = play_games(
+            specs, players, log, concurrency=cfg.concurrency, max_moves=cfg.max_moves or None, on_game=on_game
+        )
+        if bar is not None:
+            bar.close()
+        restarts = pool.restarts
+    finally:
+        pool.close()
+    return report(cfg, run, records, rated, opponents, models, restarts)
+
+
+def report(
+    cfg: EvalConfig, run, records: list[dict], rated: list[dict], opponents, models, restarts: int
+) -> dict:
+    """Rate every player, write the table, Figure 1, the PGN and results.json."""
+    from lab_shared.report import line_plot, markdown_table, write_table
+    from lab_transcendence.arena import write_pgn
+    from lab_transcendence.rating import rate_records
+
+    write_pgn(records, run.file("games.pgn"))
+    rows = []
+    for p in rated:
+        r = rate_records(records, p["name"], opponents, method=cfg.rating_method)
+        row = {k: v for k, v in p.items() if k != "name"} | {"player": p["name"]}
+        row |= {
+            k: r[k]
+            for k in ("rating", "rd", "games", "score", "wins", "draws", "losses", "forfeits", "errors")
+        }
+        if p["kind"] == "model":
+            mine = [x for x in records if p["name"] in (x["white"], x["black"])]
+            moves = sum(_model_moves(x, p["name"]) for x in mine)
+            illegal = sum(x["illegal"]["white" if x["white"] == p["name"] else "black"] for x in mine)
+            row["legal_rate"] = moves / (moves + illegal) if moves + illegal else float("nan")
+            if cfg.rating_method == "period":
+                row["rating_sequential"] = rate_records(records, p["name"], opponents, method="sequential")[
+                    "rating"
+                ]
+        rows.append(row)
+    model_rows = [r for r in rows if r["kind"] == "model"]
+    expert_rows = [r for r in rows if r["kind"] == "expert"]
+    best_expert = max(expert_rows, key=lambda r: r["rating"]) if expert_rows else None
+    table = [
+        {
+            "model": r["model"],
+            "policy": r["policy"],
+            "T": r["temperature"],
+            "rating": r["rating"],
+            "rd": r["rd"],
+            "games": r["games"],
+            "score": r["score"],
+            "W/D/L": f"{r['wins']}/{r['draws']}/{r['losses']}",
+            "forfeits": r["forfeits"],
+            "legal_rate": r["legal_rate"],
+            "errors": r["errors"],
+        }
+        for r in model_rows
+    ] + [
+        {
+            "model": r["player"],
+            "policy": "expert",
+            "T": "",
+            "rating": r["rating"],
+            "rd": r["rd"],
+            "games": r["games"],
+            "score": r["score"],
+            "W/D/L": f"{r['wins']}/{r['draws']}/{r['losses']}",
+            "forfeits": "",
+            "legal_rate": "",
+            "errors": r["errors"],
+        }
+        for r in expert_rows
+    ]
+    write_table(table, run.file("transcendence"))
+
+    verdicts = []
+    for label, _path, _m, _t, meta in models:
+        data_max = meta.get("max_rating")
+        for pol in cfg.policies:
+            mine = [r for r in model_rows if r["model"] == label and r["policy"] == pol]
+            if not mine:
+                continue
+            best = max(mine, key=lambda r: r["rating"])
+            low = min(mine, key=lambda r: r["temperature"])
+            ref_name, ref, ref_rd = (
+                ("data max rating", data_max, 0.0) if data_max is not None else (None, None, 0.0)
+            )
+            if best_expert is not None:
+                ref_name, ref, ref_rd = (
+                    f"best expert ({best_expert['player']})",
+                    best_expert["rating"],
+                    best_expert["rd"],
+                )
+            v = {
+                "model": label,
+                "policy": pol,
+                "best_T": best["temperature"],
+                "best_rating": best["rating"],
+                "best_rd": best["rd"],
+                "lowest_T": low["temperature"],
+                "lowest_T_rating": low["rating"],
+                "lowest_T_rd": low["rd"],
+                "reference": ref_name,
+                "reference_rating": ref,
+                "reference_rd": ref_rd,
+                "data_max_rating": data_max,
+            }
+            v["transcends"] = verdict(best["rating"], best["rd"], ref, ref_rd)
+            v["low_T_transcends"] = verdict(low["rating"], low["rd"], ref, ref_rd)
+            verdicts.append(v)
+    # Figure 1: rating against temperature, one line per model and policy, the references as horizontal lines
+    series, yerr = {}, {}
+    for label, *_ in models:
+        for pol in cfg.policies:
+            mine = sorted(
+                (r for r in model_rows if r["model"] == label and r["policy"] == pol),
+                key=lambda r: r["temperature"],
+            )
+            if mine:
+                key = f"{label} ({pol})"
+                series[key] = ([r["temperature"] for r in mine], [r["rating"] for r in mine])
+                yerr[key] = [r["rd"] for r in mine]
+    hlines = {}
+    for label, _p, _m, _t, meta in models:
+        if meta.get("max_rating") is not None:
+            hlines[f"max rating in data ({label})"] = float(meta["max_rating"])
+    if best_expert is not None:
+        hlines[f"best expert in arena ({best_expert['player']})"] = best_expert["rating"]
+    fig = line_plot(
+        run.plots / "figure1_rating_vs_temperature.png",
+        series,
+        "temperature",
+        "Glicko-2 rating",
+        title="Rating against temperature (Figure 1)",
+        hlines=hlines,
+        yerr=yerr,
+        logx=True,
+    )
+    text = markdown_table(table, floatfmt=".1f")
+    summary = [verdict_line(v) for v in verdicts]
+    results = {
+        "table": table,
+        "ratings": rows,
+        "verdicts": verdicts,
+        "summary": summary,
+        "engine_restarts": restarts,
+        "games_recorded": len(records),
+        "figure1": str(fig),
+        "anchors": {k: list(v) for k, v in opponents.items()},
+    }
+    run.write_results(results)
+    (run.file("summary.md")).write_text(text + "\n\n" + "\n".join(f"- {s}" for s in summary) + "\n")
+    return results
+
+
+def verdict(rating: float, rd: float, ref: float | None, ref_rd: float) -> str:
+    """`yes` when the rating minus its deviation clears the reference plus its deviation."""
+    if ref is None or math.isnan(rating):
+        return "unknown"
+    if rating - rd > ref + ref_rd:
+        return "yes"
+    if rating > ref:
+        return "within deviations"
+    return "no"
+
+
+def verdict_line(v: dict) -> str:
+    ref = (
+        "no reference"
+        if v["reference"] is None
+        else (f"{v['reference']} {v['reference_rating']:.0f} ± {v['reference_rd']:.0f}")
+    )
+    return (
+        f"{v['model']} ({v['policy']}): best T={v['best_T']:g} rating {v['best_rating']:.0f} ± {v['best_rd']:.0f}; "
+        f"T={v['lowest_T']:g}: {v['lowest_T_rating']:.0f} ± {v['lowest_T_rd']:.0f}; vs {ref}: "
+        f"transcends = {v['transcends']} (at lowest T: {v['low_T_transcends']})"
+    )
