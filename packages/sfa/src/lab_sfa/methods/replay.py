@@ -1,0 +1,97 @@
+"""`replay`: a reservoir buffer of past examples; a replay minibatch is mixed into every step.
+
+Reservoir sampling (Vitter's algorithm R) keeps a uniform sample of every example seen so far within a fixed
+capacity. The buffer is filled with each task's training set after the task (so it only ever holds past
+tasks). At each step the replay batch's loss gradient is mixed in as if the two batches were concatenated:
+g = (B g_cur + R g_replay) / (B + R).
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import default_collate
+
+from lab_sfa.methods.base import Method
+from lab_shared.callbacks import Callback
+from lab_shared.data import to_device
+
+
+class Reservoir:
+    """A fixed-capacity uniform sample of a stream (algorithm R)."""
+
+    def __init__(self, capacity: int, seed: int = 0):
+        self.capacity = int(capacity)
+        self.items: list[Any] = []
+        self.seen = 0
+        self.rng = random.Random(seed)
+
+    def add(self, item: Any) -> None:
+        self.seen += 1
+        if len(self.items) < self.capacity:
+            self.items.append(item)
+            return
+        j = self.rng.randrange(self.seen)
+        if j < self.capacity:
+            self.items[j] = item
+
+    def sample(self, n: int) -> list[Any]:
+        return [self.items[self.rng.randrange(len(self.items))] for _ in range(n)]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+class ReplayCallback(Callback):
+    """Adds the gradient of a replayed minibatch, weighted as in one concatenated batch."""
+
+    def __init__(self, buffer: Reservoir, replay_batch: int, collate_fn=None):
+        self.buffer, self.replay_batch = buffer, replay_batch
+        self.collate = collate_fn or default_collate
+        self.last_loss = 0.0
+
+    def on_before_optimizer_step(self, trainer) -> None:
+        if not len(self.buffer):
+            return
+        b = trainer.config.batch_size
+        r = self.replay_batch or b
+        batch = to_device(self.collate(self.buffer.sample(r)), trainer.device)
+        params = [p for p in trainer.model.parameters() if p.requires_grad]
+        w_cur, w_rep = b / (b + r), r / (b + r)
+        with torch.no_grad():
+            for p in params:
+                if p.grad is not None:
+                    p.grad.mul_(w_cur)
+        out = trainer.loss_fn(trainer.model, batch)
+        loss = out["loss"] if isinstance(out, dict) else out
+        (loss * w_rep).backward()
+        self.last_loss = float(loss.detach())
+
+    def on_log(self, trainer, metrics: dict) -> None:
+        metrics[f"{trainer.log_prefix}replay_loss"] = self.last_loss
+
+
+class Replay(Method):
+    """Experience replay with a reservoir buffer of ``buffer_size`` examples (count, or fraction of a task)."""
+
+    name = "replay"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        size = self.cfg.buffer_size
+        capacity = int(size) if size >= 1 else max(1, int(round(size * len(self.seq.tasks[0].train))))
+        self.buffer = Reservoir(capacity, seed=1234)
+
+    def callbacks(self, model: nn.Module, k: int) -> list:
+        return [ReplayCallback(self.buffer, self.cfg.replay_batch, self.seq.collate_fn)]
+
+    def after_task(self, model: nn.Module, k: int) -> None:
+        ds = self.seq.tasks[k].train
+        for i in range(len(ds)):
+            self.buffer.add(ds[i])
+
+    def stored_examples(self) -> int:
+        return len(self.buffer)
