@@ -1,7 +1,226 @@
-"""Commands of lab_learnsched (being written)."""
+"""`lab sched train | bench | simulate | workload`: the simulator side of the scheduler.
+
+Heavy imports (numpy, torch, gymnasium) happen inside the commands so `lab --help` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
 
 import typer
+
+from lab_shared.cli_utils import ConfigOpt, SetOpt
+from lab_shared.errors import LabError
+
+WorkloadOpt = Annotated[
+    str | None,
+    typer.Option("--workload", "-w", help="Built-in (default, drift, small), workload .toml/.json or trace."),
+]
+
+
+def _csv(v: str | None, cast=str) -> list | None:
+    if v is None:
+        return None
+    try:
+        return [cast(x.strip()) for x in v.split(",") if x.strip()]
+    except ValueError:
+        raise LabError(f"bad list '{v}'") from None
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the package's Typer app."""
+
+    @app.command()
+    def train(
+        agent: Annotated[str | None, typer.Option(help="ppo | dqn")] = None,
+        workload: WorkloadOpt = None,
+        steps: Annotated[int | None, typer.Option(help="Environment steps (scheduling decisions).")] = None,
+        buffer_pages: Annotated[int | None, typer.Option(help="Pool size in pages (0 = workload's).")] = None,
+        queue_size: Annotated[int | None, typer.Option(help="Queue window (0 = workload's).")] = None,
+        seed: Annotated[int | None, typer.Option()] = None,
+        name: Annotated[str, typer.Option(help="Run name prefix.")] = "",
+        resume: Annotated[Path | None, typer.Option(help="Resume from a run dir or checkpoint.")] = None,
+        config: ConfigOpt = None,
+        set_: SetOpt = None,
+        quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+    ) -> None:
+        """Train a masked PPO or double-DQN scheduler; checkpoints, metrics and a learning curve go to runs/."""
+        from lab_learnsched.agents.config import TrainConfig
+        from lab_shared.cli_utils import config_from_cli
+        from lab_shared.config import validate_range
+        from lab_shared.rundir import RunDir
+
+        cfg = config_from_cli(
+            TrainConfig,
+            config,
+            set_,
+            agent=agent,
+            workload=workload,
+            steps=steps,
+            buffer_pages=buffer_pages,
+            queue_size=queue_size,
+            seed=seed,
+        )
+        if cfg.agent not in ("ppo", "dqn"):
+            raise LabError(f"--agent must be ppo or dqn, got '{cfg.agent}'")
+        validate_range("steps", cfg.steps, lo=1)
+        validate_range("num_envs", cfg.num_envs, lo=1)
+        if resume is not None:
+            run = RunDir.open(resume if (resume / "config.json").exists() else resume.parent.parent)
+        else:
+            run = RunDir.create("sched-train", name or cfg.agent, cfg)
+        if cfg.agent == "ppo":
+            from lab_learnsched.agents.ppo import train_ppo as fn
+        else:
+            from lab_learnsched.agents.dqn import train_dqn as fn
+        res = fn(cfg, run, resume=resume, show_progress=not quiet)
+        from lab_learnsched.bench import learning_curve
+
+        learning_curve(str(run.path), run.plots / "learning_curve.png")
+        run.write_results(res)
+        typer.echo(
+            f"{cfg.agent}: validation hit ratio {res['val_hit_ratio']:.3f} "
+            f"(greedy-most-cached {res['val_greedy_hit_ratio']:.3f}); run: {run.path}"
+        )
+
+    @app.command()
+    def bench(
+        workload: Annotated[
+            str | None, typer.Option("--workload", "-w", help="Comma-separated workloads.")
+        ] = None,
+        policies: Annotated[str | None, typer.Option(help="Comma-separated scheduler specs.")] = None,
+        agent: Annotated[
+            list[str] | None, typer.Option(help="Agent checkpoint/run dir (repeatable).")
+        ] = None,
+        lookahead_agent: Annotated[
+            bool, typer.Option(help="Also run each agent as agent+la (value lookahead).")
+        ] = True,
+        seeds: Annotated[int | None, typer.Option(help="Held-out test episodes per workload.")] = None,
+        buffer_pages: Annotated[int | None, typer.Option()] = None,
+        queue_size: Annotated[int | None, typer.Option()] = None,
+        buffer_sweep: Annotated[str | None, typer.Option(help="Comma-separated pool sizes.")] = None,
+        queue_sweep: Annotated[str | None, typer.Option(help="Comma-separated queue windows.")] = None,
+        backend: Annotated[str, typer.Option(help="sim | postgres")] = "sim",
+        config: ConfigOpt = None,
+        set_: SetOpt = None,
+    ) -> None:
+        """Every policy on held-out seeds, drift, buffer/queue sweeps and exact-optimum gaps: tables + plots."""
+        from lab_learnsched.bench import BenchConfig, main_table_markdown, run_sim_bench
+        from lab_shared.cli_utils import config_from_cli
+        from lab_shared.rundir import RunDir
+
+        agents = []
+        for a in agent or []:
+            if not Path(a).exists():
+                raise LabError(f"agent checkpoint not found: {a}")
+            agents.append(f"agent:{a}")
+            if lookahead_agent:
+                agents.append(f"agent+la:{a}")
+        cfg = config_from_cli(
+            BenchConfig,
+            config,
+            set_,
+            workloads=_csv(workload),
+            policies=_csv(policies),
+            agents=agents or None,
+            seeds=seeds,
+            buffer_pages=buffer_pages,
+            queue_size=queue_size,
+            buffer_sweep=_csv(buffer_sweep, int),
+            queue_sweep=_csv(queue_sweep, int),
+            backend=backend,
+        )
+        run = RunDir.create("sched-bench", cfg.backend, cfg)
+        if cfg.backend == "sim":
+            out = run_sim_bench(cfg, run)
+            typer.echo(main_table_markdown(out))
+        elif cfg.backend == "postgres":
+            try:
+                from lab_learnsched.pg.bench import run_bench as pg_run_bench
+            except ImportError as e:
+                raise LabError(f"the postgres backend is not available ({e})") from None
+            pg_run_bench(cfg, run)
+        else:
+            raise LabError(f"--backend must be sim or postgres, got '{cfg.backend}'")
+        typer.echo(f"tables and plots: {run.path}")
+
+    @app.command()
+    def simulate(
+        workload: WorkloadOpt = None,
+        policy: Annotated[
+            str, typer.Option("--scheduler", help="Scheduler spec (fifo, greedy, ..., agent:PATH).")
+        ] = "greedy",
+        seed: Annotated[int, typer.Option()] = 0,
+        buffer_pages: Annotated[int | None, typer.Option()] = None,
+        queue_size: Annotated[int | None, typer.Option()] = None,
+        replacement: Annotated[str, typer.Option(help="lru | clock")] = "lru",
+        trace_out: Annotated[
+            Path | None, typer.Option(help="Write the episode's queries as a trace.")
+        ] = None,
+    ) -> None:
+        """Run one episode with one scheduler and print the order with per-query hits and reads."""
+        from lab_learnsched.env import BufferPoolEnv
+        from lab_learnsched.schedulers import make_scheduler
+        from lab_learnsched.workload import load_workload, save_trace
+        from lab_shared.report import markdown_table
+
+        wl = load_workload(workload or "default")
+        env = BufferPoolEnv(wl, buffer_pages, queue_size, replacement)
+        sched = make_scheduler(policy, seed)
+        env.reset(seed=seed)
+        if trace_out is not None:
+            qs = sorted(list(env.pending) + [q for q in env.slots if q is not None], key=lambda q: q.qid)
+            save_trace(trace_out, wl.tables, qs)
+        sched.reset(seed)
+        rows, done, hits, reads = [], False, 0, 0
+        while not done:
+            _, _, done, _, info = env.step(sched.choose(env.state()))
+            hits, reads = hits + info["hits"], reads + info["reads"]
+            rows.append({k: info[k] for k in ("qid", "template", "hits", "reads", "now")})
+        typer.echo(markdown_table(rows, floatfmt=".1f"))
+        typer.echo(
+            f"{sched.name}: hit ratio {hits / max(hits + reads, 1):.3f}, reads {reads}, makespan {env.now:.1f}"
+        )
+
+    @app.command("workload")
+    def workload_cmd(
+        spec: Annotated[str, typer.Argument(help="Built-in name or workload/trace file.")] = "default",
+        episodes: Annotated[int, typer.Option(help="Episodes to sample for the summary.")] = 20,
+        export_trace: Annotated[
+            Path | None, typer.Option(help="Write sampled episodes as one trace file.")
+        ] = None,
+    ) -> None:
+        """Validate a workload and summarise its tables, templates and query sizes."""
+        import numpy as np
+
+        from lab_learnsched.workload import load_workload, save_trace
+        from lab_shared.report import markdown_table
+
+        wl = load_workload(spec)
+        qs = [q for s in range(episodes) for q in wl.generate(s)]
+        typer.echo(
+            f"workload {wl.name}: {len(wl.tables.names)} tables, {wl.tables.n_pages} pages, "
+            f"{wl.queries} queries/episode ({wl.arrival}), suggested pool {wl.buffer_pages}, queue {wl.queue_size}"
+            + (f", drift at query {wl.drift_at}" if wl.drift_at is not None else "")
+        )
+        rows = []
+        for name in sorted({q.template for q in qs}):
+            sizes = np.array([q.size for q in qs if q.template == name])
+            kind = wl.templates[name].kind if name in wl.templates else "trace"
+            rows.append(
+                {
+                    "template": name,
+                    "kind": kind,
+                    "count": len(sizes),
+                    "pages_mean": float(sizes.mean()),
+                    "pages_min": int(sizes.min()),
+                    "pages_max": int(sizes.max()),
+                }
+            )
+        typer.echo(markdown_table(rows, floatfmt=".1f"))
+        if export_trace is not None:
+            for i, q in enumerate(qs):
+                q.qid = i
+            save_trace(export_trace, wl.tables, qs)
+            typer.echo(f"trace of {len(qs)} queries: {export_trace}")

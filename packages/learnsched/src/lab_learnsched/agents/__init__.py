@@ -1,0 +1,1 @@
+"""RL agents for the scheduling environment: masked PPO and masked double DQN (one file each)."""

@@ -1,0 +1,60 @@
+"""Training configuration of `lab sched train` (loadable from TOML/JSON, overridable with --set)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class PPOConfig:
+    rollout: int = 64  # steps per env per update
+    epochs: int = 4
+    minibatches: int = 4
+    clip: float = 0.2
+    gamma: float = 1.0  # episodes are short and the objective is total reads: no discounting
+    gae_lambda: float = 0.95
+    ent_coef: float = 0.01
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    anneal_lr: bool = True
+
+
+@dataclass
+class DQNConfig:
+    buffer_size: int = 50_000
+    batch_size: int = 128
+    learning_starts: int = 2_000
+    train_every: int = 1  # gradient steps every N vector steps
+    target_every: int = 1_000  # env steps between target network syncs
+    gamma: float = 0.99
+    eps_start: float = 1.0
+    eps_end: float = 0.02
+    eps_fraction: float = 0.3  # of total steps to anneal epsilon over
+    double: bool = True
+    max_grad_norm: float = 10.0
+
+
+@dataclass
+class TrainConfig:
+    agent: str = "ppo"  # ppo | dqn
+    workload: str = "default"  # built-in name or a workload/trace file
+    buffer_pages: int = 0  # 0 = the workload's suggestion
+    queue_size: int = 0  # 0 = the workload's suggestion
+    policy: str = "lru"  # buffer replacement policy of the simulator: lru | clock
+    bins: int = 32  # downsampled bitmap bins per table
+    steps: int = 150_000  # environment steps (decisions)
+    num_envs: int = 8
+    hidden: int = 128
+    lr: float = 3e-4
+    seed: int = 0
+    threads: int = 1  # torch CPU threads (the machine is shared)
+    eval_every: int = 25_000  # env steps between validation evaluations
+    eval_episodes: int = 16  # validation episodes (seeds VAL_SEED0 + i, disjoint from train and test)
+    ckpt_every: int = 50_000  # env steps between checkpoints
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    dqn: DQNConfig = field(default_factory=DQNConfig)
+
+
+# Episode seeds: test/bench episodes use 0.. (held out), validation 900_000.., training 10_000_000..
+VAL_SEED0 = 900_000
+TRAIN_SEED0 = 10_000_000

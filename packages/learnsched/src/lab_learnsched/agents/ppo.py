@@ -1,0 +1,153 @@
+"""Masked PPO (CleanRL-style, one file): clipped policy loss, GAE, entropy bonus, invalid slots masked.
+
+Rollouts come from `num_envs` environments stepped in lockstep; a finished episode is reset at once with
+the next training seed. Every `eval_every` steps the argmax policy is scored on fixed validation episodes
+(logged next to greedy-most-cached); checkpoints every `ckpt_every` steps and at the end (resumable).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.distributions import Categorical
+
+from lab_learnsched.agents import common
+from lab_learnsched.agents.config import TrainConfig
+from lab_learnsched.agents.nets import SlotNet
+from lab_shared.progress import progress
+from lab_shared.rundir import RunDir
+from lab_shared.seed import seed_everything
+
+
+def train_ppo(
+    cfg: TrainConfig, run: RunDir, resume: str | Path | None = None, show_progress: bool = True
+) -> dict:
+    torch.set_num_threads(cfg.threads)
+    seed_everything(cfg.seed)
+    pc = cfg.ppo
+    envs = common.make_envs(cfg, cfg.num_envs)
+    meta = common.meta_for(cfg, envs[0], "ppo")
+    net = SlotNet(envs[0].feat.spec, cfg.hidden)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, eps=1e-5)
+    validate = common.Validator(common.make_envs(cfg, 1)[0], cfg.eval_episodes)
+    step, seeds, best = 0, common.SeedStream(cfg.seed), -1.0
+    if resume:
+        st = common.load(resume, net, opt)
+        step, seeds, best = (
+            int(st["step"]),
+            common.SeedStream(cfg.seed, int(st["seed_pos"])),
+            float(st["best"]),
+        )
+    n, t_len = cfg.num_envs, pc.rollout
+    obs = np.stack([e.reset(seed=seeds.next())[0] for e in envs])
+    ep_hits, ep_reads = np.zeros(n), np.zeros(n)
+    done_ratios: list[float] = []
+    dim, s = obs.shape[1], envs[0].queue_size
+    b_obs = torch.zeros(t_len, n, dim)
+    b_act = torch.zeros(t_len, n, dtype=torch.long)
+    b_logp, b_rew, b_done, b_val = (torch.zeros(t_len, n) for _ in range(4))
+    per_update = n * t_len
+    next_eval = (step // cfg.eval_every + 1) * cfg.eval_every if cfg.eval_every else None
+    next_ckpt = (step // cfg.ckpt_every + 1) * cfg.ckpt_every if cfg.ckpt_every else None
+    t0 = time.time()
+    bar = progress(total=cfg.steps, desc="ppo") if show_progress else None
+    if bar is not None and step:
+        bar.update(step)
+    while step < cfg.steps:
+        if pc.anneal_lr:
+            for g in opt.param_groups:
+                g["lr"] = cfg.lr * max(0.05, 1.0 - step / cfg.steps)
+        # -- rollout --
+        for t in range(t_len):
+            o = torch.from_numpy(obs)
+            with torch.no_grad():
+                logits, v = net(o)
+            dist = Categorical(logits=logits)
+            a = dist.sample()
+            b_obs[t], b_act[t], b_logp[t], b_val[t] = o, a, dist.log_prob(a), v
+            for i, e in enumerate(envs):
+                ob, r, term, _, info = e.step(int(a[i]))
+                ep_hits[i] += info["hits"]
+                ep_reads[i] += info["reads"]
+                b_rew[t, i], b_done[t, i] = r, float(term)
+                if term:
+                    done_ratios.append(ep_hits[i] / max(ep_hits[i] + ep_reads[i], 1))
+                    ep_hits[i] = ep_reads[i] = 0
+                    ob = e.reset(seed=seeds.next())[0]
+                obs[i] = ob
+        step += per_update
+        # -- GAE (b_done[t] marks that the episode ended at step t) --
+        with torch.no_grad():
+            next_v = net(torch.from_numpy(obs))[1]
+        adv = torch.zeros(t_len, n)
+        last = torch.zeros(n)
+        for t in reversed(range(t_len)):
+            nv = next_v if t == t_len - 1 else b_val[t + 1]
+            nonterm = 1.0 - b_done[t]
+            delta = b_rew[t] + pc.gamma * nv * nonterm - b_val[t]
+            last = delta + pc.gamma * pc.gae_lambda * nonterm * last
+            adv[t] = last
+        ret = adv + b_val
+        # -- update --
+        f_obs, f_act, f_logp = b_obs.reshape(-1, dim), b_act.reshape(-1), b_logp.reshape(-1)
+        f_adv, f_ret = adv.reshape(-1), ret.reshape(-1)
+        mb = max(1, per_update // pc.minibatches)
+        stats = []
+        for _ in range(pc.epochs):
+            perm = torch.randperm(per_update)
+            for k in range(0, per_update, mb):
+                idx = perm[k : k + mb]
+                logits, v = net(f_obs[idx])
+                dist = Categorical(logits=logits)
+                logp = dist.log_prob(f_act[idx])
+                ratio = (logp - f_logp[idx]).exp()
+                a_ = f_adv[idx]
+                a_ = (a_ - a_.mean()) / (a_.std() + 1e-8)
+                pg = torch.max(-a_ * ratio, -a_ * ratio.clamp(1 - pc.clip, 1 + pc.clip)).mean()
+                vloss = 0.5 * (v - f_ret[idx]).pow(2).mean()
+                ent = dist.entropy().mean()
+                loss = pg + pc.vf_coef * vloss - pc.ent_coef * ent
+                opt.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(net.parameters(), pc.max_grad_norm)
+                opt.step()
+                with torch.no_grad():
+                    kl = ((ratio - 1) - (logp - f_logp[idx])).mean()
+                stats.append((pg.item(), vloss.item(), ent.item(), kl.item()))
+        pg_, vl_, ent_, kl_ = np.mean(stats, axis=0)
+        log = {
+            "pg_loss": pg_,
+            "v_loss": vl_,
+            "entropy": ent_,
+            "approx_kl": kl_,
+            "sps": step / (time.time() - t0),
+        }
+        if done_ratios:
+            log["train_hit_ratio"] = float(np.mean(done_ratios))
+            done_ratios = []
+        if next_eval is not None and (step >= next_eval or step >= cfg.steps):
+            log["val_hit_ratio"] = validate(net, meta)
+            log["val_greedy_hit_ratio"] = validate.greedy
+            best = max(best, log["val_hit_ratio"])
+            next_eval += cfg.eval_every
+        run.metrics.log(step=step, **log)
+        if bar is not None:
+            bar.update(per_update, hit=round(log.get("train_hit_ratio", 0.0), 3))
+        if next_ckpt is not None and step >= next_ckpt and step < cfg.steps:
+            common.save(run, step, net, opt, meta, cfg, {"seed_pos": seeds.pos, "best": best})
+            next_ckpt += cfg.ckpt_every
+    if bar is not None:
+        bar.close()
+    final_val = validate(net, meta)
+    ck = common.save(run, step, net, opt, meta, cfg, {"seed_pos": seeds.pos, "best": max(best, final_val)})
+    return {
+        "agent": "ppo",
+        "steps": step,
+        "val_hit_ratio": final_val,
+        "val_greedy_hit_ratio": validate.greedy,
+        "checkpoint": str(ck),
+        "train_seconds": time.time() - t0,
+    }

@@ -1,0 +1,264 @@
+"""`lab sched bench` on the simulator: every policy, held-out seeds, drift, buffer/queue sweeps, exact gaps.
+
+Tables (Markdown + CSV under the run directory) and plots:
+- `main`: per workload (default, drift) at its suggested pool/queue: hit ratio (mean, std over seeds),
+  disk reads, simulated makespan, gap to the distinct-pages floor; every scheduler on the same episodes.
+- `buffer_sweep` / `queue_sweep`: reads and hit ratio across buffer sizes and queue windows.
+- `exact`: batches of <= 8 queries (queue holds the whole batch) where the exact optimum is known: each
+  policy's reads and its gap to the optimum.
+Test episodes use seeds 0..seeds-1, disjoint from training (10,000,000+) and validation (900,000+) seeds.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lab_learnsched.env import BufferPoolEnv
+from lab_learnsched.evaluate import episodes, run_episode, summarize
+from lab_learnsched.schedulers import Scheduler, make_scheduler
+from lab_learnsched.workload import load_workload
+from lab_shared.errors import LabError
+from lab_shared.io import read_json
+from lab_shared.metrics import read_metrics
+from lab_shared.progress import get_logger
+from lab_shared.report import line_plot, markdown_table, write_table
+from lab_shared.rundir import RunDir
+
+log = get_logger("lab.sched")
+
+
+@dataclass
+class BenchConfig:
+    workloads: list[str] = field(default_factory=lambda: ["default", "drift"])
+    policies: list[str] = field(
+        default_factory=lambda: [
+            "fifo",
+            "random",
+            "shortest",
+            "greedy",
+            "lookahead:1",
+            "lookahead:2",
+            "optimal",
+        ]
+    )
+    agents: list[str] = field(default_factory=list)  # e.g. agent:runs/sched-train/ppo-.../ or agent+la:...
+    buffer_pages: int = 0  # 0 = the workload's suggestion
+    queue_size: int = 0  # 0 = the workload's suggestion
+    policy: str = "lru"  # replacement policy: lru | clock
+    seeds: int = 20  # held-out test episodes per workload
+    buffer_sweep: list[int] = field(default_factory=lambda: [200, 400, 800, 1600])
+    queue_sweep: list[int] = field(default_factory=lambda: [2, 4, 8, 16])
+    sweep_seeds: int = 8
+    sweep_policies: list[str] = field(
+        default_factory=lambda: ["fifo", "greedy", "lookahead:1", "lookahead:2"]
+    )
+    exact_batches: int = 20
+    exact_size: int = 8
+    backend: str = "sim"  # sim | postgres
+
+
+def _scheds(specs: list[str]) -> list[tuple[str, Scheduler]]:
+    return [(s, make_scheduler(s)) for s in specs]
+
+
+def _label(spec: str) -> str:
+    """Short name for tables: agent checkpoints become agent[+la]:<run folder>."""
+    if spec.startswith("agent"):
+        kind, _, path = spec.partition(":")
+        p = Path(path)
+        name = (
+            p.name if p.name not in ("checkpoints", "") and not p.name.startswith("step-") else p.parent.name
+        )
+        if p.name.startswith("step-"):
+            name = p.parent.parent.name
+        return f"{kind}:{name}"
+    return spec
+
+
+def _fits(sched: Scheduler, env: BufferPoolEnv) -> bool:
+    net = getattr(sched, "net", None)
+    return net is None or (
+        net.spec.queue_size == env.queue_size and net.spec.table_pages == env.workload.tables.pages
+    )
+
+
+def _eval(env: BufferPoolEnv, scheds, eps, seeds) -> list[dict]:
+    rows = []
+    for spec, s in scheds:
+        if not _fits(s, env):
+            continue
+        t = time.perf_counter()
+        res = [run_episode(env, s, sd, q) for sd, q in zip(seeds, eps)]
+        dt = time.perf_counter() - t
+        rows.append(
+            {"policy": _label(spec), **summarize(res), "ms_per_decision": 1e3 * dt / sum(len(q) for q in eps)}
+        )
+    return rows
+
+
+def run_sim_bench(cfg: BenchConfig, run: RunDir) -> dict:
+    """Everything in the module docstring; returns the results dict (also written to results.json)."""
+    if cfg.seeds < 1:
+        raise LabError("bench needs --seeds >= 1")
+    specs = list(cfg.policies) + list(cfg.agents)
+    scheds = _scheds(specs)
+    seeds = list(range(cfg.seeds))
+    out: dict = {"main": [], "buffer_sweep": [], "queue_sweep": [], "exact": []}
+    for wname in cfg.workloads:
+        wl = load_workload(wname)
+        env = BufferPoolEnv(wl, cfg.buffer_pages or None, cfg.queue_size or None, cfg.policy)
+        eps = episodes(env, seeds)
+        log.info("bench %s: %d policies x %d episodes", wl.name, len(scheds), len(eps))
+        for r in _eval(env, scheds, eps, seeds):
+            out["main"].append(
+                {"workload": wl.name, "buffer": env.buffer_pages, "queue": env.queue_size, **r}
+            )
+    # sweeps on the first workload
+    wl = load_workload(cfg.workloads[0])
+    sweep_specs = [s for s in cfg.sweep_policies] + list(cfg.agents)
+    sw = _scheds(sweep_specs)
+    sw_seeds = list(range(cfg.sweep_seeds))
+    for b in cfg.buffer_sweep:
+        if b >= wl.tables.n_pages:
+            log.info("skipping buffer %d: holds all %d pages", b, wl.tables.n_pages)
+            continue
+        env = BufferPoolEnv(wl, b, cfg.queue_size or None, cfg.policy)
+        for r in _eval(env, sw, episodes(env, sw_seeds), sw_seeds):
+            out["buffer_sweep"].append({"workload": wl.name, "buffer": b, "queue": env.queue_size, **r})
+    for qs in cfg.queue_sweep:
+        env = BufferPoolEnv(wl, cfg.buffer_pages or None, qs, cfg.policy)
+        for r in _eval(env, sw, episodes(env, sw_seeds), sw_seeds):
+            out["queue_sweep"].append({"workload": wl.name, "buffer": env.buffer_pages, "queue": qs, **r})
+    # exact optimum on small batches: the queue holds the whole batch
+    if cfg.exact_batches > 0:
+        if cfg.exact_size > 8:
+            raise LabError("exact optimum needs batches of at most 8 queries")
+        small = wl.with_updates(queries=cfg.exact_size)
+        env = BufferPoolEnv(small, cfg.buffer_pages or None, cfg.exact_size, cfg.policy)
+        ex_seeds = list(range(cfg.exact_batches))
+        eps = episodes(env, ex_seeds)
+        opt = [run_episode(env, make_scheduler("optimal"), sd, q) for sd, q in zip(ex_seeds, eps)]
+        opt_reads = np.array([r.reads for r in opt], dtype=float)
+        ex_specs = [s for s in cfg.policies if s != "optimal"] + list(cfg.agents)
+        for spec, s in _scheds(ex_specs):
+            if not _fits(s, env):
+                continue
+            res = [run_episode(env, s, sd, q) for sd, q in zip(ex_seeds, eps)]
+            reads = np.array([r.reads for r in res], dtype=float)
+            gap = (reads - opt_reads) / np.maximum(opt_reads, 1)
+            out["exact"].append(
+                {
+                    "policy": _label(spec),
+                    "hit_ratio": float(np.mean([r.hit_ratio for r in res])),
+                    "reads": float(reads.mean()),
+                    "optimum_reads": float(opt_reads.mean()),
+                    "gap_opt": float(gap.mean()),
+                    "gap_opt_max": float(gap.max()),
+                    "at_optimum": float(np.mean(reads == opt_reads)),
+                }
+            )
+        out["exact"].append(
+            {
+                "policy": "optimal (exact)",
+                "hit_ratio": float(np.mean([r.hit_ratio for r in opt])),
+                "reads": float(opt_reads.mean()),
+                "optimum_reads": float(opt_reads.mean()),
+                "gap_opt": 0.0,
+                "gap_opt_max": 0.0,
+                "at_optimum": 1.0,
+            }
+        )
+    _write(cfg, run, out)
+    return out
+
+
+def _write(cfg: BenchConfig, run: RunDir, out: dict) -> None:
+    cols_main = [
+        "workload",
+        "policy",
+        "hit_ratio",
+        "hit_ratio_std",
+        "reads",
+        "reads_std",
+        "makespan",
+        "floor",
+        "gap_floor",
+        "ms_per_decision",
+    ]
+    for name, rows in out.items():
+        if rows:
+            cols = cols_main if name == "main" else None
+            write_table([{k: r[k] for k in (cols or r)} for r in rows], run.path / name)
+    # reads vs buffer size
+    if out["buffer_sweep"]:
+        series = {}
+        for r in out["buffer_sweep"]:
+            xs, ys = series.setdefault(r["policy"], ([], []))
+            xs.append(r["buffer"])
+            ys.append(r["reads"])
+        line_plot(
+            run.plots / "reads_vs_buffer.png",
+            series,
+            "buffer pool (pages)",
+            "disk reads per episode",
+            title="Disk reads vs buffer size",
+        )
+    if out["queue_sweep"]:
+        series = {}
+        for r in out["queue_sweep"]:
+            xs, ys = series.setdefault(r["policy"], ([], []))
+            xs.append(r["queue"])
+            ys.append(r["hit_ratio"])
+        line_plot(
+            run.plots / "hit_ratio_vs_queue.png",
+            series,
+            "queue window (queries)",
+            "hit ratio",
+            title="Hit ratio vs queue window",
+        )
+    for spec in cfg.agents:
+        learning_curve(
+            spec.partition(":")[2], run.plots / f"learning_curve_{_label(spec).replace(':', '_')}.png"
+        )
+    run.write_results(out)
+
+
+def learning_curve(agent_path: str, path: Path) -> Path | None:
+    """Validation and training hit ratio vs steps of an agent's training run (if its metrics exist)."""
+    p = Path(agent_path)
+    for cand in (p, p.parent, p.parent.parent):
+        m = cand / "metrics.jsonl"
+        if m.is_file():
+            rows = read_metrics(m)
+            tr = [(r["step"], r["train_hit_ratio"]) for r in rows if "train_hit_ratio" in r]
+            va = [(r["step"], r["val_hit_ratio"]) for r in rows if "val_hit_ratio" in r]
+            gr = [r["val_greedy_hit_ratio"] for r in rows if "val_greedy_hit_ratio" in r]
+            series = {}
+            if tr:
+                series["train (sampled actions)"] = ([s for s, _ in tr], [v for _, v in tr])
+            if va:
+                series["validation (argmax)"] = ([s for s, _ in va], [v for _, v in va])
+            if not series:
+                return None
+            return line_plot(
+                path,
+                series,
+                "environment steps",
+                "hit ratio",
+                title="Learning curve",
+                hlines={"greedy-most-cached": gr[-1]} if gr else None,
+            )
+    return None
+
+
+def main_table_markdown(out: dict) -> str:
+    cols = ["workload", "policy", "hit_ratio", "hit_ratio_std", "reads", "makespan", "gap_floor"]
+    return markdown_table([{k: r[k] for k in cols} for r in out["main"]])
+
+
+def load_results(path: Path) -> dict:
+    return read_json(path)
