@@ -137,10 +137,11 @@ def _tied_partner(key: str, keys) -> str | None:
     return None
 
 
-def align(base: Checkpoint, others: list[Checkpoint]) -> None:
+def align(base: Checkpoint, others: list[Checkpoint]) -> list[str]:
     """Give every checkpoint the same keys, filling tied embedding names from their partner; check shapes.
 
-    Raises LabError naming the first tensor that is missing, unexpected, of another shape, or tied in one
+    Returns the keys to merge: each tensor once, i.e. a tied output embedding is left out (it is written
+    back from its partner), so TIES' global top-k sees every weight once. Raises LabError naming the first tensor that is missing, unexpected, of another shape, or tied in one
     checkpoint but stored with different values in another.
     """
     every = [base, *others]
@@ -169,6 +170,13 @@ def align(base: Checkpoint, others: list[Checkpoint]) -> None:
                     f"tensor '{key}' is tied to '{partner}' in {base.path} but not in {ckpt.path}; "
                     "cannot merge tied and untied checkpoints"
                 )
+    keys = []
+    for key in base.state:
+        partner = _tied_partner(key, base.state) if key in OUTPUT_EMBEDDINGS else None
+        if partner and all(torch.equal(c.state[key], c.state[partner]) for c in every):
+            continue
+        keys.append(key)
+    return keys
 
 
 def _copy_side_files(src: Path, dst: Path) -> None:
@@ -192,7 +200,12 @@ def save_like(
     out = Path(out)
     if out.exists() and not overwrite:
         raise LabError(f"output {out} already exists (pass --overwrite to replace it)")
-    keep = {k: state[k].detach().contiguous().cpu() for k in base.stored_keys}
+    keep = {}
+    for k in base.stored_keys:
+        src = k if k in state else _tied_partner(k, state)
+        if src is None:
+            raise LabError(f"merged model lacks tensor '{k}'")
+        keep[k] = state[src].detach().contiguous().cpu().clone()
     metadata = {"format": "pt", "merge": json.dumps(info, default=str)}
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".safetensors":

@@ -40,14 +40,15 @@ def merge_checkpoints(
         raise LabError(f"output {out} already exists (pass --overwrite to replace it)")
     base_ck = load_checkpoint(base)
     model_cks = [load_checkpoint(m) for m in models]
-    align(base_ck, model_cks)
-    states = [m.state for m in model_cks]
+    keys = align(base_ck, model_cks)
+    base_state = {k: base_ck.state[k] for k in keys}
+    states = [{k: m.state[k] for k in keys} for m in model_cks]
     if method == "task_arithmetic":
-        merged = merging.task_arithmetic(base_ck.state, states, lam)
+        merged = merging.task_arithmetic(base_state, states, lam)
     elif method == "ties":
-        merged = merging.ties(base_ck.state, states, k=k, lam=lam)
+        merged = merging.ties(base_state, states, k=k, lam=lam)
     else:
-        merged = merging.wise_ft(base_ck.state, states[0], alpha)
+        merged = merging.wise_ft(base_state, states[0], alpha)
     info = {
         "method": method,
         "base": str(base),
