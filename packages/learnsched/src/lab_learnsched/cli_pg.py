@@ -1,7 +1,193 @@
-"""Commands of lab_learnsched (being written)."""
+"""`lab sched pg up | load | status | probe | bench | down`: the scheduler on a real PostgreSQL.
+
+Heavy imports (psycopg, numpy, torch) happen inside the commands so `lab --help` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
+from lab_shared.cli_utils import ConfigOpt, SetOpt
+
+DsnOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--dsn", envvar="LAB_PG_DSN", help="Use this database instead of a cluster of ours (LAB_PG_DSN)."
+    ),
+]
+DirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--dir", envvar="LAB_PG_DIR", help="Folder of our throwaway cluster (default <tmp>/lab-pg)."
+    ),
+]
+
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the package's Typer app."""
+    """Add `lab sched pg ...` to the package's Typer app."""
+    pg = typer.Typer(help="The scheduler on a real PostgreSQL: a throwaway cluster, data, probes, benchmark.",
+                     no_args_is_help=True)  # fmt: skip
+    app.add_typer(pg, name="pg")
+
+    @pg.command()
+    def up(
+        shared_buffers: Annotated[
+            str, typer.Option(help="Buffer pool size (PostgreSQL units, >= 128kB).")
+        ] = "4MB",
+        port: Annotated[int, typer.Option(help="TCP port on 127.0.0.1 (0 = a free one).")] = 0,
+        dir_: DirOpt = None,
+        dsn: DsnOpt = None,
+    ) -> None:
+        """Start a throwaway cluster (initdb as `postgres` when root, loopback only) or check a --dsn."""
+        from lab_learnsched.pg.cluster import STATE_FILE, Cluster, create_cluster, default_dir
+        from lab_learnsched.pg.conn import connect, ensure_extensions, redact
+
+        if dsn:
+            with connect(dsn) as conn:
+                exts = ensure_extensions(conn)
+                sb = conn.execute("SHOW shared_buffers").fetchone()[0]
+            typer.echo(f"using {redact(dsn)}: shared_buffers {sb}, extensions {', '.join(exts)}")
+            return
+        base = dir_ or default_dir()
+        if (base / STATE_FILE).is_file():
+            c = Cluster.load(base)
+            if not c.is_running():
+                c.start()
+            typer.echo(f"cluster already up in {base}: {c.dsn}")
+            return
+        c = create_cluster(base, shared_buffers, port or None)
+        with connect(c.dsn) as conn:
+            exts = ensure_extensions(conn)
+        typer.echo(f"cluster up in {base} (shared_buffers {shared_buffers}, {', '.join(exts)}): {c.dsn}")
+
+    @pg.command()
+    def down(
+        dir_: DirOpt = None,
+        keep: Annotated[bool, typer.Option(help="Only stop the server; keep its folder.")] = False,
+    ) -> None:
+        """Stop our cluster and remove its folder."""
+        from lab_learnsched.pg.cluster import Cluster, default_dir
+
+        base = dir_ or default_dir()
+        c = Cluster.load(base)
+        if keep:
+            c.stop()
+            typer.echo(f"stopped the cluster in {base} (kept)")
+        else:
+            c.destroy()
+            typer.echo(f"stopped and removed the cluster in {base}")
+
+    @pg.command()
+    def status(dsn: DsnOpt = None, dir_: DirOpt = None) -> None:
+        """Where the database is, its pool size and the loaded workload."""
+        from lab_learnsched.pg.conn import connect, resolve
+        from lab_learnsched.pg.load import read_meta
+        from lab_shared.errors import LabError
+
+        target = resolve(dsn, dir_)
+        with connect(target.dsn) as conn:
+            ver = conn.execute("SHOW server_version").fetchone()[0]
+            sb = conn.execute("SHOW shared_buffers").fetchone()[0]
+            typer.echo(f"{target.label}: PostgreSQL {ver}, shared_buffers {sb}")
+            try:
+                meta, temps = read_meta(conn)
+            except LabError as e:  # no workload yet is a normal state here
+                typer.echo(f"workload: none ({e})")
+                return
+        typer.echo(
+            f"workload {meta['load_id']}: scale {meta['scale']}, seed {meta['seed']}, rows {meta['rows']}"
+        )
+        typer.echo("pages: " + ", ".join(f"{k} {v}" for k, v in meta["pages"].items()))
+        typer.echo("templates: " + ", ".join(t.name for t in temps))
+
+    @pg.command()
+    def load(
+        scale: Annotated[float, typer.Option(help="TPC-H scale factor (1.0 = 150,000 orders).")] = 0.2,
+        seed: Annotated[int, typer.Option(help="Data generator seed.")] = 0,
+        templates: Annotated[
+            Path | None, typer.Option(help="Query template file (TOML; default: the bundled templates).")
+        ] = None,
+        dsn: DsnOpt = None,
+        dir_: DirOpt = None,
+    ) -> None:
+        """Create the TPC-H-like tables (generated here), indexes and query templates."""
+        from lab_learnsched.pg.conn import connect, resolve
+        from lab_learnsched.pg.load import load_dataset
+        from lab_learnsched.pg.templates import load_templates
+
+        temps = load_templates(templates)
+        target = resolve(dsn, dir_)
+        with connect(target.dsn) as conn:
+            info = load_dataset(conn, scale, seed, temps)
+        typer.echo(f"loaded scale {scale} in {info.seconds:.1f}s into {target.label}: rows {info.rows}")
+        typer.echo("pages: " + ", ".join(f"{k} {v}" for k, v in info.pages.items()))
+        typer.echo(f"templates: {', '.join(t.name for t in temps)}")
+
+    @pg.command()
+    def probe(
+        n: Annotated[int, typer.Option("-n", help="Instances to draw.")] = 32,
+        seed: Annotated[int, typer.Option(help="Instance seed.")] = 0,
+        trace_out: Annotated[
+            Path | None, typer.Option(help="Write the instances as a simulator trace.")
+        ] = None,
+        dsn: DsnOpt = None,
+        dir_: DirOpt = None,
+    ) -> None:
+        """Draw query instances, probe the blocks each reads per relation, print them (and write a trace)."""
+        from lab_learnsched.pg.bench import PgWorkload
+        from lab_learnsched.workload import save_trace
+        from lab_shared.report import markdown_table
+
+        wl = PgWorkload.open(dsn, dir_)
+        insts = wl.instances(n, seed)
+        qs = wl.queries(insts)
+        rows = []
+        for i, q in zip(insts, qs):
+            row = {"qid": i.qid, "query": i.key(), "pages": q.size}
+            row.update({rel: len(b) for rel, b in q.blocks.items()})
+            rows.append(row)
+        cols = ["qid", "query", "pages", *wl.tables.names]
+        typer.echo(markdown_table([{c: r.get(c, 0) for c in cols} for r in rows]))
+        if trace_out is not None:
+            save_trace(trace_out, wl.tables, qs)
+            typer.echo(f"trace of {len(qs)} queries over {wl.tables.n_pages} pages: {trace_out}")
+
+    @pg.command("bench")
+    def bench_cmd(
+        episodes: Annotated[int | None, typer.Option(help="Held-out test episodes.")] = None,
+        queries: Annotated[int | None, typer.Option(help="Queries per episode.")] = None,
+        policies: Annotated[str | None, typer.Option(help="Comma-separated scheduler specs.")] = None,
+        agent: Annotated[
+            list[str] | None, typer.Option(help="Agent run dir/checkpoint (skips training).")
+        ] = None,
+        train_steps: Annotated[
+            int | None, typer.Option(help="Simulation steps to train the learned policy.")
+        ] = None,
+        dsn: DsnOpt = None,
+        dir_: DirOpt = None,
+        config: ConfigOpt = None,
+        set_: SetOpt = None,
+    ) -> None:
+        """FIFO, greedy, lookahead, the exact optimum and a learned policy on the real database."""
+        from lab_learnsched.pg.bench import PgBenchConfig, headline, run_bench
+        from lab_shared.cli_utils import config_from_cli
+        from lab_shared.errors import LabError
+        from lab_shared.rundir import RunDir
+
+        agents = []
+        for a in agent or []:
+            if not Path(a).exists():
+                raise LabError(f"agent checkpoint not found: {a}")
+            agents.append(f"agent:{a}")
+        cfg = config_from_cli(
+            PgBenchConfig, config, set_, episodes=episodes, queries=queries,
+            policies=[p.strip() for p in policies.split(",") if p.strip()] if policies else None,
+            agents=agents or None, train_steps=train_steps, dsn=dsn, pg_dir=str(dir_) if dir_ else None,
+        )  # fmt: skip
+        run = RunDir.create("sched-bench", "postgres", cfg)
+        out = run_bench(cfg, run)
+        typer.echo(headline(out))
+        typer.echo(f"tables and plots: {run.path}")

@@ -1,0 +1,380 @@
+"""`lab sched bench --backend postgres` (and `lab sched pg bench`): schedulers on the real database.
+
+1. The workload stored by `lab sched pg load` (templates + data) is turned into simulator queries by probing
+   (cached). Held-out test episodes draw their instances with seeds 0.. (exact batches 500,000..); the
+   learned policy trains in simulation on a trace of instances drawn with seeds 10,000,000+ (never tested).
+2. Each episode, for each policy: cold reset, plan every instance once (identical warm state for all
+   policies), then the closed loop: read pg_buffercache, rebuild the pool model from it, let the scheduler
+   pick a queued query, run it with EXPLAIN (ANALYZE, BUFFERS). Reads, hits and times are PostgreSQL's.
+3. Sim vs real: the order each policy ran is replayed in the simulator (clock sweep, started from the
+   episode's pg_buffercache snapshot); predicted reads are compared with measured ones per query and per
+   schedule.
+
+Tables (Markdown + CSV) `pg_main`, `pg_exact`, `pg_agreement` and plots go to the run directory.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lab_learnsched.pg import bridge
+from lab_learnsched.pg.conn import Target, connect, resolve
+from lab_learnsched.pg.execute import PgExecutor, QueryRun, Snapshot
+from lab_learnsched.pg.load import read_meta
+from lab_learnsched.pg.probe import ProbeCache
+from lab_learnsched.pg.templates import Domain, Instance, Template, check_templates, sample_instances
+from lab_learnsched.workload import Query, Tables, save_trace
+from lab_shared.config import config_to_dict
+from lab_shared.errors import LabError
+from lab_shared.io import atomic_write_json
+from lab_shared.progress import get_logger
+from lab_shared.report import bar_plot, markdown_table, save_figure, write_table
+from lab_shared.rundir import RunDir
+
+log = get_logger("lab.sched.pg")
+
+EXACT_SEED0 = 500_000
+TRAIN_SEED0 = 10_000_000
+
+
+@dataclass
+class PgBenchConfig:
+    policies: list[str] = field(default_factory=lambda: ["fifo", "greedy", "lookahead:2", "optimal"])
+    agents: list[str] = field(default_factory=list)  # agent:PATH / agent+la:PATH specs
+    learned: bool = True  # no agent given: train one (PPO, in simulation) on probed training instances
+    episodes: int = 4  # held-out test episodes
+    queries: int = 32  # queries per episode (all queued at t=0, the queue window takes `queue_size`)
+    queue_size: int = 8
+    exact_batches: int = 4  # batches of `exact_size` queries where the exact optimum is known
+    exact_size: int = 8
+    train_agent: str = "ppo"  # ppo | dqn
+    train_steps: int = 40_000
+    train_instances: int = 2_000
+    train_envs: int = 8
+    seed: int = 0
+    drop_os_cache: bool = True
+    dsn: str = ""  # default: $LAB_PG_DSN, else the cluster of `lab sched pg up`
+    pg_dir: str = ""
+
+
+def from_sim_config(cfg: Any) -> PgBenchConfig:
+    """Map `lab sched bench`'s BenchConfig (policies, agents, seeds, queue, exact batches) onto ours."""
+    if isinstance(cfg, PgBenchConfig):
+        return cfg
+    out = PgBenchConfig()
+    if getattr(cfg, "policies", None):
+        out.policies = list(cfg.policies)
+    out.agents = list(getattr(cfg, "agents", []) or [])
+    out.episodes = int(getattr(cfg, "seeds", out.episodes) or out.episodes)
+    out.queue_size = int(getattr(cfg, "queue_size", 0) or out.queue_size)
+    out.exact_batches = int(getattr(cfg, "exact_batches", out.exact_batches))
+    out.exact_size = int(getattr(cfg, "exact_size", out.exact_size))
+    return out
+
+
+# --- the workload ----------------------------------------------------------------------------------------
+@dataclass
+class PgWorkload:
+    target: Target
+    meta: dict
+    templates: dict[str, Template]
+    domains: dict[str, Domain]
+    tables: Tables
+    cache: ProbeCache
+
+    @classmethod
+    def open(cls, dsn: str | None = None, pg_dir: str | Path | None = None) -> PgWorkload:
+        target = resolve(dsn or None, Path(pg_dir) if pg_dir else None)
+        with connect(target.dsn) as conn:
+            meta, temps = read_meta(conn)
+            domains = check_templates(conn, temps)
+        tables = bridge.make_tables(temps, meta["pages"])
+        return cls(target, meta, {t.name: t for t in temps}, domains, tables, ProbeCache(meta["load_id"]))
+
+    def instances(self, n: int, seed: int) -> list[Instance]:
+        return sample_instances(list(self.templates.values()), self.domains, n, seed)
+
+    def queries(self, insts: list[Instance]) -> list[Query]:
+        with connect(self.target.dsn) as conn:
+            blocks = self.cache.get_or_probe(conn, self.templates, insts)
+        return bridge.to_queries(self.tables, insts, blocks)
+
+
+# --- one episode of one policy on the real database ------------------------------------------------------
+@dataclass
+class EpisodeRun:
+    policy: str
+    order: list[int]
+    runs: list[QueryRun]
+    predicted: np.ndarray  # per executed query, exact-layout clock model from the start snapshot
+    predicted_packed: np.ndarray  # the model the schedulers see (workload buffers only)
+    predicted_lru: np.ndarray
+    decide_ms: float
+    reset: dict
+    start: Snapshot
+
+    @property
+    def measured(self) -> np.ndarray:
+        return np.array([r.reads for r in self.runs], dtype=np.int64)
+
+
+def run_episode(
+    ex: PgExecutor, wl: PgWorkload, insts: list[Instance], qs: list[Query], sched, queue_size: int, seed: int
+) -> EpisodeRun:
+    """Reset, warm, then let `sched` pick from the queue with the live pool, executing each pick."""
+    from lab_learnsched.schedulers import SchedState
+
+    reset = ex.reset()
+    ex.warm(wl.templates, insts)
+    start = ex.snapshot()
+    cap = bridge.capacity(start)
+    sched.reset(seed)
+    pending = deque(qs)
+    slots: list[Query | None] = [pending.popleft() if pending else None for _ in range(queue_size)]
+    order: list[int] = []
+    runs: list[QueryRun] = []
+    decide = 0.0
+    while any(q is not None for q in slots):
+        pool = bridge.pool_from_snapshot(wl.tables, ex.snapshot(), "clock", cap)
+        t0 = time.perf_counter()
+        a = sched.choose(SchedState(list(slots), pool, 0.0, list(pending), len(order)))
+        decide += time.perf_counter() - t0
+        q = slots[a]
+        if q is None:
+            raise LabError(f"scheduler {getattr(sched, 'name', sched)} picked an empty slot")
+        runs.append(ex.run(wl.templates[insts[q.qid].template], insts[q.qid]))
+        order.append(q.qid)
+        slots[a] = pending.popleft() if pending else None
+    seq = [qs[i] for i in order]
+    return EpisodeRun(
+        getattr(sched, "name", "?"), order, runs,
+        bridge.predict_reads(bridge.exact_layout_pool(wl.tables, start), seq),
+        bridge.predict_reads(bridge.pool_from_snapshot(wl.tables, start, "clock", cap), seq),
+        bridge.predict_reads(bridge.pool_from_snapshot(wl.tables, start, "lru", cap), seq),
+        decide * 1000, reset, start,
+    )  # fmt: skip
+
+
+# --- training the learned policy in simulation -----------------------------------------------------------
+def train_in_sim(
+    cfg: PgBenchConfig, wl: PgWorkload, cap: int, out_dir: Path, show_progress: bool = True
+) -> str:
+    """Probe training instances, write them as a trace, train an agent on it (clock pool of `cap` pages)."""
+    from lab_learnsched.agents.config import TrainConfig
+
+    insts = wl.instances(cfg.train_instances, TRAIN_SEED0 + cfg.seed)
+    log.info("probing %d training instances (cached after the first time)", len(insts))
+    trace = save_trace(out_dir / "train_trace.json", wl.tables, wl.queries(insts))
+    tc = TrainConfig(
+        agent=cfg.train_agent, workload=str(trace), buffer_pages=cap, queue_size=cfg.queue_size, policy="clock",
+        steps=cfg.train_steps, num_envs=cfg.train_envs, seed=cfg.seed, eval_every=max(1, cfg.train_steps // 4),
+        eval_episodes=8, ckpt_every=0,
+    )  # fmt: skip
+    run = RunDir.create("sched-train", f"pg-{cfg.train_agent}", tc)
+    if cfg.train_agent == "ppo":
+        from lab_learnsched.agents.ppo import train_ppo as train
+    elif cfg.train_agent == "dqn":
+        from lab_learnsched.agents.dqn import train_dqn as train
+    else:
+        raise LabError(f"train_agent must be ppo or dqn, got '{cfg.train_agent}'")
+    res = train(tc, run, show_progress=show_progress)
+    run.write_results(res)
+    log.info("trained %s in simulation: %s", cfg.train_agent, run.path)
+    return f"agent:{run.path}"
+
+
+# --- the benchmark ---------------------------------------------------------------------------------------
+def _label(spec: str) -> str:
+    if spec.startswith("agent"):
+        kind = spec.partition(":")[0]
+        return "learned" if kind == "agent" else "learned+la"
+    return spec
+
+
+def _summary(policy: str, eps: list[EpisodeRun]) -> dict:
+    reads = np.array([e.measured.sum() for e in eps], dtype=float)
+    hits = np.array([sum(r.hits for r in e.runs) for e in eps], dtype=float)
+    pred = np.array([e.predicted.sum() for e in eps], dtype=float)
+    err = np.abs(pred - reads) / np.maximum(reads, 1)
+    return {
+        "policy": policy,
+        "episodes": len(eps),
+        "reads": float(reads.mean()),
+        "reads_std": float(reads.std()),
+        "hits": float(hits.mean()),
+        "hit_ratio": float(np.mean(hits / np.maximum(hits + reads, 1))),
+        "query_ms": float(np.mean([sum(r.wall_ms for r in e.runs) for e in eps])),
+        "exec_ms": float(np.mean([sum(r.exec_ms for r in e.runs) for e in eps])),
+        "decide_ms": float(np.mean([e.decide_ms for e in eps])),
+        "sim_reads": float(pred.mean()),
+        "sim_err": float(err.mean()),
+        "sim_err_max": float(err.max()),
+    }
+
+
+def run_bench(cfg: Any, run: RunDir, show_progress: bool = True) -> dict:
+    """Everything in the module docstring. `cfg`: a PgBenchConfig or `lab sched bench`'s BenchConfig."""
+    from lab_learnsched.schedulers import make_scheduler
+
+    cfg = from_sim_config(cfg)
+    if cfg.episodes < 1 or cfg.queries < 1 or cfg.queue_size < 1:
+        raise LabError("postgres bench needs episodes, queries and queue_size >= 1")
+    if cfg.exact_size > 8:
+        raise LabError("the exact optimum needs batches of at most 8 queries (exact_size <= 8)")
+    atomic_write_json(run.path / "pg_config.json", config_to_dict(cfg))
+    wl = PgWorkload.open(cfg.dsn, cfg.pg_dir)
+    t_start = time.time()
+    test = [wl.instances(cfg.queries, e) for e in range(cfg.episodes)]
+    exact = [wl.instances(cfg.exact_size, EXACT_SEED0 + b) for b in range(cfg.exact_batches)]
+    test_q = [wl.queries(i) for i in test]
+    exact_q = [wl.queries(i) for i in exact]
+    with PgExecutor(wl.target, list(wl.tables.names), cfg.drop_os_cache) as ex:
+        ex.reset()
+        ex.warm(wl.templates, test[0])
+        cap = bridge.capacity(ex.snapshot())
+        agents = list(cfg.agents)
+        if not agents and cfg.learned:
+            agents = [train_in_sim(cfg, wl, cap, run.path, show_progress)]
+        specs = list(dict.fromkeys(list(cfg.policies) + agents))
+        scheds = [(s, make_scheduler(s, cfg.seed)) for s in specs]
+        main: dict[str, list[EpisodeRun]] = {s: [] for s in specs}
+        for e, (insts, qs) in enumerate(zip(test, test_q)):
+            for spec, sched in scheds:
+                main[spec].append(run_episode(ex, wl, insts, qs, sched, cfg.queue_size, e))
+                log.info("episode %d %s: reads %d", e, _label(spec), int(main[spec][-1].measured.sum()))
+        ex_specs = [s for s in specs if s.partition(":")[0] != "optimal"] + ["optimal"]
+        small: dict[str, list[EpisodeRun]] = {s: [] for s in ex_specs}
+        for b, (insts, qs) in enumerate(zip(exact, exact_q)):
+            for spec in ex_specs:
+                sched = make_scheduler(spec, cfg.seed)
+                small[spec].append(run_episode(ex, wl, insts, qs, sched, cfg.exact_size, EXACT_SEED0 + b))
+    out = _tables(cfg, wl, main, small, specs)
+    out["meta"] = {
+        "load": wl.meta, "target": wl.target.label, "capacity": cap, "nbuffers": ex.nbuffers,
+        "agents": agents, "reset": main[specs[0]][0].reset, "seconds": round(time.time() - t_start, 1),
+        "os_cache_dropped": bool(main[specs[0]][0].reset.get("os_cache_dropped")),
+    }  # fmt: skip
+    _write(run, out, main)
+    return out
+
+
+def _tables(cfg: PgBenchConfig, wl: PgWorkload, main: dict, small: dict, specs: list[str]) -> dict:
+    out: dict[str, Any] = {"pg_main": [], "pg_exact": [], "pg_agreement": [], "schedules": []}
+    for spec in specs:
+        out["pg_main"].append(_summary(_label(spec), main[spec]))
+    opt = np.array([e.measured.sum() for e in small["optimal"]], dtype=float)
+    opt_sim = np.array([e.predicted_packed.sum() for e in small["optimal"]], dtype=float)
+    for spec, eps in small.items():
+        row = _summary("optimal (exact)" if spec == "optimal" else _label(spec), eps)
+        reads = np.array([e.measured.sum() for e in eps], dtype=float)
+        row["optimum_reads"] = float(opt.mean())
+        row["gap_opt"] = float(np.mean((reads - opt) / np.maximum(opt, 1)))
+        row["optimum_sim_reads"] = float(opt_sim.mean())
+        out["pg_exact"].append(row)
+    # agreement: every schedule (policy x episode), measured vs predicted, under three pool models
+    allq_meas, allq_pred = [], []
+    for group, runs in (("main", main), ("exact", small)):
+        for spec, eps in runs.items():
+            for i, e in enumerate(eps):
+                m = e.measured
+                allq_meas.append(m)
+                allq_pred.append(e.predicted)
+                out["schedules"].append({
+                    "set": group, "policy": _label(spec), "episode": i, "measured": int(m.sum()),
+                    "clock_exact": int(e.predicted.sum()), "clock_packed": int(e.predicted_packed.sum()),
+                    "lru": int(e.predicted_lru.sum()), "hits": int(sum(r.hits for r in e.runs)),
+                    "plan_reads": int(sum(r.plan_reads for r in e.runs)), "order": e.order,
+                })  # fmt: skip
+    meas = np.concatenate(allq_meas)
+    sched_m = np.array([s["measured"] for s in out["schedules"]], dtype=float)
+    for model in ("clock_exact", "clock_packed", "lru"):
+        p = np.array([s[model] for s in out["schedules"]], dtype=float)
+        rel = np.abs(p - sched_m) / np.maximum(sched_m, 1)
+        row = {
+            "model": model,
+            "schedules": len(sched_m),
+            "measured_total": int(sched_m.sum()),
+            "predicted_total": int(p.sum()),
+            "total_err": float((p.sum() - sched_m.sum()) / max(sched_m.sum(), 1)),
+            "schedule_err_mean": float(rel.mean()),
+            "schedule_err_max": float(rel.max()),
+            "within_10pct": float(np.mean(rel <= 0.10)),
+        }
+        if model == "clock_exact":
+            pq = np.concatenate(allq_pred)
+            row["query_mae"] = float(np.mean(np.abs(pq - meas)))
+            row["query_exact"] = float(np.mean(pq == meas))
+            row["query_corr"] = float(np.corrcoef(pq, meas)[0, 1]) if meas.std() > 0 else 1.0
+        out["pg_agreement"].append(row)
+    return out
+
+
+MAIN_COLS = [
+    "policy",
+    "reads",
+    "reads_std",
+    "hits",
+    "hit_ratio",
+    "query_ms",
+    "decide_ms",
+    "sim_reads",
+    "sim_err",
+]
+EXACT_COLS = ["policy", "reads", "hit_ratio", "optimum_reads", "gap_opt", "query_ms", "sim_reads"]
+
+
+def _write(run: RunDir, out: dict, main: dict[str, list[EpisodeRun]]) -> None:
+    write_table([{k: r[k] for k in MAIN_COLS} for r in out["pg_main"]], run.path / "pg_main")
+    write_table([{k: r[k] for k in EXACT_COLS} for r in out["pg_exact"]], run.path / "pg_exact")
+    write_table(out["pg_agreement"], run.path / "pg_agreement")
+    write_table(
+        [{k: v for k, v in s.items() if k != "order"} for s in out["schedules"]], run.path / "pg_schedules"
+    )
+    labels = [r["policy"] for r in out["pg_main"]]
+    bar_plot(run.plots / "pg_reads.png", labels, [r["reads"] for r in out["pg_main"]], "shared reads per episode",
+             title="PostgreSQL: shared reads per policy", yerr=[r["reads_std"] for r in out["pg_main"]])  # fmt: skip
+    _agreement_plot(run.plots / "pg_sim_vs_real.png", main)
+    run.write_results(out)
+
+
+def _agreement_plot(path: Path, main: dict[str, list[EpisodeRun]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4.2))
+    for spec, eps in main.items():
+        m = np.concatenate([e.measured for e in eps])
+        p = np.concatenate([e.predicted for e in eps])
+        a1.scatter(m, p, s=8, alpha=0.6, label=_label(spec))
+        a2.scatter(
+            [e.measured.sum() for e in eps], [e.predicted.sum() for e in eps], s=24, label=_label(spec)
+        )
+    for ax, title in ((a1, "per query"), (a2, "per schedule")):
+        lo, hi = ax.get_xlim()
+        ax.plot([0, hi], [0, hi], "k--", lw=0.8)
+        ax.set_xlabel("PostgreSQL shared reads (measured)")
+        ax.set_ylabel("simulator reads (predicted)")
+        ax.set_title(title)
+    a1.legend(fontsize=7)
+    fig.tight_layout()
+    save_figure(fig, path)
+    plt.close(fig)
+
+
+def headline(out: dict) -> str:
+    """A short text summary: the main table and the agreement figure."""
+    main = markdown_table([{k: r[k] for k in MAIN_COLS} for r in out["pg_main"]], floatfmt=".3f")
+    agr = next(r for r in out["pg_agreement"] if r["model"] == "clock_exact")
+    return (
+        f"{main}\n\nsimulator vs PostgreSQL (clock model from pg_buffercache): total error "
+        f"{agr['total_err']:+.1%}, mean per-schedule error {agr['schedule_err_mean']:.1%} "
+        f"(max {agr['schedule_err_max']:.1%}), {agr['query_exact']:.0%} of queries predicted exactly"
+    )
