@@ -1,0 +1,136 @@
+"""Export the lean GPT as a Hugging Face GPT-2 folder, and load such a folder back.
+
+The folder holds `config.json` (GPT2Config, activation "gelu" = exact GELU as in our MLP), `model.safetensors`
+(GPT-2 names; Linear weights transposed to GPT-2's Conv1D layout; zero biases where our model has none;
+the output head tied to the embedding) and `lab_chess.json` (tokenizer kind, model config, and the training
+data's metadata: max rating, experts' ratings for synthetic corpora). `AutoModelForCausalLM.from_pretrained`
+on it gives the same logits as our model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lab_shared.errors import LabError
+from lab_shared.io import atomic_write_json, load_tensors, read_json, save_tensors
+from lab_transcendence.model import GPT, GPTConfig
+from lab_transcendence.tokenizer import get_tokenizer
+
+META_FILE = "lab_chess.json"
+# Our Linear weights -> GPT-2 Conv1D weights (transposed).
+_CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
+
+
+def hf_config_dict(config: GPTConfig, tokenizer_kind: str) -> dict[str, Any]:
+    """The GPT2Config of our model, as the dict written to config.json."""
+    tok = get_tokenizer(tokenizer_kind)
+    return {
+        "architectures": ["GPT2LMHeadModel"],
+        "model_type": "gpt2",
+        "vocab_size": config.vocab_size,
+        "n_positions": config.block_size,
+        "n_ctx": config.block_size,
+        "n_embd": config.n_embd,
+        "n_layer": config.n_layer,
+        "n_head": config.n_head,
+        "n_inner": None,
+        "activation_function": "gelu",
+        "resid_pdrop": 0.0,
+        "embd_pdrop": 0.0,
+        "attn_pdrop": 0.0,
+        "layer_norm_epsilon": 1e-5,
+        "initializer_range": 0.02,
+        "scale_attn_weights": True,
+        "use_cache": True,
+        "tie_word_embeddings": True,
+        "bos_token_id": tok.game_start_id,
+        "eos_token_id": tok.game_start_id,
+        "torch_dtype": "float32",
+    }
+
+
+def to_gpt2_state_dict(model: GPT) -> dict[str, torch.Tensor]:
+    """Our weights under GPT-2 names (biases filled with zeros when the model has none)."""
+    out: dict[str, torch.Tensor] = {}
+    sd = model.state_dict()
+    for name, w in sd.items():
+        if name == "lm_head.weight":
+            continue  # tied to transformer.wte.weight
+        w = w.detach().float().cpu()
+        if any(name.endswith(s) for s in _CONV1D):
+            w = w.t().contiguous()
+        out[name] = w
+    if not model.config.bias:
+        for name in list(out):
+            if name.endswith(".weight") and not name.endswith(("wte.weight", "wpe.weight")):
+                n_out = out[name].shape[-1] if out[name].dim() == 2 else out[name].shape[0]
+                out[name[: -len("weight")] + "bias"] = torch.zeros(n_out)
+    return out
+
+
+def export_model(model: GPT, out_dir: str | Path, tokenizer_kind: str, data_meta: dict | None = None) -> Path:
+    """Write `out_dir` as a Hugging Face GPT-2 model folder plus our metadata; returns the folder."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_tensors(to_gpt2_state_dict(model), out_dir / "model.safetensors", metadata={"format": "pt"})
+    atomic_write_json(out_dir / "config.json", hf_config_dict(model.config, tokenizer_kind))
+    data_meta = data_meta or {}
+    meta = {
+        "tokenizer": tokenizer_kind,
+        "model_config": model.config.to_dict(),
+        "max_rating": data_meta.get("max_rating"),
+        "expert_ratings": data_meta.get("expert_ratings"),
+        "data": data_meta,
+    }
+    atomic_write_json(out_dir / META_FILE, meta)
+    return out_dir
+
+
+def _find_export(path: Path) -> Path:
+    for cand in (path, path / "model", path / "export"):
+        if (cand / "config.json").is_file() and (cand / "model.safetensors").is_file():
+            if (cand / META_FILE).is_file() or cand == path:
+                return cand
+    raise LabError(f"no exported chess model in {path} (expected config.json + model.safetensors)")
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[GPT, Any, dict]:
+    """Load an exported folder (or a training run holding `model/`) as (GPT in eval mode, tokenizer, meta)."""
+    folder = _find_export(Path(path))
+    hf = read_json(folder / "config.json")
+    meta = read_json(folder / META_FILE) if (folder / META_FILE).is_file() else {}
+    if hf.get("model_type") != "gpt2":
+        raise LabError(f"{folder}: not a GPT-2 model folder (model_type={hf.get('model_type')!r})")
+    tokenizer_kind = meta.get("tokenizer", "char")
+    tensors = load_tensors(folder / "model.safetensors")
+    has_bias = any(k.endswith(".bias") and v.abs().max().item() > 0 for k, v in tensors.items())
+    config = GPTConfig(
+        vocab_size=hf["vocab_size"],
+        block_size=hf["n_positions"],
+        n_layer=hf["n_layer"],
+        n_head=hf["n_head"],
+        n_embd=hf["n_embd"],
+        bias=has_bias,
+    )
+    model = GPT(config)
+    own = model.state_dict()
+    state = {}
+    for name in own:
+        src = "transformer.wte.weight" if name == "lm_head.weight" else name
+        if src not in tensors:
+            raise LabError(f"{folder}: weight {src} missing from model.safetensors")
+        w = tensors[src]
+        if any(name.endswith(s) for s in _CONV1D):
+            w = w.t()
+        if tuple(w.shape) != tuple(own[name].shape):
+            raise LabError(
+                f"{folder}: weight {name} has shape {tuple(w.shape)}, expected {tuple(own[name].shape)}"
+            )
+        state[name] = w
+    model.load_state_dict(state)
+    model.to(device).eval()
+    meta.setdefault("tokenizer", tokenizer_kind)
+    return model, get_tokenizer(tokenizer_kind), meta

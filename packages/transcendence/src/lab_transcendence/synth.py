@@ -1,0 +1,372 @@
+"""Synthetic "expert" players built on Stockfish, their games, and their measured ratings.
+
+An expert is Stockfish at a search limit with two kinds of its own errors: a random-move rate (a uniformly
+random legal move) and a blind spot (a piece type it never moves unless forced). Different experts err in
+different places, so a plurality vote over them denoises the errors: the setting in which the paper's
+low-temperature sampling can transcend every expert in the data.
+
+Ratings are measured, not assumed: a round robin between the experts and fixed Stockfish anchors (UCI
+"Skill Level" k searched to depth k + 1 -- Stockfish picks its skill move at that depth, so this is the
+strength of the paper's 0.1 s anchors -- with the paper's anchor ratings), fitted by maximum likelihood
+(Bradley-Terry on the Elo scale, draws as half points, a weak Gaussian prior keeps all-loss players finite).
+Corpus games are deterministic for a seed (each game has its own RNG and starts from a cleared engine);
+anchor games are not bit-reproducible because Stockfish seeds its skill randomness from the clock.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import chess
+import chess.engine
+
+PIECE_LETTERS = {
+    "P": chess.PAWN,
+    "N": chess.KNIGHT,
+    "B": chess.BISHOP,
+    "R": chess.ROOK,
+    "Q": chess.QUEEN,
+    "K": chess.KING,
+}
+# The paper's anchor ratings for Stockfish skill levels (deviation 0).
+ANCHOR_RATINGS = {1: 1554, 2: 1759, 3: 1867, 4: 2006, 5: 2148}
+DEFAULT_MAX_PLIES = 300  # games still running then are adjudicated drawn
+
+
+@dataclass
+class Expert:
+    """A noisy Stockfish player. `move()` is its policy (see expert_move)."""
+
+    name: str
+    random_rate: float = 0.1  # probability of a uniformly random (allowed) legal move
+    blind_spot: str | None = None  # piece letter (P N B R Q K) it never moves unless forced
+    depth: int | None = 2  # search limit: depth ...
+    nodes: int | None = None  # ... and/or nodes
+    rating: float | None = None  # measured (round robin vs anchors)
+    rating_se: float | None = None
+
+    def limit(self) -> chess.engine.Limit:
+        return chess.engine.Limit(depth=self.depth, nodes=self.nodes)
+
+    def move(
+        self, board: chess.Board, engine: chess.engine.SimpleEngine, rng: random.Random, game: Any = None
+    ) -> chess.Move:
+        return expert_move(self, board, engine, rng, game=game)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Expert:
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+
+@dataclass
+class Anchor:
+    """A fixed-rating reference player: Stockfish at a skill level, searched to depth level + 1."""
+
+    level: int
+    rating: float
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        self.name = self.name or f"stockfish-skill{self.level}"
+
+    def move(
+        self, board: chess.Board, engine: chess.engine.SimpleEngine, rng: random.Random, game: Any = None
+    ) -> chess.Move:
+        limit = chess.engine.Limit(depth=self.level + 1)
+        return engine.play(board, limit, game=game, options={"Skill Level": self.level}).move
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "level": self.level, "rating": self.rating}
+
+
+def expert_move(
+    expert: Expert,
+    board: chess.Board,
+    engine: chess.engine.SimpleEngine,
+    rng: random.Random,
+    game: Any = None,
+) -> chess.Move:
+    """The expert's move: random with probability random_rate, else Stockfish's best among allowed moves.
+
+    Allowed moves exclude the blind-spot piece type unless every legal move uses it. `game` is passed to
+    python-chess so that a new key starts a fresh engine game (ucinewgame clears the hash: determinism).
+    """
+    legal = list(board.legal_moves)
+    allowed = legal
+    if expert.blind_spot:
+        blind = PIECE_LETTERS[expert.blind_spot.upper()]
+        allowed = [m for m in legal if board.piece_type_at(m.from_square) != blind] or legal
+    if rng.random() < expert.random_rate or len(allowed) == 1:
+        return rng.choice(allowed)
+    root = allowed if len(allowed) < len(legal) else None
+    return engine.play(board, expert.limit(), root_moves=root, game=game).move
+
+
+def default_experts(k: int, seed: int = 0, depth: int = 2) -> list[Expert]:
+    """K experts with distinct blind spots and random-move rates (their errors differ by construction)."""
+    if k < 1:
+        raise ValueError("need at least one expert")
+    rng = random.Random(f"experts-{seed}")
+    spots = ["N", "B", "R", "Q", "K"]
+    rng.shuffle(spots)
+    experts = []
+    for i in range(k):
+        rate = 0.10 + 0.15 * (i / max(1, k - 1))  # 0.10 .. 0.25
+        experts.append(
+            Expert(
+                name=f"expert{i}", random_rate=round(rate, 3), blind_spot=spots[i % len(spots)], depth=depth
+            )
+        )
+    return experts
+
+
+def default_anchors(levels: Iterable[int] = (1, 3, 5)) -> list[Anchor]:
+    return [Anchor(level=lv, rating=ANCHOR_RATINGS[lv]) for lv in levels]
+
+
+# ---------------------------------------------------------------- playing games
+
+
+def player_from_spec(spec: dict) -> Expert | Anchor:
+    if spec.get("kind") == "anchor":
+        return Anchor(level=spec["level"], rating=spec["rating"], name=spec.get("name", ""))
+    return Expert.from_dict(spec)
+
+
+def player_spec(p: Expert | Anchor) -> dict:
+    return {"kind": "anchor", **p.to_dict()} if isinstance(p, Anchor) else {"kind": "expert", **p.to_dict()}
+
+
+def open_engine(stockfish: str | Path, hash_mb: int = 16) -> chess.engine.SimpleEngine:
+    engine = chess.engine.SimpleEngine.popen_uci(str(stockfish))
+    engine.configure({"Threads": 1, "Hash": hash_mb})
+    return engine
+
+
+def play_game(
+    white: Expert | Anchor,
+    black: Expert | Anchor,
+    engine: chess.engine.SimpleEngine,
+    rng: random.Random,
+    game_key: Any,
+    max_plies: int = DEFAULT_MAX_PLIES,
+) -> dict:
+    """One game; returns {"sans", "result", "termination"}."""
+    board = chess.Board()
+    sans: list[str] = []
+    players = (white, black)
+    outcome = None
+    while len(sans) < max_plies:
+        outcome = board.outcome()
+        if outcome is not None:
+            break
+        mover = players[0] if board.turn == chess.WHITE else players[1]
+        move = mover.move(board, engine, rng, game=game_key)
+        sans.append(board.san(move))
+        board.push(move)
+    outcome = board.outcome()
+    if outcome is None:
+        return {"sans": sans, "result": "1/2-1/2", "termination": "adjudication (max plies)"}
+    return {"sans": sans, "result": outcome.result(), "termination": outcome.termination.name.lower()}
+
+
+_ENGINE: chess.engine.SimpleEngine | None = None
+
+
+def _init_worker(stockfish: str) -> None:
+    global _ENGINE
+    _ENGINE = open_engine(stockfish)
+
+
+def _play_task(task: tuple) -> tuple[int, dict]:
+    """Worker entry: (index, white spec, black spec, seed string, max_plies, phase) -> (index, game)."""
+    index, wspec, bspec, seed, max_plies, phase = task
+    assert _ENGINE is not None
+    rng = random.Random(f"{seed}-{phase}-{index}")
+    game = play_game(
+        player_from_spec(wspec), player_from_spec(bspec), _ENGINE, rng, (phase, index), max_plies
+    )
+    game.update(white=wspec["name"], black=bspec["name"])
+    return index, game
+
+
+def play_many(tasks: list[tuple], stockfish: str | Path, workers: int = 1) -> Iterator[tuple[int, dict]]:
+    """Play tasks (see _play_task) on `workers` processes, each with its own engine; yields in task order."""
+    global _ENGINE
+    if workers <= 1 or len(tasks) <= 1:
+        prev = _ENGINE
+        _init_worker(str(stockfish))
+        try:
+            for t in tasks:
+                yield _play_task(t)
+        finally:
+            assert _ENGINE is not None
+            _ENGINE.quit()
+            _ENGINE = prev
+        return
+    with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(str(stockfish),)) as pool:
+        yield from pool.map(_play_task, tasks, chunksize=1)
+
+
+# ---------------------------------------------------------------- ratings
+
+
+@dataclass
+class RatingFit:
+    ratings: dict[str, float]
+    se: dict[str, float]
+    crosstable: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # a -> b -> [score, games]
+
+
+def fit_elo(
+    games: list[tuple[str, str, float]],
+    fixed: dict[str, float],
+    prior_mean: float = 1500.0,
+    prior_sd: float = 400.0,
+    iters: int = 200,
+) -> RatingFit:
+    """Maximum a-posteriori Elo ratings of the non-fixed players from (a, b, score of a) records.
+
+    P(a beats b) = 1 / (1 + 10^((Rb - Ra)/400)); draws count as half a win; fixed players keep their
+    ratings. Newton's method on the free players; standard errors from the inverse Hessian.
+    """
+    import numpy as np
+
+    names = sorted({a for a, _, _ in games} | {b for _, b, _ in games})
+    free = [n for n in names if n not in fixed]
+    idx = {n: i for i, n in enumerate(free)}
+    r = np.full(len(free), prior_mean, dtype=float)
+    k = math.log(10) / 400
+    cross: dict[str, dict[str, list[float]]] = {}
+    for a, b, s in games:
+        for x, y, sx in ((a, b, s), (b, a, 1 - s)):
+            cell = cross.setdefault(x, {}).setdefault(y, [0.0, 0])
+            cell[0] += sx
+            cell[1] += 1
+
+    def rating(n: str) -> float:
+        return fixed[n] if n in fixed else r[idx[n]]
+
+    hess = np.eye(len(free))
+    for _ in range(iters):
+        grad = -(r - prior_mean) / prior_sd**2
+        hess = np.eye(len(free)) / prior_sd**2
+        for a, b, s in games:
+            p = 1 / (1 + math.exp(-k * (rating(a) - rating(b))))
+            w = k * k * p * (1 - p)
+            for x, sign in ((a, 1), (b, -1)):
+                if x in idx:
+                    grad[idx[x]] += sign * k * (s - p)
+                    hess[idx[x], idx[x]] += w
+            if a in idx and b in idx:
+                hess[idx[a], idx[b]] -= w
+                hess[idx[b], idx[a]] -= w
+        step = np.linalg.solve(hess, grad)
+        step = np.clip(step, -200, 200)
+        r += step
+        if np.abs(step).max() < 1e-3:
+            break
+    cov = np.linalg.inv(hess)
+    return RatingFit(
+        ratings={n: float(r[idx[n]]) for n in free},
+        se={n: float(math.sqrt(max(cov[idx[n], idx[n]], 0.0))) for n in free},
+        crosstable=cross,
+    )
+
+
+def score_of(result: str) -> float:
+    return {"1-0": 1.0, "0-1": 0.0}.get(result, 0.5)
+
+
+def rating_tasks(
+    experts: list[Expert], anchors: list[Anchor], games_per_pair: int, seed: int, max_plies: int
+) -> list[tuple]:
+    """Round robin: every expert pair and every expert-anchor pair, colours alternating."""
+    players: list[Expert | Anchor] = [*experts, *anchors]
+    tasks = []
+    for i, a in enumerate(players):
+        for b in players[i + 1 :]:
+            if isinstance(a, Anchor) and isinstance(b, Anchor):
+                continue
+            for g in range(games_per_pair):
+                w, bl = (a, b) if g % 2 == 0 else (b, a)
+                tasks.append((len(tasks), player_spec(w), player_spec(bl), seed, max_plies, "rating"))
+    return tasks
+
+
+def measure_ratings(
+    experts: list[Expert],
+    anchors: list[Anchor],
+    stockfish: str | Path,
+    games_per_pair: int = 10,
+    seed: int = 0,
+    workers: int = 1,
+    max_plies: int = DEFAULT_MAX_PLIES,
+    on_game=None,
+) -> RatingFit:
+    """Play the round robin and fit ratings; sets each expert's .rating/.rating_se in place."""
+    tasks = rating_tasks(experts, anchors, games_per_pair, seed, max_plies)
+    records = []
+    for _, g in play_many(tasks, stockfish, workers):
+        records.append((g["white"], g["black"], score_of(g["result"])))
+        if on_game:
+            on_game(g)
+    fit = fit_elo(records, {a.name: a.rating for a in anchors})
+    for e in experts:
+        e.rating = round(fit.ratings.get(e.name, 1500.0), 1)
+        e.rating_se = round(fit.se.get(e.name, 400.0), 1)
+    return fit
+
+
+def corpus_tasks(experts: list[Expert], start: int, stop: int, seed: int, max_plies: int) -> list[tuple]:
+    """Games start..stop-1 of a corpus: game g pairs the (g mod K(K-1))-th ordered pair of experts."""
+    pairs = [(a, b) for a in experts for b in experts if a is not b] or [(experts[0], experts[0])]
+    return [
+        (
+            g,
+            player_spec(pairs[g % len(pairs)][0]),
+            player_spec(pairs[g % len(pairs)][1]),
+            seed,
+            max_plies,
+            "corpus",
+        )
+        for g in range(start, stop)
+    ]
+
+
+def game_to_pgn(game: dict, index: int, ratings: dict[str, float | None], event: str = "lab synth") -> str:
+    """One game as PGN text (headers incl. WhiteElo/BlackElo = measured ratings; 8 moves a line)."""
+
+    def elo(name: str) -> str:
+        v = ratings.get(name)
+        return "?" if v is None else str(int(round(v)))
+
+    headers = [
+        ("Event", event),
+        ("Site", "lab"),
+        ("Date", "????.??.??"),
+        ("Round", str(index + 1)),
+        ("White", game["white"]),
+        ("Black", game["black"]),
+        ("Result", game["result"]),
+        ("WhiteElo", elo(game["white"])),
+        ("BlackElo", elo(game["black"])),
+        ("TimeControl", "-"),
+        ("Termination", game["termination"]),
+    ]
+    lines = [f'[{k} "{v}"]' for k, v in headers]
+    moves = []
+    for i, san in enumerate(game["sans"]):
+        moves.append(f"{i // 2 + 1}. {san}" if i % 2 == 0 else san)
+    moves.append(game["result"])
+    body = [" ".join(moves[i : i + 16]) for i in range(0, len(moves), 16)]
+    return "\n".join(lines) + "\n\n" + "\n".join(body) + "\n\n"
