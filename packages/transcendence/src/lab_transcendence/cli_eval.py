@@ -66,13 +66,10 @@ def _run_eval(command: str, name: str, resume: Path | None, config, sets, values
         validate(cfg)
         run = RunDir.create(f"chess-{command}", name, cfg)
     res = run_experiment(cfg, run)
-    from rich.console import Console
-
-    con = Console()
-    con.print((run.path / "transcendence.md").read_text())
+    typer.echo((run.path / "transcendence.md").read_text())
     for line in res["summary"]:
-        con.print(line)
-    con.print(f"run: {run.path}")
+        typer.echo(line)
+    typer.echo(f"run: {run.path}")
     if res["games_recorded"] == 0 or all(r["games"] == 0 for r in res["ratings"]):
         from lab_shared.errors import LabError
 

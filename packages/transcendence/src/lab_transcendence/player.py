@@ -51,7 +51,7 @@ class MoveCodec:
         self.block_size = block_size
         if self.kind == "char":
             self.space = tokenizer.encode(" ")[0]
-            self.stop = {self.space, tokenizer.encode(";")[0]}
+            self.stop = {self.space, tokenizer.encode(";")[0]}  # `;` ends the sample as an illegal move
             self.max_tokens = MAX_MOVE_CHARS
         else:
             self.stop = set()
@@ -242,6 +242,8 @@ class ModelPlayer:
                 if not done[i]:
                     if t in self.codec.stop:
                         done[i] = True
+                        if self.codec.kind == "char" and t != self.codec.space:
+                            out[i] = []  # the game-start mark inside a move: not a move (illegal)
                     else:
                         out[i].append(t)
             if all(done) or self.codec.max_tokens == 1:
