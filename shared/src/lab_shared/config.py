@@ -143,18 +143,18 @@ def _build(cls: type[T], data: Mapping[str, Any], prefix: str = "", base: T | No
     return dataclasses.replace(obj, **kwargs) if kwargs else obj
 
 
-def _set_dotted(cls: type, obj: Any, key: str, raw: Any, from_text: bool) -> Any:
+def _set_dotted(cls: type, obj: Any, key: str, raw: Any, from_text: bool, prefix: str = "") -> Any:
     head, _, rest = key.partition(".")
     names = {f.name for f in dataclasses.fields(cls)}
     if head not in names:
-        raise ConfigError(f"unknown config key '{key}' (known: {', '.join(sorted(names))})")
+        raise ConfigError(f"unknown config key '{prefix}{key}' (known: {', '.join(sorted(names))})")
     tp = _hints(cls)[head]
     if rest:
         if not dataclasses.is_dataclass(tp):
-            raise ConfigError(f"unknown config key '{key}': '{head}' has no sub-keys")
-        value = _set_dotted(tp, getattr(obj, head), rest, raw, from_text)
+            raise ConfigError(f"unknown config key '{prefix}{key}': '{head}' has no sub-keys")
+        value = _set_dotted(tp, getattr(obj, head), rest, raw, from_text, prefix + head + ".")
     else:
-        value = _coerce(key, tp, raw, from_text)
+        value = _coerce(prefix + key, tp, raw, from_text)
     return dataclasses.replace(obj, **{head: value})
 
 

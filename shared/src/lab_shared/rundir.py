@@ -19,6 +19,20 @@ def runs_root(root: str | Path | None = None) -> Path:
     return Path(root or os.environ.get("LAB_RUNS", "runs"))
 
 
+def _ddp_shared_path(make) -> Path | None:
+    """Under torchrun: rank 0 makes the folder and broadcasts its path; None when not distributed."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    import torch.distributed as dist
+
+    from lab_shared.distributed import init_distributed
+
+    init_distributed()
+    box = [str(make()) if dist.get_rank() == 0 else None]
+    dist.broadcast_object_list(box, src=0)
+    return Path(box[0])
+
+
 class RunDir:
     """One run's folder. Create a new one with `RunDir.create`, reopen one with `RunDir.open`."""
 
@@ -32,7 +46,13 @@ class RunDir:
     def create(
         cls, command: str, name: str = "run", config: Any = None, root: str | Path | None = None
     ) -> RunDir:
-        base = runs_root(root) / command
+        shared = _ddp_shared_path(lambda: cls._new_path(runs_root(root) / command, name))
+        if shared is not None:  # under torchrun every rank uses rank 0's folder
+            return cls(shared) if int(os.environ.get("RANK", "0")) else cls._finish(shared, config)
+        return cls._finish(cls._new_path(runs_root(root) / command, name), config)
+
+    @staticmethod
+    def _new_path(base: Path, name: str) -> Path:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         path = base / f"{name}-{stamp}"
         n = 1
@@ -40,6 +60,10 @@ class RunDir:
             n += 1
             path = base / f"{name}-{stamp}-{n}"
         path.mkdir(parents=True)
+        return path
+
+    @classmethod
+    def _finish(cls, path: Path, config: Any) -> RunDir:
         run = cls(path)
         if config is not None:
             run.write_config(config)

@@ -1,0 +1,34 @@
+"""`make bench`: run every benchmark script here and print their RESULT lines together at the end."""
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).parent
+
+
+def main() -> int:
+    scripts = sorted(p for p in HERE.glob("*.py") if p.name != "run_all.py")
+    only = sys.argv[1:]
+    results, failed = [], []
+    for script in scripts:
+        if only and script.stem not in only:
+            continue
+        print(f"== {script.name}", flush=True)
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+        sys.stdout.write(proc.stdout)
+        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT")]
+        results += lines or [f"RESULT {script.stem}: no result line"]
+        if proc.returncode:
+            failed.append(script.name)
+        print(f"   ({time.perf_counter() - t0:.0f} s)", flush=True)
+    print("\n".join(["", "== summary", *results]))
+    if failed:
+        print(f"failed: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
