@@ -11,6 +11,7 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -50,6 +51,7 @@ class RunConfig:
     curve_points: int = 4  # curve evaluations per task for methods without averaging points
     curve_samples: int = 300  # test examples per task used for the curves
     cache_pretrained: bool = True  # reuse the pretrained model across runs with the same settings
+    threads: int = 1  # torch CPU threads (1 avoids oversubscription on shared small machines; 0 = torch's)
 
 
 def validate_run(cfg: RunConfig) -> None:
@@ -98,6 +100,30 @@ def _pretrain_key(cfg: RunConfig) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def _finetune_cache(cfg: RunConfig, k: int) -> Path | None:
+    """Where an independent fine-tune of task k from theta_pre is cached (merge methods share them)."""
+    if not cfg.cache_pretrained:
+        return None
+    blob = json.dumps(
+        {
+            "pre": _pretrain_key(cfg),
+            "seq": config_to_dict(cfg.sequence),
+            "trainer": {
+                n: v for n, v in config_to_dict(cfg.trainer).items() if n not in ("progress", "log_every")
+            },
+            "seed": cfg.seed,
+            "k": k,
+        },
+        sort_keys=True,
+    )
+    return (
+        runs_root()
+        / "sfa"
+        / "cache"
+        / f"finetune-{hashlib.sha256(blob.encode()).hexdigest()[:16]}.safetensors"
+    )
+
+
 def pretrain(model: torch.nn.Module, seq: TaskSequence, cfg: RunConfig) -> dict[str, Any]:
     """Train on the sequence's pretraining task (cached in $LAB_RUNS/sfa/cache by settings and seed)."""
     if seq.pretrain is None or cfg.pretrain_steps == 0:
@@ -140,6 +166,8 @@ def _subset_task(task, n: int):
 def run_continual(cfg: RunConfig, run_dir: RunDir | None = None) -> dict[str, Any]:
     """Pretrain, train every task with the method, and return R, the summary metrics, curves and costs."""
     validate_run(cfg)
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
     seq = get_sequence(cfg.sequence.name, cfg.sequence)
     model = seq.make_model()
@@ -158,7 +186,7 @@ def run_continual(cfg: RunConfig, run_dir: RunDir | None = None) -> dict[str, An
     R, Rval, curves, costs = [], [], [], []
     curve_tasks = [_subset_task(t, cfg.curve_samples) for t in seq.tasks]
     T = cfg.trainer.max_steps
-    t_train = 0.0
+    t_train, n_trained = 0.0, 0
     for k in range(K):
         method.before_task(model, k)
         data, collate = method.task_data(k)
@@ -180,11 +208,18 @@ def run_continual(cfg: RunConfig, run_dir: RunDir | None = None) -> dict[str, An
         if cfg.curves and k == 0:
             curves.append({"task": -1, "step": 0, "global_step": 0, "acc": [r0[j] for j in range(K)]})
         t0 = time.perf_counter()
-        trainer = Trainer(
-            model, seq.loss_fn, data, tcfg, callbacks=cbs, collate_fn=collate, log_prefix=f"t{k}/"
-        )
-        trainer.fit()
-        t_train += time.perf_counter() - t0
+        ft_cache = _finetune_cache(cfg, k) if getattr(method, "independent_finetunes", False) else None
+        if ft_cache is not None and ft_cache.exists() and not cfg.curves:
+            load_state(model, load_tensors(ft_cache))  # same start, data and steps: the same fine-tune
+        else:
+            trainer = Trainer(
+                model, seq.loss_fn, data, tcfg, callbacks=cbs, collate_fn=collate, log_prefix=f"t{k}/"
+            )
+            trainer.fit()
+            if ft_cache is not None:
+                save_tensors({n: v.contiguous() for n, v in model.state_dict().items()}, ft_cache)
+            t_train += time.perf_counter() - t0
+            n_trained += T
         method.after_task(model, k)
         R.append(eval_all("test"))
         if has_val:
@@ -224,7 +259,7 @@ def run_continual(cfg: RunConfig, run_dir: RunDir | None = None) -> dict[str, An
         "max_stored_examples": max(c["stored_examples"] for c in costs),
         "n_params": n_params,
         "train_time_s": round(t_train, 2),
-        "steps_per_s": K * T / t_train if t_train > 0 else 0.0,
+        "steps_per_s": n_trained / t_train if t_train > 0 else None,
         "pretrain": pre,
     }
     if has_val:

@@ -18,6 +18,7 @@ class TaskArithmetic(Method):
     """Independent fine-tunes from theta_pre, merged by Task Arithmetic after each task."""
 
     name = "task_arithmetic"
+    independent_finetunes = True  # task k's fine-tune does not depend on lambda: the runner may cache it
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -1,0 +1,260 @@
+"""Grids of runs (methods x hyperparameters x seeds) from a TOML file: resumable, then a comparison table.
+
+    seeds = [0, 1, 2]
+    select = "val_acc"                 # how each method's best grid point is chosen (validation split)
+    [base]                              # RunConfig overrides shared by every run (dotted keys or tables)
+    "trainer.max_steps" = 200
+    [[grid]]
+    method = "sfa"
+    "method.beta" = [0.1, 0.3, 0.5]     # lists are crossed (cartesian product)
+    "method.p" = [0.1, 0.25]
+
+Each finished run is written to ``points/<id>.json`` atomically, so an interrupted sweep resumed on the same
+folder skips what is done. The table reports, per method, the grid point with the best mean validation
+score, with mean +- std over seeds of test ACC, BWT, forgetting and plasticity, and the measured costs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lab_sfa.continual import RunConfig, run_continual, validate_run
+from lab_sfa.metrics import mean_std
+from lab_shared.config import load_config
+from lab_shared.errors import ConfigError, LabError
+from lab_shared.io import atomic_write_json, read_json
+from lab_shared.progress import get_logger, progress
+from lab_shared.report import bar_plot, line_plot, write_table
+from lab_shared.rundir import RunDir
+
+log = get_logger("lab.sfa")
+
+
+@dataclass
+class GridPoint:
+    """One method setting (the overrides that define it) and its label in tables."""
+
+    method: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        short = ",".join(f"{k.split('.')[-1]}={v}" for k, v in sorted(self.overrides.items()))
+        return f"{self.method}({short})" if short else self.method
+
+    def key(self) -> str:
+        blob = json.dumps({"method": self.method, **self.overrides}, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def parse_spec(spec: dict) -> tuple[dict[str, Any], list[GridPoint], list[int], str]:
+    """(base overrides, grid points, seeds, selection metric) from a parsed sweep spec."""
+    unknown = set(spec) - {"seeds", "select", "base", "grid", "name"}
+    if unknown:
+        raise LabError(
+            f"sweep file: unknown key '{sorted(unknown)[0]}' (known: seeds, select, base, grid, name)"
+        )
+    seeds = spec.get("seeds", [0])
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
+        raise LabError("sweep file: seeds must be a non-empty list of integers")
+    base = _flatten(spec.get("base", {}))
+    grid = spec.get("grid")
+    if not isinstance(grid, list) or not grid:
+        raise LabError("sweep file: needs at least one [[grid]] entry with a method")
+    points = []
+    for i, entry in enumerate(grid):
+        entry = _flatten(dict(entry))
+        method = entry.pop("method", None) or entry.pop("method.name", None)
+        if not method:
+            raise LabError(f"sweep file: grid entry {i + 1} has no method")
+        keys = sorted(entry)
+        values = [v if isinstance(v, list) else [v] for v in (entry[k] for k in keys)]
+        for combo in itertools.product(*values):
+            points.append(GridPoint(str(method), dict(zip(keys, combo))))
+    return base, points, seeds, str(spec.get("select", "val_acc"))
+
+
+def load_spec(path: Path) -> dict:
+    if not path.exists():
+        raise LabError(f"sweep file not found: {path}")
+    try:
+        return tomllib.loads(path.read_text()) if path.suffix == ".toml" else json.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise LabError(f"{path}: cannot parse sweep file: {e}") from e
+
+
+def point_config(base: dict[str, Any], point: GridPoint, seed: int, extra: list[str] = ()) -> RunConfig:
+    """The RunConfig of one (grid point, seed): defaults <- base <- point <- --set extras."""
+
+    def to_text(v: Any) -> str:
+        return ",".join(str(x) for x in v) if isinstance(v, list) else str(v)
+
+    sets = [f"{k}={to_text(v)}" for k, v in {**base, **point.overrides}.items()]
+    sets += [f"method.name={point.method}", f"seed={seed}", "curves=false", "trainer.progress=false"]
+    try:
+        cfg = load_config(RunConfig, None, [*sets, *extra])
+    except ConfigError as e:
+        raise LabError(f"sweep point {point.label}: {e}") from e
+    validate_run(cfg)
+    return cfg
+
+
+def run_sweep(spec: dict, run_dir: RunDir, extra: list[str] = (), only_method: str | None = None) -> dict:
+    """Run every (grid point, seed) not yet done in ``run_dir``, then write the tables and plots."""
+    base, points, seeds, select = parse_spec(spec)
+    if only_method:
+        points = [p for p in points if p.method == only_method]
+    jobs = [(p, s) for p in points for s in seeds]
+    configs = {(p.key(), s): point_config(base, p, s, extra) for p, s in jobs}  # validate everything first
+    atomic_write_json(run_dir.file("sweep.json"), spec)
+    pdir = run_dir.path / "points"
+    pdir.mkdir(exist_ok=True)
+    todo = [(p, s) for p, s in jobs if not (pdir / f"{p.key()}-s{s}.json").exists()]
+    log.info("sweep: %d runs (%d points x %d seeds), %d to do", len(jobs), len(points), len(seeds), len(todo))
+    for p, s in progress(todo, desc="sweep"):
+        res = run_continual(configs[(p.key(), s)])
+        res.pop("curves", None)
+        res.update(point=p.label, point_key=p.key(), overrides=p.overrides)
+        atomic_write_json(pdir / f"{p.key()}-s{s}.json", res)
+        run_dir.metrics.log(point=p.label, seed=s, acc=res["acc"], val_acc=res.get("val_acc"), bwt=res["bwt"])
+    return summarize_sweep(run_dir, points, seeds, select)
+
+
+def _load_points(run_dir: RunDir, points: list[GridPoint], seeds: list[int]) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for p in points:
+        rs = [read_json(f) for s in seeds if (f := run_dir.path / "points" / f"{p.key()}-s{s}.json").exists()]
+        if rs:
+            out[p.key()] = rs
+    return out
+
+
+def _fmt(vals: list[float]) -> str:
+    m, s = mean_std(vals)
+    return f"{m:.3f} ± {s:.3f}"
+
+
+def summarize_sweep(
+    run_dir: RunDir, points: list[GridPoint], seeds: list[int], select: str = "val_acc"
+) -> dict:
+    """All-points table, best-per-method table (mean ± std over seeds), cost table and plots."""
+    done = _load_points(run_dir, points, seeds)
+    if not done:
+        raise LabError(f"no finished runs in {run_dir.path}")
+    by_key = {p.key(): p for p in points}
+    all_rows = []
+    for key, rs in done.items():
+        p = by_key[key]
+        sel = [r.get(select, r["acc"]) for r in rs]
+        all_rows.append(
+            {
+                "method": p.method,
+                "point": p.label,
+                "seeds": len(rs),
+                select: mean_std(sel)[0],
+                "acc": _fmt([r["acc"] for r in rs]),
+                "bwt": _fmt([r["bwt"] for r in rs]),
+                "plasticity": _fmt([r["plasticity"] for r in rs]),
+                "_sel": mean_std(sel)[0],
+                "_key": key,
+            }
+        )
+    best: dict[str, dict] = {}
+    for row in all_rows:
+        if row["method"] not in best or row["_sel"] > best[row["method"]]["_sel"]:
+            best[row["method"]] = row
+    seq_speed = None
+    if "seq" in best:
+        seq_speed = mean_std([r["steps_per_s"] or 0.0 for r in done[best["seq"]["_key"]]])[0]
+    table, acc_means, acc_stds = [], [], []
+    for method, row in best.items():
+        rs = done[row["_key"]]
+        m, s = mean_std([r["acc"] for r in rs])
+        acc_means.append(m)
+        acc_stds.append(s)
+        speeds = [r["steps_per_s"] for r in rs if r["steps_per_s"]]
+        speed = mean_std(speeds)[0] if speeds else None
+        table.append(
+            {
+                "method": method,
+                "best point": row["point"],
+                "ACC": _fmt([r["acc"] for r in rs]),
+                "BWT": _fmt([r["bwt"] for r in rs]),
+                "forgetting": _fmt([r["forgetting"] for r in rs]),
+                "plasticity": _fmt([r["plasticity"] for r in rs]),
+                "seeds": len(rs),
+                "param copies": round(max(r["max_extra_param_copies"] for r in rs), 2),
+                "stored examples": max(r["max_stored_examples"] for r in rs),
+                "time/step vs seq": round(seq_speed / speed, 2) if seq_speed and speed else None,
+            }
+        )
+    for r in all_rows:
+        del r["_sel"], r["_key"]
+    write_table(all_rows, run_dir.file("table_all"))
+    write_table(table, run_dir.file("table"))
+    plots = [
+        bar_plot(
+            run_dir.plots / "acc_by_method.png",
+            [r["method"] for r in table],
+            acc_means,
+            "final average accuracy (ACC)",
+            title=f"best grid point per method (by {select}), mean ± std over seeds",
+            yerr=acc_stds,
+        )
+    ]
+    plots += _hyper_plots(run_dir, done, by_key)
+    summary = {"select": select, "table": table, "all": all_rows, "plots": [str(p) for p in plots]}
+    run_dir.write_results(summary)
+    return summary
+
+
+def _hyper_plots(run_dir: RunDir, done: dict[str, list[dict]], by_key: dict[str, GridPoint]) -> list[Path]:
+    """ACC against the one swept knob of each method (SFA: one line per p over beta)."""
+    paths = []
+    for method in sorted({by_key[k].method for k in done}):
+        keys = [k for k in done if by_key[k].method == method]
+        knobs = sorted({o for k in keys for o in by_key[k].overrides})
+        if not knobs:
+            continue
+        x_knob = "method.beta" if "method.beta" in knobs else knobs[0]
+        groups: dict[str, list[tuple[float, float, float]]] = {}
+        for k in keys:
+            o = by_key[k].overrides
+            if not isinstance(o.get(x_knob), int | float):
+                continue
+            g = ",".join(f"{kk.split('.')[-1]}={v}" for kk, v in sorted(o.items()) if kk != x_knob) or method
+            m, s = mean_std([r["acc"] for r in done[k]])
+            groups.setdefault(g, []).append((float(o[x_knob]), m, s))
+        if not groups:
+            continue
+        series = {g: ([v[0] for v in sorted(vs)], [v[1] for v in sorted(vs)]) for g, vs in groups.items()}
+        yerr = {g: [v[2] for v in sorted(vs)] for g, vs in groups.items()}
+        logx = all(x > 0 for xs, _ in series.values() for x in xs) and x_knob in ("method.lam",)
+        paths.append(
+            line_plot(
+                run_dir.plots / f"sweep_{method}.png",
+                series,
+                x_knob,
+                "ACC",
+                title=f"{method}: final average accuracy over the grid",
+                yerr=yerr,
+                logx=logx,
+            )
+        )
+    return paths
