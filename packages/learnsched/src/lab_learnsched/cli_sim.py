@@ -131,6 +131,8 @@ def register(app: typer.Typer) -> None:
             queue_sweep=_csv(queue_sweep, int),
             backend=backend,
         )
+        if cfg.backend not in ("sim", "postgres"):
+            raise LabError(f"--backend must be sim or postgres, got '{cfg.backend}'")
         run = RunDir.create("sched-bench", cfg.backend, cfg)
         if cfg.backend == "sim":
             out = run_sim_bench(cfg, run)
@@ -141,8 +143,6 @@ def register(app: typer.Typer) -> None:
             except ImportError as e:
                 raise LabError(f"the postgres backend is not available ({e})") from None
             pg_run_bench(cfg, run)
-        else:
-            raise LabError(f"--backend must be sim or postgres, got '{cfg.backend}'")
         typer.echo(f"tables and plots: {run.path}")
 
     @app.command()

@@ -45,7 +45,7 @@ def train_ppo(
     obs = np.stack([e.reset(seed=seeds.next())[0] for e in envs])
     ep_hits, ep_reads = np.zeros(n), np.zeros(n)
     done_ratios: list[float] = []
-    dim, s = obs.shape[1], envs[0].queue_size
+    dim = obs.shape[1]
     b_obs = torch.zeros(t_len, n, dim)
     b_act = torch.zeros(t_len, n, dtype=torch.long)
     b_logp, b_rew, b_done, b_val = (torch.zeros(t_len, n) for _ in range(4))
