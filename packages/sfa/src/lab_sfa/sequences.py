@@ -111,6 +111,11 @@ def get_sequence(name: str, cfg: SequenceConfig | None = None) -> TaskSequence:
     """Build the sequence ``name`` (a registered name, or a path to a task-sequence ``.toml`` file)."""
     cfg = cfg or SequenceConfig(name=name)
     if name.endswith(".toml") or (name not in _REGISTRY and Path(name).suffix):
+        from lab_sfa.lm.taskfile import build_from_file as build_text_file
+        from lab_sfa.lm.taskfile import is_text_sequence
+
+        if is_text_sequence(Path(name)):  # kind = "text": text domains for the LM (lab_sfa.lm)
+            return build_text_file(Path(name), cfg)
         from lab_sfa.images.taskfile import build_from_file
 
         return build_from_file(Path(name), cfg)

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections import defaultdict
 
 import torch
 import torch.nn.functional as F
 
 from lab_sfa.lm.data import TokenBlocks
 from lab_sfa.lm.mathgen import Problem, exact_match
-from lab_sfa.lm.tokenizer import EOS_ID, ByteTokenizer
+from lab_sfa.lm.tokenizer import EOS_ID, PAD_ID, ByteTokenizer
 
 _NEWLINE = ord("\n")
 
@@ -53,35 +52,45 @@ def heldout_metrics(model, blocks: TokenBlocks, batch_size: int = 64) -> dict[st
 
 
 def greedy_complete(model, prompts: list[str], max_new_tokens: int = 8, batch_size: int = 64) -> list[str]:
-    """Greedy continuation of each prompt until a newline/EOS (prompts of equal length batch together)."""
+    """Greedy continuation of each prompt until a newline/EOS, batched with left padding.
+
+    Padding is masked out and positions count from each prompt's first real token, so a prompt's answer
+    does not depend on its batch. Prompts are sorted by length so batches carry little padding.
+    """
     tok = ByteTokenizer()
     device = next(model.parameters()).device
     ctx = getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", 1024)
-    by_len: dict[int, list[int]] = defaultdict(list)
-    encoded = [tok.encode(p) for p in prompts]
-    for i, ids in enumerate(encoded):
-        by_len[len(ids)].append(i)
+    encoded = [tok.encode(p)[-(ctx - max_new_tokens) :] for p in prompts]
+    order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
     out = [""] * len(prompts)
     with _eval_mode(model):
-        for _length, idx in sorted(by_len.items()):
-            for s in range(0, len(idx), batch_size):
-                chunk = idx[s : s + batch_size]
-                ids = torch.tensor([encoded[i] for i in chunk], dtype=torch.long, device=device)
-                done = torch.zeros(len(chunk), dtype=torch.bool, device=device)
-                new = []
-                for _ in range(max_new_tokens):
-                    with _autocast(device):
-                        logits = model(input_ids=ids[:, -ctx:]).logits[:, -1]
-                    nxt = logits.argmax(-1)
-                    new.append(nxt)
-                    ids = torch.cat([ids, nxt[:, None]], dim=1)
-                    done |= (nxt == _NEWLINE) | (nxt == EOS_ID)
-                    if bool(done.all()):
-                        break
-                gen = torch.stack(new, 1).tolist()
-                for row, i in zip(gen, chunk):
-                    cut = next((k for k, t in enumerate(row) if t in (_NEWLINE, EOS_ID)), len(row))
-                    out[i] = tok.decode(row[:cut])
+        for s in range(0, len(order), batch_size):
+            chunk = order[s : s + batch_size]
+            width = max(len(encoded[i]) for i in chunk)
+            ids = torch.full((len(chunk), width), PAD_ID, dtype=torch.long)
+            mask = torch.zeros((len(chunk), width), dtype=torch.long)
+            for r, i in enumerate(chunk):
+                n = len(encoded[i])
+                ids[r, width - n :] = torch.tensor(encoded[i])
+                mask[r, width - n :] = 1
+            ids, mask = ids.to(device), mask.to(device)
+            done = torch.zeros(len(chunk), dtype=torch.bool, device=device)
+            new = []
+            for _ in range(max_new_tokens):
+                pos = (mask.cumsum(-1) - 1).clamp(min=0)
+                with _autocast(device):
+                    logits = model(input_ids=ids, attention_mask=mask, position_ids=pos).logits[:, -1]
+                nxt = logits.argmax(-1)
+                new.append(nxt)
+                ids = torch.cat([ids, nxt[:, None]], dim=1)
+                mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+                done |= (nxt == _NEWLINE) | (nxt == EOS_ID)
+                if bool(done.all()):
+                    break
+            gen = torch.stack(new, 1).tolist()
+            for row, i in zip(gen, chunk):
+                cut = next((k for k, t in enumerate(row) if t in (_NEWLINE, EOS_ID)), len(row))
+                out[i] = tok.decode(row[:cut])
     return out
 
 

@@ -43,7 +43,9 @@ class LMOptions:
     math_kinds: tuple[str, ...] = ("add", "sub", "mul", "word")
     pretrain_steps: int = -1  # -1 = the preset's default
     pretrain_blocks: int = 10000
-    max_bytes: int = 0  # per-domain text budget read from disk (0 = the domain's own)
+    max_bytes: int = (
+        0  # per-domain text budget read from disk (0 = 7000 blocks' worth; pretraining 3x its blocks)
+    )
     domains: dict[str, DomainSpec] = field(default_factory=dict)  # user-declared, override built-ins
     data_seed: int = 0
     eval_batch_size: int = 64
@@ -87,6 +89,10 @@ def build_lm_sequence(opts: LMOptions):
         raise LabError("the LM sequence needs at least one domain")
     block = context_length(opts.preset)
     specs = {**builtin_domains(), **opts.domains}
+    # Read only what the blocks need (reading and hashing megabytes costs seconds). The budget depends on the
+    # preset only, so the pretraining corpus (and its cache key) does not change with n_train / n_test.
+    budget = opts.max_bytes or 7000 * block
+    pre_budget = opts.max_bytes or max(300_000, 3 * block * (opts.pretrain_blocks or 10_000))
     seed = opts.data_seed
     tasks, used_hashes = [], set()
     for i, name in enumerate(opts.order):
@@ -111,8 +117,7 @@ def build_lm_sequence(opts: LMOptions):
                     f"unknown text domain {name!r} (built-in: math, {', '.join(builtin_domains())})"
                 )
             spec = specs[name]
-            if opts.max_bytes:
-                spec = replace(spec, max_bytes=opts.max_bytes)
+            spec = replace(spec, max_bytes=min(spec.max_bytes, budget))
             text = load_domain(spec, seed=seed)
             used_hashes |= text.all_hashes()
             n_val_para = max(1, len(text.train) // 20) if opts.n_val else 0
@@ -124,9 +129,7 @@ def build_lm_sequence(opts: LMOptions):
         info.update(train_tokens=train.n_tokens, test_tokens=test.n_tokens)
         tasks.append(Task(name=name, train=train, test=test, val=val, index=i, info=info))
 
-    general = specs["general"]
-    if opts.max_bytes:
-        general = replace(general, max_bytes=opts.max_bytes)
+    general = replace(specs["general"], max_bytes=min(specs["general"].max_bytes, pre_budget))
     gen = load_domain(general, seed=seed, exclude=used_hashes)  # no fine-tuning paragraph leaks in
     steps = opts.pretrain_steps if opts.pretrain_steps >= 0 else PRETRAIN_STEPS[opts.preset]
     pspec = PretrainSpec(

@@ -1,0 +1,103 @@
+"""Text task sequences declared in a TOML file: built-in domains (math, law, code) and your own text.
+
+    kind = "text"              # marks a text sequence (handled here, not by the image task files)
+    preset = "cpu"             # LM preset: tiny | tiny-gpt2 | cpu | cpu-large | gpu-small | gpu
+    pretrain_steps = 600       # optional; -1 = the preset's default, 0 = no pretraining
+    math_max_value = 30        # optional: operand range of the generated math problems
+    n_train = 800              # optional: train blocks per task (else the run's sequence.n_train)
+    n_test = 64                # optional: held-out blocks per domain
+
+    [[tasks]]
+    name = "math"              # built-in: generated arithmetic and word problems (exact-match scored)
+
+    [[tasks]]
+    name = "notes"             # your own domain: files, folders (recursive) or glob patterns
+    paths = ["notes/", "extra/*.txt"]
+    include = ["*.md", "*.txt"]  # optional: file-name patterns inside folders
+    exclude = ["*/drafts/*"]     # optional: path patterns to skip
+    test_fraction = 0.1          # optional: share of paragraphs held out
+
+Relative paths are relative to the TOML file. A task with `paths` is a text domain (a built-in name with
+`paths` is overridden); without, it must name a built-in. Empty or binary files named explicitly, folders
+with no readable text and unknown keys raise LabError with one line.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from lab_sfa.lm.domains import DomainSpec, builtin_domains
+from lab_shared.errors import LabError
+
+_TOP_KEYS = {
+    "kind",
+    "preset",
+    "pretrain_steps",
+    "math_max_value",
+    "n_train",
+    "n_test",
+    "n_val",
+    "n_math_eval",
+    "tasks",
+}
+
+
+def _read(path: Path) -> dict:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise LabError(f"task-sequence file not found: {path}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise LabError(f"malformed task-sequence file {path}: {e}") from None
+
+
+def is_text_sequence(path: Path) -> bool:
+    """True when the TOML file declares `kind = "text"`."""
+    return path.suffix == ".toml" and path.is_file() and _read(path).get("kind") == "text"
+
+
+def options_from_file(path: Path, cfg=None):
+    """LMOptions from a text task-sequence file (the run's SequenceConfig fills what the file leaves out)."""
+    from lab_sfa.lm.sequence import LMOptions, options_from_config
+
+    spec = _read(path)
+    extra = set(spec) - _TOP_KEYS
+    if extra:
+        raise LabError(f"{path}: unknown key(s) {sorted(extra)}")
+    opts = options_from_config(cfg) if cfg is not None else LMOptions()
+    for key in ("preset", "pretrain_steps", "math_max_value", "n_train", "n_test", "n_val", "n_math_eval"):
+        if key in spec:
+            setattr(opts, key, spec[key])
+    tasks = spec.get("tasks")
+    if not isinstance(tasks, list) or not tasks:
+        raise LabError(f"{path}: declare the domains as [[tasks]] tables")
+    order, builtins = [], set(builtin_domains()) | {"math"}
+    for t in tasks:
+        if not isinstance(t, dict) or "name" not in t:
+            raise LabError(f"{path}: every [[tasks]] entry needs a name")
+        if "paths" in t:
+            t = dict(t)
+            raw = [t["paths"]] if isinstance(t["paths"], str) else list(t["paths"])
+            t["paths"] = [str(p if Path(p).expanduser().is_absolute() else path.parent / p) for p in raw]
+            opts.domains[t["name"]] = DomainSpec.from_dict(t)
+        elif t["name"] not in builtins:
+            raise LabError(
+                f"{path}: task {t['name']!r} has no paths and is not a built-in ({', '.join(sorted(builtins))})"
+            )
+        elif set(t) - {"name"}:
+            raise LabError(f"{path}: built-in task {t['name']!r} takes no options besides paths")
+        order.append(t["name"])
+    if len(set(order)) != len(order):
+        raise LabError(f"{path}: task names must be unique")
+    opts.order = tuple(order)
+    return opts
+
+
+def build_from_file(path: Path, cfg=None):
+    """The TaskSequence of a text task-sequence file."""
+    from lab_sfa.lm.sequence import build_lm_sequence
+
+    seq = build_lm_sequence(options_from_file(path, cfg))
+    seq.name = path.stem
+    return seq
