@@ -1,0 +1,142 @@
+"""Unit tests of the PostgreSQL side that need no server: templates, data generation, the pool bridge."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lab_learnsched.bufferpool import BufferPool
+from lab_learnsched.pg import bridge
+from lab_learnsched.pg.conn import redact, resolve
+from lab_learnsched.pg.execute import Snapshot
+from lab_learnsched.pg.load import generate
+from lab_learnsched.pg.probe import IndexMap
+from lab_learnsched.pg.templates import Domain, load_templates, parse_templates, sample_instances
+from lab_learnsched.workload import Tables, make_query
+from lab_shared.errors import LabError
+
+
+def _tpl(**over) -> dict:
+    t = {
+        "name": "t1",
+        "sql": "SELECT count(*) FROM lineitem WHERE l_orderkey BETWEEN %(lo)s AND %(hi)s",
+        "range": {"column": "orders.o_orderkey", "width": [0.1, 0.2], "region": [0.0, 1.0]},
+        "access": [
+            {"table": "lineitem", "index": "lineitem_pkey", "where": "l_orderkey BETWEEN %(lo)s AND %(hi)s"}
+        ],
+    }
+    t.update(over)
+    return {"template": [t]}
+
+
+def test_bundled_templates_parse_and_use_bound_parameters():
+    temps = load_templates()
+    assert len(temps) >= 4
+    for t in temps:
+        assert "%(lo)s" in t.sql and "%(hi)s" in t.sql  # values are bound by psycopg, never pasted
+        assert t.access
+
+
+@pytest.mark.parametrize(
+    "over, msg",
+    [
+        ({"sql": "SELECT 1"}, "uses no parameter"),
+        ({"sql": "SELECT %(x)s"}, "unknown parameter"),
+        ({"sql": "SELECT '%' || %(lo)s || %(hi)s"}, "bare '%'"),
+        ({"name": "Bad Name"}, "identifier"),
+        ({"range": {"column": "nodot", "width": [0.1, 0.2]}}, "table.column"),
+        ({"range": {"column": "a.b", "width": [0.5, 0.2]}}, "range.width"),
+        ({"access": []}, "needs 'access'"),
+        ({"bogus": 1}, "unknown key"),
+    ],
+)
+def test_template_errors_are_one_clear_line(over, msg):
+    with pytest.raises(LabError, match=msg) as e:
+        parse_templates(_tpl(**over), "f.toml")
+    assert "\n" not in str(e.value) and "f.toml" in str(e.value)
+
+
+def test_template_file_errors(tmp_path):
+    with pytest.raises(LabError, match="not found"):
+        load_templates(tmp_path / "none.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[[template]\nname=")
+    with pytest.raises(LabError, match="not valid TOML"):
+        load_templates(bad)
+
+
+def test_instances_are_seeded_and_inside_region():
+    temps = parse_templates(_tpl(range={"column": "o.k", "width": [0.1, 0.1], "region": [0.5, 1.0]}))
+    dom = {"o.k": Domain(1, 1001, False)}
+    a = sample_instances(temps, dom, 50, 7)
+    b = sample_instances(temps, dom, 50, 7)
+    assert [i.params for i in a] == [i.params for i in b]
+    for i in a:
+        assert 501 <= i.params["lo"] and i.params["hi"] <= 1001 and i.params["hi"] - i.params["lo"] == 100
+
+
+def test_generate_is_deterministic_and_ordered():
+    a, b = generate(0.002, 3), generate(0.002, 3)
+    assert a == b
+    rows = [r.split("\t") for r in a["lineitem"].splitlines()]
+    keys = [int(r[0]) for r in rows]
+    assert keys == sorted(keys)  # lineitem stored in order-key order
+    orders = [r.split("\t") for r in a["orders"].splitlines()]
+    dates = [r[4] for r in orders]
+    assert dates == sorted(dates)  # order keys handed out in date order
+    assert generate(0.002, 4)["lineitem"] != a["lineitem"]
+
+
+def test_index_map_leaves_and_path():
+    m = IndexMap(
+        "i",
+        np.array([10, 20, 30, 40]),
+        np.array([5, 5, 3, 7]),
+        {5: 0, 3: 1, 7: 2},
+        {5: 1, 3: 1, 7: 1, 1: 9},
+        9,
+    )
+    assert m.leaves_of(np.array([40, 10, 30])).tolist() == [5, 3, 7]  # chain order, not block order
+    assert m.path_to(3) == [9, 1]
+    with pytest.raises(LabError, match="no entry"):
+        m.leaves_of(np.array([11]))
+
+
+def _snapshot(rels, blocks, usage, n=8) -> Snapshot:
+    r = list(rels) + [None] * (n - len(rels))
+    b = np.array(list(blocks) + [-1] * (n - len(blocks)))
+    u = np.array(list(usage) + [0] * (n - len(usage)))
+    return Snapshot(n, r, b, u)
+
+
+def test_pool_from_snapshot_matches_an_accessed_pool():
+    tables = Tables(("t", "t_idx"), (10, 4))
+    # what a clock pool looks like after reading t:0,1 then t_idx:2 then t:0 again (usage 2)
+    ref = BufferPool(tables.n_pages, 6, "clock")
+    ref.access(np.array([0, 1, 12, 0]))
+    snap = _snapshot(["t", "t", "t_idx", ""], [0, 1, 2, -1], [2, 1, 1, 3], n=8)
+    pool = bridge.pool_from_snapshot(tables, snap, "clock", cap=6)
+    assert pool.resident.tolist() == ref.resident.tolist()
+    assert pool.usage[:3].tolist() == ref.usage[:3].tolist()
+    q = make_query(tables, "x", {"t": [0, 5, 6, 7, 8, 9], "t_idx": [2, 3]})
+    assert pool.copy().access(q.pages) == ref.copy().access(q.pages)
+    # the exact layout keeps the other relation's buffer as a pseudo-page and the full pool size
+    ex = bridge.exact_layout_pool(tables, snap)
+    assert ex.capacity == 8 and ex.resident[tables.n_pages + 3] == 1 and ex.used == 4
+    assert bridge.capacity(snap) == 7
+
+
+def test_make_tables_orders_heaps_then_indexes():
+    temps = load_templates()
+    pages = {r: 10 for t in temps for a in t.access for r in (a.table, a.index)}
+    tables = bridge.make_tables(temps, pages)
+    heaps = {a.table for t in temps for a in t.access}
+    assert set(tables.names[: len(heaps)]) == heaps
+
+
+def test_resolve_without_database_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.delenv("LAB_PG_DSN", raising=False)
+    with pytest.raises(LabError, match="lab sched pg up"):
+        resolve(None, tmp_path)
+    assert "secret" not in redact("host=x password=secret user=u")
+    assert "secret" not in redact("postgresql://u:secret@h/db")
