@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import math
 import re
 from collections import Counter, defaultdict
@@ -58,7 +59,7 @@ def opening_lines(path: str | Path, plies: int = 16, max_games: int | None = Non
     for f in corpus_files(path):
         with _open_text(f) as fh:
             buf: list[str] = []
-            for line in [*fh, "\n[End]\n"]:
+            for line in itertools.chain(fh, ["[End]\n"]):
                 if line.startswith("["):
                     if buf:
                         text = _COMMENT.sub(" ", " ".join(buf))
