@@ -19,12 +19,42 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lab_learnsched.bufferpool import njit
 from lab_learnsched.schedulers import SchedState
 from lab_learnsched.workload import Query, Tables
 
 N_GLOBAL = 3
 N_SLOT_FEATURES = 8
 CLIP = 10.0
+
+
+def unique_pages(q: Query) -> np.ndarray:
+    """The query's distinct pages (cached on the query; queries are immutable)."""
+    u = q.__dict__.get("_upages")
+    if u is None:
+        u = q.__dict__["_upages"] = np.unique(q.pages)
+    return u
+
+
+@njit(cache=True)
+def _slot_stats(resident, pages, offsets, counts):
+    """Per slot: distinct pages, cached, read by another queued query too, and the latter among uncached."""
+    n = offsets.shape[0] - 1
+    out = np.zeros((n, 4), np.int64)
+    for i in range(pages.shape[0]):
+        counts[pages[i]] += 1
+    for k in range(n):
+        for j in range(offsets[k], offsets[k + 1]):
+            p = pages[j]
+            c = resident[p]
+            sh = counts[p] > 1
+            out[k, 0] += 1
+            out[k, 1] += c
+            out[k, 2] += sh
+            out[k, 3] += sh and not c
+    for i in range(pages.shape[0]):
+        counts[pages[i]] = 0
+    return out
 
 
 @dataclass(frozen=True)
@@ -64,6 +94,7 @@ class Featurizer:
             np.float32
         )
         self.n_pages = int(self.bin_of_page.shape[0])
+        self._counts = np.zeros(self.n_pages, np.int64)  # scratch for _slot_stats (left zeroed)
 
     @classmethod
     def for_tables(cls, tables: Tables, capacity: int, queue_size: int, bins: int = 32) -> Featurizer:
@@ -73,7 +104,7 @@ class Featurizer:
         cached = q.__dict__.get("_bitmap")  # cached on the query itself (ids of freed arrays get reused)
         if cached is not None and cached[0] == self.spec:
             return cached[1]
-        u = np.unique(q.pages)
+        u = unique_pages(q)
         v = (np.bincount(self.bin_of_page[u], minlength=self.spec.bitmap_dim) / self.bin_sizes).astype(
             np.float32
         )
@@ -93,29 +124,27 @@ class Featurizer:
         out[bd + 2] = min(len(state.backlog) / sp.queue_size, CLIP)
         if not valid:
             return out
-        # how many queued queries read each page (for the sharing features)
-        uniq = [np.unique(state.slots[i].pages) for i in valid]
-        counts = np.bincount(np.concatenate(uniq), minlength=self.n_pages)
+        ups = [unique_pages(state.slots[i]) for i in valid]
+        offs = np.zeros(len(ups) + 1, np.int64)
+        offs[1:] = np.cumsum([len(u) for u in ups])
+        stats = _slot_stats(res, np.concatenate(ups), offs, self._counts)
         order = sorted(valid, key=lambda i: (state.slots[i].arrival, state.slots[i].qid))
         rank = {i: r for r, i in enumerate(order)}
         base = bd + N_GLOBAL
         denom = max(len(valid) - 1, 1)
-        for i, u in zip(valid, uniq):
+        for k, i in enumerate(valid):
             q = state.slots[i]
+            n_u, n_cached, n_shared, n_shared_unc = stats[k]
             o = base + i * sp.slot_dim
             out[o : o + bd] = self.query_bitmap(q)
-            cached_mask = res[u].astype(bool)
-            n_cached = int(cached_mask.sum())
-            shared = counts[u] > 1
-            unc = ~cached_mask
             f = o + bd
             out[f] = 1.0
             out[f + 1] = q.size / cap
-            out[f + 2] = n_cached / max(len(u), 1)
+            out[f + 2] = n_cached / max(n_u, 1)
             out[f + 3] = n_cached / cap
-            out[f + 4] = (q.size - state.pool.count_cached(q.pages)) / cap
+            out[f + 4] = (n_u - n_cached) / cap
             out[f + 5] = rank[i] / denom
-            out[f + 6] = shared.mean() if len(u) else 0.0
-            out[f + 7] = (shared & unc).sum() / max(int(unc.sum()), 1)
+            out[f + 6] = n_shared / max(n_u, 1)
+            out[f + 7] = n_shared_unc / max(n_u - n_cached, 1)
         np.clip(out, 0.0, CLIP, out=out)
         return out

@@ -1,0 +1,69 @@
+"""Decision latency of a trained scheduler: observation + network forward + argmax, per decision, on CPU.
+
+Uses `--checkpoint` (a `lab sched train` run dir or checkpoint) if given, else trains a small PPO agent for
+a few thousand steps first (latency does not depend on how well it is trained). Single torch thread.
+Reports median and p99 latency next to greedy-most-cached's, and what one decision costs in disk reads
+(latency / time of one page read at 0.1 ms, an SSD random read).
+
+    .venv/bin/python benchmarks/sched_decide.py [--checkpoint RUN] [--full]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+from lab_learnsched.agents.config import TrainConfig
+from lab_learnsched.agents.policy import AgentScheduler
+from lab_learnsched.agents.ppo import train_ppo
+from lab_learnsched.env import BufferPoolEnv
+from lab_learnsched.schedulers import make_scheduler
+from lab_shared.rundir import RunDir
+
+
+def latencies(sched, env, n_episodes):
+    out = []
+    for s in range(n_episodes):
+        env.reset(seed=s)
+        sched.reset(s)
+        done = False
+        while not done:
+            st = env.state()
+            t = time.perf_counter()
+            a = sched.choose(st)
+            out.append(time.perf_counter() - t)
+            _, _, done, _, _ = env.step(a)
+    return np.array(out) * 1e3
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--checkpoint", default=None)
+    ap.add_argument("--full", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    ckpt = args.checkpoint
+    if ckpt is None:
+        tmp = tempfile.mkdtemp()
+        cfg = TrainConfig(steps=2048, eval_every=0, ckpt_every=0, eval_episodes=2)
+        run = RunDir.create("sched-train", "bench", cfg, root=tmp)
+        ckpt = train_ppo(cfg, run, show_progress=False)["checkpoint"]
+    agent = AgentScheduler.load(ckpt)
+    env = BufferPoolEnv("default")
+    n = 60 if args.full else 20
+    latencies(agent, env, 2)  # warm-up
+    lat = latencies(agent, env, n)
+    g = latencies(make_scheduler("greedy"), env, n)
+    med, p99 = np.median(lat), np.percentile(lat, 99)
+    print(f"agent   median {med:.3f} ms  p99 {p99:.3f} ms  mean {lat.mean():.3f} ms  ({len(lat)} decisions)")
+    print(f"greedy  median {np.median(g):.3f} ms  p99 {np.percentile(g, 99):.3f} ms")
+    print(f"one decision costs about {med / 0.1:.1f} page reads at 0.1 ms per read")
+    print(f"RESULT sched_decide: {med:.3f} ms per decision median, p99 {p99:.3f} ms (target: <= 1 ms)")
+
+
+if __name__ == "__main__":
+    main()
