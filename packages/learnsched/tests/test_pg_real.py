@@ -242,3 +242,20 @@ def test_failed_start_leaves_nothing_behind():
                 base, shared_buffers="1kB"
             )  # below PostgreSQL's minimum: the server refuses to start
         assert not base.exists()
+
+
+def test_user_dsn_reset_evicts_without_restart(cluster, workload):
+    """On a --dsn server we cannot restart: reset pushes the workload's pages out with a filler table."""
+    meta, tmap, domains, tables, cache = workload
+    from lab_learnsched.pg.templates import sample_instances
+
+    insts = sample_instances(list(tmap.values()), domains, 3, 5)
+    with PgExecutor(Target(cluster.dsn), list(tables.names)) as ex:
+        started = ex.conn.execute("SELECT pg_postmaster_start_time()").fetchone()[0]
+        for inst in insts:
+            ex.run(tmap[inst.template], inst)
+        assert any(r for r in ex.snapshot().relation if r)  # our pages are cached now
+        info = ex.reset()
+        assert info["method"] == "evict" and not info["os_cache_dropped"]
+        assert not any(r for r in ex.snapshot().relation if r)
+        assert ex.conn.execute("SELECT pg_postmaster_start_time()").fetchone()[0] == started  # no restart

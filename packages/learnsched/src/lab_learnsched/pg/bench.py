@@ -190,11 +190,21 @@ def train_in_sim(
 
 
 # --- the benchmark ---------------------------------------------------------------------------------------
-def _label(spec: str) -> str:
-    if spec.startswith("agent"):
-        kind = spec.partition(":")[0]
-        return "learned" if kind == "agent" else "learned+la"
-    return spec
+def labels_for(specs: list[str]) -> dict[str, str]:
+    """fifo, greedy, ...; agents as learned / learned+la (plus the run folder when several are compared)."""
+    paths = {s.partition(":")[2] for s in specs if s.startswith("agent")}
+    return {s: _label(s, len(paths) > 1) for s in specs}
+
+
+def _label(spec: str, several: bool) -> str:
+    if not spec.startswith("agent"):
+        return spec
+    kind, _, path = spec.partition(":")
+    name = "learned" if kind == "agent" else "learned+la"
+    if several:
+        p = Path(path)
+        name += f"[{p.name if not p.name.startswith('step-') else p.parent.parent.name}]"
+    return name
 
 
 def _summary(policy: str, eps: list[EpisodeRun]) -> dict:
@@ -240,38 +250,40 @@ def run_bench(cfg: Any, run: RunDir, show_progress: bool = True) -> dict:
         cap = bridge.capacity(ex.snapshot())
         agents = list(cfg.agents)
         if not agents and cfg.learned:
-            agents = [train_in_sim(cfg, wl, cap, run.path, show_progress)]
+            trained = train_in_sim(cfg, wl, cap, run.path, show_progress)
+            agents = [trained, trained.replace("agent:", "agent+la:", 1)]
         specs = list(dict.fromkeys(list(cfg.policies) + agents))
+        labels = labels_for(specs + ["optimal"])
         scheds = [(s, make_scheduler(s, cfg.seed)) for s in specs]
         main: dict[str, list[EpisodeRun]] = {s: [] for s in specs}
         for e, (insts, qs) in enumerate(zip(test, test_q)):
             for spec, sched in scheds:
                 main[spec].append(run_episode(ex, wl, insts, qs, sched, cfg.queue_size, e))
-                log.info("episode %d %s: reads %d", e, _label(spec), int(main[spec][-1].measured.sum()))
+                log.info("episode %d %s: reads %d", e, labels[spec], int(main[spec][-1].measured.sum()))
         ex_specs = [s for s in specs if s.partition(":")[0] != "optimal"] + ["optimal"]
         small: dict[str, list[EpisodeRun]] = {s: [] for s in ex_specs}
         for b, (insts, qs) in enumerate(zip(exact, exact_q)):
             for spec in ex_specs:
                 sched = make_scheduler(spec, cfg.seed)
                 small[spec].append(run_episode(ex, wl, insts, qs, sched, cfg.exact_size, EXACT_SEED0 + b))
-    out = _tables(cfg, wl, main, small, specs)
+    out = _tables(main, small, specs, labels)
     out["meta"] = {
         "load": wl.meta, "target": wl.target.label, "capacity": cap, "nbuffers": ex.nbuffers,
         "agents": agents, "reset": main[specs[0]][0].reset, "seconds": round(time.time() - t_start, 1),
         "os_cache_dropped": bool(main[specs[0]][0].reset.get("os_cache_dropped")),
     }  # fmt: skip
-    _write(run, out, main)
+    _write(run, out, {labels[s]: eps for s, eps in main.items()})
     return out
 
 
-def _tables(cfg: PgBenchConfig, wl: PgWorkload, main: dict, small: dict, specs: list[str]) -> dict:
+def _tables(main: dict, small: dict, specs: list[str], labels: dict[str, str]) -> dict:
     out: dict[str, Any] = {"pg_main": [], "pg_exact": [], "pg_agreement": [], "schedules": []}
     for spec in specs:
-        out["pg_main"].append(_summary(_label(spec), main[spec]))
+        out["pg_main"].append(_summary(labels[spec], main[spec]))
     opt = np.array([e.measured.sum() for e in small["optimal"]], dtype=float)
     opt_sim = np.array([e.predicted_packed.sum() for e in small["optimal"]], dtype=float)
     for spec, eps in small.items():
-        row = _summary("optimal (exact)" if spec == "optimal" else _label(spec), eps)
+        row = _summary("optimal (exact)" if spec == "optimal" else labels[spec], eps)
         reads = np.array([e.measured.sum() for e in eps], dtype=float)
         row["optimum_reads"] = float(opt.mean())
         row["gap_opt"] = float(np.mean((reads - opt) / np.maximum(opt, 1)))
@@ -286,7 +298,7 @@ def _tables(cfg: PgBenchConfig, wl: PgWorkload, main: dict, small: dict, specs: 
                 allq_meas.append(m)
                 allq_pred.append(e.predicted)
                 out["schedules"].append({
-                    "set": group, "policy": _label(spec), "episode": i, "measured": int(m.sum()),
+                    "set": group, "policy": labels[spec], "episode": i, "measured": int(m.sum()),
                     "clock_exact": int(e.predicted.sum()), "clock_packed": int(e.predicted_packed.sum()),
                     "lru": int(e.predicted_lru.sum()), "hits": int(sum(r.hits for r in e.runs)),
                     "plan_reads": int(sum(r.plan_reads for r in e.runs)), "order": e.order,
@@ -350,13 +362,11 @@ def _agreement_plot(path: Path, main: dict[str, list[EpisodeRun]]) -> None:
     import matplotlib.pyplot as plt
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4.2))
-    for spec, eps in main.items():
+    for label, eps in main.items():
         m = np.concatenate([e.measured for e in eps])
         p = np.concatenate([e.predicted for e in eps])
-        a1.scatter(m, p, s=8, alpha=0.6, label=_label(spec))
-        a2.scatter(
-            [e.measured.sum() for e in eps], [e.predicted.sum() for e in eps], s=24, label=_label(spec)
-        )
+        a1.scatter(m, p, s=8, alpha=0.6, label=label)
+        a2.scatter([e.measured.sum() for e in eps], [e.predicted.sum() for e in eps], s=24, label=label)
     for ax, title in ((a1, "per query"), (a2, "per schedule")):
         lo, hi = ax.get_xlim()
         ax.plot([0, hi], [0, hi], "k--", lw=0.8)
