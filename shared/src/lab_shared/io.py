@@ -79,7 +79,14 @@ def save_tensors(tensors: dict, path: str | Path, metadata: dict[str, str] | Non
     """Write a dict of tensors as safetensors, atomically (contiguous copies are made as needed)."""
     from safetensors.torch import save_file
 
-    flat = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    flat, seen = {}, set()
+    for k, v in tensors.items():
+        t = v.detach().contiguous().cpu()
+        ptr = t.untyped_storage().data_ptr()
+        if ptr in seen:  # tied weights (e.g. an LM's lm_head = embeddings): safetensors wants own storage
+            t = t.clone()
+        seen.add(ptr)
+        flat[k] = t
     with atomic_path(path) as tmp:
         save_file(flat, str(tmp), metadata=metadata)
     return Path(path)

@@ -19,6 +19,11 @@ PRESETS: dict[str, tuple[str, dict, int]] = {
     "tiny-gpt2": ("gpt2", dict(n_embd=32, n_layer=2, n_head=2), 64),
     "cpu": (
         "llama",
+        dict(hidden_size=96, num_hidden_layers=3, num_attention_heads=4, intermediate_size=256),
+        128,
+    ),
+    "cpu-base": (
+        "llama",
         dict(hidden_size=128, num_hidden_layers=4, num_attention_heads=4, intermediate_size=352),
         128,
     ),

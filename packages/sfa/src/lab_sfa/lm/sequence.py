@@ -26,7 +26,15 @@ from lab_sfa.lm.models import PRESETS, context_length
 from lab_shared.errors import LabError
 
 DEFAULT_ORDER = ("math", "law", "code")
-PRETRAIN_STEPS = {"tiny": 30, "tiny-gpt2": 30, "cpu": 600, "cpu-large": 1500, "gpu-small": 2000, "gpu": 2500}
+PRETRAIN_STEPS = {
+    "tiny": 30,
+    "tiny-gpt2": 30,
+    "cpu": 500,
+    "cpu-base": 800,
+    "cpu-large": 1500,
+    "gpu-small": 2000,
+    "gpu": 2500,
+}
 
 
 @dataclass
@@ -57,6 +65,8 @@ def options_from_config(cfg) -> LMOptions:
     from lab_sfa.sequences import SequenceConfig
 
     d = SequenceConfig()
+    if cfg.model not in PRESETS and cfg.model not in ("cnn", "resnet"):  # image defaults mean "cpu"
+        raise LabError(f"unknown LM preset {cfg.model!r} (choose from {', '.join(PRESETS)})")
     opts = LMOptions(preset=cfg.model if cfg.model in PRESETS else "cpu", data_seed=cfg.data_seed)
     if cfg.n_train != d.n_train:
         opts.n_train = cfg.n_train
@@ -129,21 +139,30 @@ def build_lm_sequence(opts: LMOptions):
         info.update(train_tokens=train.n_tokens, test_tokens=test.n_tokens)
         tasks.append(Task(name=name, train=train, test=test, val=val, index=i, info=info))
 
-    general = replace(specs["general"], max_bytes=min(specs["general"].max_bytes, pre_budget))
-    gen = load_domain(general, seed=seed, exclude=used_hashes)  # no fine-tuning paragraph leaks in
     steps = opts.pretrain_steps if opts.pretrain_steps >= 0 else PRETRAIN_STEPS[opts.preset]
-    pspec = PretrainSpec(
-        preset=opts.preset, steps=steps, block_size=block, seed=seed, max_blocks=opts.pretrain_blocks,
-        corpus_hash=corpus_hash(gen.train),
-    )  # fmt: skip
-    if steps > 0:
-        base_state = load_pretrained(pretrain(pspec, gen.train, device=opts.device)).state_dict()
-    else:  # no pretraining: a fixed random init
-        import torch
+    general_test, pspec, gen_stats = None, None, {}
+    from lab_shared.seed import get_rng_state, set_rng_state
 
-        torch.manual_seed(seed)
-        base_state = make_model(opts.preset).state_dict()
-    general_test = pack_texts(gen.test, block, opts.n_test, seed=seed, name="general")
+    rng = get_rng_state()  # pretraining must not shift the run's random streams (cold vs warm cache)
+    try:
+        if steps > 0:
+            general = replace(specs["general"], max_bytes=min(specs["general"].max_bytes, pre_budget))
+            gen = load_domain(general, seed=seed, exclude=used_hashes)  # no fine-tuning paragraph leaks in
+            pspec = PretrainSpec(
+                preset=opts.preset, steps=steps, block_size=block, seed=seed, max_blocks=opts.pretrain_blocks,
+                corpus_hash=corpus_hash(gen.train),
+            )  # fmt: skip
+            base_state = load_pretrained(pretrain(pspec, gen.train, device=opts.device)).state_dict()
+            general_test = pack_texts(gen.test, block, opts.n_test, seed=seed, name="general")
+            gen_stats = gen.stats
+        else:  # no pretraining: a fixed random init
+            import torch
+
+            torch.manual_seed(seed)
+            base_state = make_model(opts.preset).state_dict()
+    finally:
+        set_rng_state(*rng)
+    eval_log: list[tuple[str, str, dict]] = []  # every evaluation, for tables beyond the matrix metric
 
     def make() -> object:
         model = make_model(opts.preset)
@@ -160,6 +179,7 @@ def build_lm_sequence(opts: LMOptions):
             out["score"] = out["exact_match"]
         else:
             out["score"] = out["token_acc"]
+        eval_log.append((task.name, split, out))
         return out
 
     return TaskSequence(
@@ -172,7 +192,7 @@ def build_lm_sequence(opts: LMOptions):
         metric="score",
         collate_fn=None,
         info={
-            "preset": opts.preset, "block_size": block, "pretrain": vars(pspec), "general_test": general_test,
-            "general_stats": gen.stats, "options": {k: v for k, v in vars(opts).items() if k != "domains"},
+            "preset": opts.preset, "block_size": block, "pretrain": vars(pspec) if pspec else None,
+            "general_test": general_test, "general_stats": gen_stats, "eval_log": eval_log, "options": {k: v for k, v in vars(opts).items() if k != "domains"},
         },
     )  # fmt: skip

@@ -3,6 +3,7 @@
     kind = "text"              # marks a text sequence (handled here, not by the image task files)
     preset = "cpu"             # LM preset: tiny | tiny-gpt2 | cpu | cpu-large | gpu-small | gpu
     pretrain_steps = 600       # optional; -1 = the preset's default, 0 = no pretraining
+    pretrain_blocks = 10000    # optional: blocks of general machine text to pretrain on
     math_max_value = 30        # optional: operand range of the generated math problems
     n_train = 800              # optional: train blocks per task (else the run's sequence.n_train)
     n_test = 64                # optional: held-out blocks per domain
@@ -30,17 +31,10 @@ from pathlib import Path
 from lab_sfa.lm.domains import DomainSpec, builtin_domains
 from lab_shared.errors import LabError
 
-_TOP_KEYS = {
-    "kind",
-    "preset",
-    "pretrain_steps",
-    "math_max_value",
-    "n_train",
-    "n_test",
-    "n_val",
-    "n_math_eval",
-    "tasks",
-}
+_OPTION_KEYS = (
+    "preset", "pretrain_steps", "pretrain_blocks", "math_max_value", "n_train", "n_test", "n_val", "n_math_eval",
+)  # fmt: skip
+_TOP_KEYS = {"kind", "tasks", *_OPTION_KEYS}
 
 
 def _read(path: Path) -> dict:
@@ -66,7 +60,7 @@ def options_from_file(path: Path, cfg=None):
     if extra:
         raise LabError(f"{path}: unknown key(s) {sorted(extra)}")
     opts = options_from_config(cfg) if cfg is not None else LMOptions()
-    for key in ("preset", "pretrain_steps", "math_max_value", "n_train", "n_test", "n_val", "n_math_eval"):
+    for key in _OPTION_KEYS:
         if key in spec:
             setattr(opts, key, spec[key])
     tasks = spec.get("tasks")
