@@ -94,9 +94,22 @@ def _eval(env: BufferPoolEnv, scheds, eps, seeds) -> list[dict]:
         t = time.perf_counter()
         res = [run_episode(env, s, sd, q) for sd, q in zip(seeds, eps)]
         dt = time.perf_counter() - t
-        rows.append(
-            {"policy": _label(spec), **summarize(res), "ms_per_decision": 1e3 * dt / sum(len(q) for q in eps)}
-        )
+        row = {
+            "policy": _label(spec),
+            **summarize(res),
+            "ms_per_decision": 1e3 * dt / sum(len(q) for q in eps),
+        }
+        row["_per_episode"] = [r.hit_ratio for r in res]
+        rows.append(row)
+    # paired comparison with greedy-most-cached on the same episodes
+    base = next((r["_per_episode"] for r in rows if r["policy"] == "greedy"), None)
+    for r in rows:
+        per = np.array(r.pop("_per_episode"))
+        if base is not None:
+            d = per - np.array(base)
+            r["vs_greedy"] = float(d.mean())
+            r["vs_greedy_std"] = float(d.std())
+            r["wins_vs_greedy"] = float(np.mean(d > 1e-12))
     return rows
 
 
@@ -192,7 +205,7 @@ def _write(cfg: BenchConfig, run: RunDir, out: dict) -> None:
     for name, rows in out.items():
         if rows:
             cols = cols_main if name == "main" else None
-            write_table([{k: r[k] for k in (cols or r)} for r in rows], run.path / name)
+            write_table([{k: r.get(k, "") for k in (cols or r)} for r in rows], run.path / name)
     # reads vs buffer size
     if out["buffer_sweep"]:
         series = {}
@@ -256,8 +269,18 @@ def learning_curve(agent_path: str, path: Path) -> Path | None:
 
 
 def main_table_markdown(out: dict) -> str:
-    cols = ["workload", "policy", "hit_ratio", "hit_ratio_std", "reads", "makespan", "gap_floor"]
-    return markdown_table([{k: r[k] for k in cols} for r in out["main"]])
+    cols = [
+        "workload",
+        "policy",
+        "hit_ratio",
+        "hit_ratio_std",
+        "vs_greedy",
+        "wins_vs_greedy",
+        "reads",
+        "makespan",
+        "gap_floor",
+    ]
+    return markdown_table([{k: r.get(k, "") for k in cols} for r in out["main"]])
 
 
 def load_results(path: Path) -> dict:
