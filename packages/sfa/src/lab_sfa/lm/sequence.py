@@ -26,15 +26,11 @@ from lab_sfa.lm.models import PRESETS, context_length
 from lab_shared.errors import LabError
 
 DEFAULT_ORDER = ("math", "law", "code")
-PRETRAIN_STEPS = {
-    "tiny": 30,
-    "tiny-gpt2": 30,
-    "cpu": 500,
-    "cpu-base": 800,
-    "cpu-large": 1500,
-    "gpu-small": 2000,
-    "gpu": 2500,
-}
+# preset -> (pretraining steps, batch size in blocks, peak learning rate)
+PRETRAIN = {
+    "tiny": (30, 16, 2e-3), "tiny-gpt2": (30, 16, 2e-3), "cpu": (500, 16, 2e-3), "cpu-base": (800, 16, 2e-3),
+    "cpu-large": (1500, 16, 1e-3), "gpu-small": (1500, 64, 1e-3), "gpu": (2500, 64, 6e-4),
+}  # fmt: skip
 
 
 @dataclass
@@ -47,7 +43,7 @@ class LMOptions:
     n_test: int = 128  # held-out blocks per domain
     n_val: int = 64  # validation blocks per domain (0 = none)
     n_math_eval: int = 200  # held-out math problems scored by exact match
-    math_max_value: int = 30
+    math_max_value: int = -1  # -1 = by preset: 9 on the CPU presets (learnable in minutes), 30 on GPU ones
     math_kinds: tuple[str, ...] = ("add", "sub", "mul", "word")
     pretrain_steps: int = -1  # -1 = the preset's default
     pretrain_blocks: int = 10000
@@ -58,6 +54,23 @@ class LMOptions:
     data_seed: int = 0
     eval_batch_size: int = 64
     device: str = "auto"
+
+
+_LAST: list = []
+_DOMAINS: dict = {}  # in-process memo of loaded domains (a table builds the same sequence many times)
+
+
+def _load_domain_cached(spec: DomainSpec, seed: int, exclude: set[str] | None = None):
+    key = (repr(spec), seed, hash(frozenset(exclude or ())))
+    if key not in _DOMAINS:
+        _DOMAINS.clear() if len(_DOMAINS) > 8 else None
+        _DOMAINS[key] = load_domain(spec, seed=seed, exclude=exclude)
+    return _DOMAINS[key]  # the most recently built sequence (benchmarks read its eval_log after a run)
+
+
+def last_sequence():
+    """The TaskSequence built last in this process (None before any), e.g. to read `info["eval_log"]`."""
+    return _LAST[-1] if _LAST else None
 
 
 def options_from_config(cfg) -> LMOptions:
@@ -104,6 +117,9 @@ def build_lm_sequence(opts: LMOptions):
     budget = opts.max_bytes or 7000 * block
     pre_budget = opts.max_bytes or max(300_000, 3 * block * (opts.pretrain_blocks or 10_000))
     seed = opts.data_seed
+    max_value = (
+        opts.math_max_value if opts.math_max_value > 0 else (30 if opts.preset.startswith("gpu") else 9)
+    )
     tasks, used_hashes = [], set()
     for i, name in enumerate(opts.order):
         info: dict = {"kind": "math" if name == "math" and name not in opts.domains else "text"}
@@ -111,7 +127,7 @@ def build_lm_sequence(opts: LMOptions):
             n_problems = opts.n_train * block // 40 + 1 if opts.n_train else 20000
             train_p, test_p = math_splits(
                 n_problems, opts.n_math_eval + max(opts.n_test, opts.n_val) * block // 40 + 1,
-                seed=seed, max_value=opts.math_max_value, kinds=tuple(opts.math_kinds),
+                seed=seed, max_value=max_value, kinds=tuple(opts.math_kinds),
             )  # fmt: skip
             n_val_p = max(1, opts.n_math_eval // 2) if opts.n_val else 0
             val_p, train_p = train_p[:n_val_p], train_p[n_val_p:]
@@ -128,7 +144,7 @@ def build_lm_sequence(opts: LMOptions):
                 )
             spec = specs[name]
             spec = replace(spec, max_bytes=min(spec.max_bytes, budget))
-            text = load_domain(spec, seed=seed)
+            text = _load_domain_cached(spec, seed)
             used_hashes |= text.all_hashes()
             n_val_para = max(1, len(text.train) // 20) if opts.n_val else 0
             val_texts, train_texts, test_texts = text.train[:n_val_para], text.train[n_val_para:], text.test
@@ -139,7 +155,8 @@ def build_lm_sequence(opts: LMOptions):
         info.update(train_tokens=train.n_tokens, test_tokens=test.n_tokens)
         tasks.append(Task(name=name, train=train, test=test, val=val, index=i, info=info))
 
-    steps = opts.pretrain_steps if opts.pretrain_steps >= 0 else PRETRAIN_STEPS[opts.preset]
+    default_steps, pre_batch, pre_lr = PRETRAIN[opts.preset]
+    steps = opts.pretrain_steps if opts.pretrain_steps >= 0 else default_steps
     general_test, pspec, gen_stats = None, None, {}
     from lab_shared.seed import get_rng_state, set_rng_state
 
@@ -147,9 +164,10 @@ def build_lm_sequence(opts: LMOptions):
     try:
         if steps > 0:
             general = replace(specs["general"], max_bytes=min(specs["general"].max_bytes, pre_budget))
-            gen = load_domain(general, seed=seed, exclude=used_hashes)  # no fine-tuning paragraph leaks in
+            gen = _load_domain_cached(general, seed, used_hashes)  # no fine-tuning paragraph leaks in
             pspec = PretrainSpec(
-                preset=opts.preset, steps=steps, block_size=block, seed=seed, max_blocks=opts.pretrain_blocks,
+                preset=opts.preset, steps=steps, batch_size=pre_batch, lr=pre_lr, block_size=block, seed=seed,
+                max_blocks=opts.pretrain_blocks,
                 corpus_hash=corpus_hash(gen.train),
             )  # fmt: skip
             base_state = load_pretrained(pretrain(pspec, gen.train, device=opts.device)).state_dict()
@@ -182,7 +200,7 @@ def build_lm_sequence(opts: LMOptions):
         eval_log.append((task.name, split, out))
         return out
 
-    return TaskSequence(
+    seq = TaskSequence(
         name="lm-domains",
         tasks=tasks,
         pretrain=None,  # theta_pre is the pretrained LM that make_model() returns
@@ -196,3 +214,5 @@ def build_lm_sequence(opts: LMOptions):
             "general_test": general_test, "general_stats": gen_stats, "eval_log": eval_log, "options": {k: v for k, v in vars(opts).items() if k != "domains"},
         },
     )  # fmt: skip
+    _LAST[:] = [seq]
+    return seq
