@@ -65,7 +65,6 @@ def table_spec(full: bool, seeds: list[int], steps: int, lr: float, pretrain_ste
 def regime_spec(seeds: list[int]) -> list[tuple[str, dict]]:
     """SFA vs matched L2 vs EWC vs seq under different regimes (pretraining, learning rate, optimizer)."""
     regimes = [
-        ("pretrained, adam lr 1e-3", {"trainer.lr": 1e-3}),
         ("pretrained, adam lr 1e-4", {"trainer.lr": 1e-4, "trainer.max_steps": 200}),
         ("no pretraining, adam lr 1e-3", {"trainer.lr": 1e-3, "pretrain_steps": 0}),
         (

@@ -46,6 +46,7 @@ class RunConfig:
     trainer: TrainerConfig = field(default_factory=_task_trainer)  # per task: max_steps = T
     pretrain_steps: int = 800
     pretrain_lr: float = 1e-3
+    pretrain_optimizer: str = "adamw"  # pretraining's own optimizer (independent of the tasks' one)
     seed: int = 0
     curves: bool = True
     curve_points: int = 4  # curve evaluations per task for methods without averaging points
@@ -92,7 +93,7 @@ def _pretrain_key(cfg: RunConfig) -> str:
             "steps": cfg.pretrain_steps,
             "lr": cfg.pretrain_lr,
             "bs": cfg.trainer.batch_size,
-            "opt": cfg.trainer.optimizer,
+            "opt": cfg.pretrain_optimizer,
             "seed": cfg.seed,
         },
         sort_keys=True,
@@ -136,7 +137,7 @@ def pretrain(model: torch.nn.Module, seq: TaskSequence, cfg: RunConfig) -> dict[
         max_steps=cfg.pretrain_steps,
         batch_size=cfg.trainer.batch_size,
         lr=cfg.pretrain_lr,
-        optimizer=cfg.trainer.optimizer,
+        optimizer=cfg.pretrain_optimizer,
         lr_schedule="cosine",
         seed=cfg.seed + 999,
         log_every=max(1, cfg.pretrain_steps // 4),
