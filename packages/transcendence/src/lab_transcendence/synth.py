@@ -16,9 +16,9 @@ anchor games are not bit-reproducible because Stockfish seeds its skill randomne
 from __future__ import annotations
 
 import math
+import multiprocessing
 import random
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -213,8 +213,12 @@ def play_many(tasks: list[tuple], stockfish: str | Path, workers: int = 1) -> It
             _ENGINE.quit()
             _ENGINE = prev
         return
-    with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(str(stockfish),)) as pool:
-        yield from pool.map(_play_task, tasks, chunksize=1)
+    # multiprocessing.Pool, not ProcessPoolExecutor: its exit terminates the workers, whose engine threads
+    # would otherwise keep them alive (Stockfish itself quits when its stdin closes)
+    with multiprocessing.get_context("fork").Pool(
+        workers, initializer=_init_worker, initargs=(str(stockfish),)
+    ) as pool:
+        yield from pool.imap(_play_task, tasks, chunksize=1)
 
 
 # ---------------------------------------------------------------- ratings
@@ -370,3 +374,135 @@ def game_to_pgn(game: dict, index: int, ratings: dict[str, float | None], event:
     moves.append(game["result"])
     body = [" ".join(moves[i : i + 16]) for i in range(0, len(moves), 16)]
     return "\n".join(lines) + "\n\n" + "\n".join(body) + "\n\n"
+
+
+# ---------------------------------------------------------------- the corpus
+
+
+@dataclass
+class SynthSettings:
+    players: int = 4
+    games: int = 1000
+    seed: int = 0
+    depth: int = 2
+    rating_games: int = 10  # games per pairing in the rating round robin (0 = skip: ratings unknown)
+    anchors: list[int] = field(default_factory=lambda: [1, 3, 5])
+    max_plies: int = DEFAULT_MAX_PLIES
+
+
+def generate_corpus(
+    out: str | Path,
+    settings: SynthSettings,
+    stockfish: str | Path,
+    workers: int = 1,
+    tokenizer: str = "char",
+    chunk_games: int = 200,
+    force: bool = False,
+    show_progress: bool = True,
+) -> dict:
+    """Make DIR with experts.json (measured ratings), games.pgn and token shards + meta.json. Resumable:
+    experts.json and finished chunks of games are kept, so a rerun continues where it stopped."""
+    import shutil
+
+    from lab_shared.errors import LabError
+    from lab_shared.io import atomic_path, atomic_write_json, read_json
+    from lab_shared.progress import progress
+    from lab_transcendence.lichess import IngestFilters, ingest
+
+    out = Path(out)
+    s = settings
+    if s.players < 2:
+        raise LabError("--players must be at least 2 (games are played between experts)")
+    if s.games < 1:
+        raise LabError("--games must be at least 1")
+    bad = [lv for lv in s.anchors if lv not in ANCHOR_RATINGS]
+    if bad:
+        raise LabError(
+            f"no anchor rating for Stockfish skill level {bad[0]} (choose from {sorted(ANCHOR_RATINGS)})"
+        )
+    settings_dict = asdict(s)
+    if force and out.exists():
+        for name in ("experts.json", "games.pgn", "meta.json", "progress.json"):
+            (out / name).unlink(missing_ok=True)
+        shutil.rmtree(out / "chunks", ignore_errors=True)
+        for p in out.glob("shard-*.npy"):
+            p.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    experts_file = out / "experts.json"
+    if (out / "meta.json").is_file() and experts_file.is_file():
+        meta = read_json(out / "meta.json")
+        if meta.get("synth_settings") == settings_dict and meta.get("tokenizer") == tokenizer:
+            return meta
+        raise LabError(
+            f"{out} already holds a corpus made with other settings (use --force or another --out)"
+        )
+
+    # 1. experts and their measured ratings
+    if experts_file.is_file():
+        doc = read_json(experts_file)
+        if doc.get("settings") != settings_dict:
+            raise LabError(f"{out}/experts.json was made with other settings (use --force or another --out)")
+        experts = [Expert.from_dict(d) for d in doc["experts"]]
+    else:
+        experts = default_experts(s.players, s.seed, s.depth)
+        anchors = default_anchors(s.anchors)
+        fit = None
+        if s.rating_games > 0:
+            n_tasks = len(rating_tasks(experts, anchors, s.rating_games, s.seed, s.max_plies))
+            bar = progress(total=n_tasks, desc="rating round robin", enabled=show_progress)
+            fit = measure_ratings(experts, anchors, stockfish, s.rating_games, s.seed, workers, s.max_plies,
+                                  on_game=lambda g: bar.update(1))  # fmt: skip
+            bar.close()
+        doc = {
+            "settings": settings_dict,
+            "experts": [e.to_dict() for e in experts],
+            "anchors": [a.to_dict() for a in anchors],
+            "rating_method": "max-likelihood Elo (Bradley-Terry, draws = 1/2, prior N(1500, 400^2)) vs fixed anchors",
+            "crosstable": fit.crosstable if fit else {},
+        }
+        atomic_write_json(experts_file, doc)
+    ratings = {e.name: e.rating for e in experts}
+
+    # 2. the games, in chunks written atomically (the resume points)
+    chunk_dir = out / "chunks"
+    chunk_dir.mkdir(exist_ok=True)
+    n_chunks = (s.games + chunk_games - 1) // chunk_games
+    todo = [c for c in range(n_chunks) if not (chunk_dir / f"games-{c:05d}.pgn").is_file()]
+    tasks = [
+        t
+        for c in todo
+        for t in corpus_tasks(
+            experts, c * chunk_games, min(s.games, (c + 1) * chunk_games), s.seed, s.max_plies
+        )
+    ]
+    if tasks:
+        bar = progress(total=s.games, desc="synth games", enabled=show_progress)
+        bar.update(s.games - len(tasks))
+        texts: dict[int, list[str]] = {}
+        for index, game in play_many(tasks, stockfish, workers):
+            c = index // chunk_games
+            texts.setdefault(c, []).append(game_to_pgn(game, index, ratings))
+            bar.update(1)
+            if len(texts[c]) == min(s.games, (c + 1) * chunk_games) - c * chunk_games:
+                with atomic_path(chunk_dir / f"games-{c:05d}.pgn") as tmp:
+                    tmp.write_text("".join(texts.pop(c)))
+        bar.close()
+
+    # 3. games.pgn, then the same ingest as for Lichess data
+    with atomic_path(out / "games.pgn") as tmp:
+        with open(tmp, "w") as fh:
+            for c in range(n_chunks):
+                fh.write((chunk_dir / f"games-{c:05d}.pgn").read_text())
+    rated = [e.rating for e in experts if e.rating is not None]
+    extra = {
+        "synthetic": True,
+        "synth_settings": settings_dict,
+        "experts": [e.to_dict() for e in experts],
+        "expert_ratings": ratings,
+        "max_rating": max(rated) if rated else None,
+    }
+    filters = IngestFilters(require_ratings=False)
+    meta = ingest(out / "games.pgn", out, filters, tokenizer=tokenizer, workers=1, force=True,
+                  show_progress=False, extra_meta=extra)  # fmt: skip
+    shutil.rmtree(chunk_dir, ignore_errors=True)
+    return meta
