@@ -69,7 +69,7 @@ def main() -> int:
             pg_dir=str(cluster.base_dir) if cluster else "",
         )
         run = RunDir.create("sched-bench", "postgres-bench", cfg)
-        out = run_bench(cfg, run, show_progress=False)
+        out = run_bench(cfg, run, show_progress=False, echo=False)
     except LabError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

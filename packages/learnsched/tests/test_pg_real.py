@@ -114,7 +114,7 @@ def test_probe_matches_what_a_cold_run_reads(cluster, workload):
     with connect(cluster.dsn) as conn:
         blocks = cache.get_or_probe(conn, tmap, insts)
     assert cache.path.is_file()
-    with PgExecutor(Target(cluster.dsn, cluster), list(tables.names)) as ex:
+    with PgExecutor(Target(cluster.dsn, cluster), list(tables.names), drop_os_cache=False) as ex:
         for inst, b in zip(insts, blocks):
             ex.reset()
             ex.warm(tmap, [inst])
@@ -136,7 +136,7 @@ def test_small_bench_writes_tables(cluster, tmp_path, monkeypatch):
     monkeypatch.setenv("LAB_PG_CACHE", str(tmp_path / "cache"))
     cfg = PgBenchConfig(
         policies=["fifo", "greedy", "optimal"], learned=False, episodes=1, queries=10, queue_size=4,
-        exact_batches=1, exact_size=4, dsn="", pg_dir=str(cluster.base_dir),
+        exact_batches=1, exact_size=4, dsn="", pg_dir=str(cluster.base_dir), drop_os_cache=False,
     )  # fmt: skip
     run = RunDir.create("sched-bench", "postgres", cfg)
     out = run_bench(cfg, run)
@@ -211,6 +211,9 @@ def _cli_roundtrip(base: Path, tmp_path: Path) -> None:
         assert r.returncode == 0, r.stderr
         r = run("status")
         assert r.returncode == 0 and "order_revenue" in r.stdout, r.stderr
+        r = run("up", "--shared-buffers", "3MB")  # an existing cluster: resize its pool
+        assert r.returncode == 0 and "3MB" in r.stdout, r.stderr
+        assert "shared_buffers 3MB" in run("status").stdout
         r = run("probe", "-n", "3")
         assert r.returncode == 0 and "lineitem" in r.stdout, r.stderr
         bad = tmp_path / "bad.toml"
@@ -222,6 +225,8 @@ def _cli_roundtrip(base: Path, tmp_path: Path) -> None:
         r = run("load", "--scale", "0.005", "--templates", str(bad))
         assert r.returncode == 2 and r.stderr.strip().count("\n") == 0, r.stderr
         assert "template 'oops'" in r.stderr and "nosuchtable" in r.stderr
+        r = run("status")  # the failed load was rolled back: the previous workload is intact
+        assert r.returncode == 0 and "order_revenue" in r.stdout, r.stderr
         r = run("status", "--dsn", f"host=127.0.0.1 port={free_port()} dbname=lab user=postgres")
         assert r.returncode == 2 and "cannot connect" in r.stderr and "Traceback" not in r.stderr
     finally:

@@ -56,12 +56,14 @@ def register(app: typer.Typer) -> None:
             c = Cluster.load(base)
             if not c.is_running():
                 c.start()
-            typer.echo(f"cluster already up in {base}: {c.dsn}")
+            if shared_buffers and shared_buffers != c.shared_buffers:
+                c.set_shared_buffers(shared_buffers)
+            typer.echo(f"cluster up in {base} (shared_buffers {c.shared_buffers}): {c.dsn}")
             return
-        c = create_cluster(base, shared_buffers, port or None)
+        c = create_cluster(base, shared_buffers or "4MB", port or None)
         with connect(c.dsn) as conn:
             exts = ensure_extensions(conn)
-        typer.echo(f"cluster up in {base} (shared_buffers {shared_buffers}, {', '.join(exts)}): {c.dsn}")
+        typer.echo(f"cluster up in {base} (shared_buffers {c.shared_buffers}, {', '.join(exts)}): {c.dsn}")
 
     @pg.command()
     def down(
@@ -172,7 +174,7 @@ def register(app: typer.Typer) -> None:
         set_: SetOpt = None,
     ) -> None:
         """FIFO, greedy, lookahead, the exact optimum and a learned policy on the real database."""
-        from lab_learnsched.pg.bench import PgBenchConfig, headline, run_bench
+        from lab_learnsched.pg.bench import PgBenchConfig, run_bench
         from lab_shared.cli_utils import config_from_cli
         from lab_shared.errors import LabError
         from lab_shared.rundir import RunDir
@@ -181,13 +183,12 @@ def register(app: typer.Typer) -> None:
         for a in agent or []:
             if not Path(a).exists():
                 raise LabError(f"agent checkpoint not found: {a}")
-            agents.append(f"agent:{a}")
+            agents += [f"agent:{a}", f"agent+la:{a}"]
         cfg = config_from_cli(
             PgBenchConfig, config, set_, episodes=episodes, queries=queries,
             policies=[p.strip() for p in policies.split(",") if p.strip()] if policies else None,
             agents=agents or None, train_steps=train_steps, dsn=dsn, pg_dir=str(dir_) if dir_ else None,
         )  # fmt: skip
         run = RunDir.create("sched-bench", "postgres", cfg)
-        out = run_bench(cfg, run)
-        typer.echo(headline(out))
+        run_bench(cfg, run, echo=True)
         typer.echo(f"tables and plots: {run.path}")

@@ -59,6 +59,7 @@ class PgBenchConfig:
     train_envs: int = 8
     seed: int = 0
     drop_os_cache: bool = True
+    shared_buffers: str = ""  # e.g. "3MB": run at this pool size (our cluster only; restored afterwards)
     dsn: str = ""  # default: $LAB_PG_DSN, else the cluster of `lab sched pg up`
     pg_dir: str = ""
 
@@ -228,10 +229,10 @@ def _summary(policy: str, eps: list[EpisodeRun]) -> dict:
     }
 
 
-def run_bench(cfg: Any, run: RunDir, show_progress: bool = True) -> dict:
-    """Everything in the module docstring. `cfg`: a PgBenchConfig or `lab sched bench`'s BenchConfig."""
-    from lab_learnsched.schedulers import make_scheduler
+def run_bench(cfg: Any, run: RunDir, show_progress: bool = True, echo: bool = True) -> dict:
+    """Everything in the module docstring. `cfg`: a PgBenchConfig or `lab sched bench`'s BenchConfig.
 
+    With `echo`, the main table and the agreement line are printed at the end (for the CLI)."""
     cfg = from_sim_config(cfg)
     if cfg.episodes < 1 or cfg.queries < 1 or cfg.queue_size < 1:
         raise LabError("postgres bench needs episodes, queries and queue_size >= 1")
@@ -239,6 +240,27 @@ def run_bench(cfg: Any, run: RunDir, show_progress: bool = True) -> dict:
         raise LabError("the exact optimum needs batches of at most 8 queries (exact_size <= 8)")
     atomic_write_json(run.path / "pg_config.json", config_to_dict(cfg))
     wl = PgWorkload.open(cfg.dsn, cfg.pg_dir)
+    cluster = wl.target.cluster
+    if cfg.shared_buffers and cluster is None:
+        raise LabError("shared_buffers can only be changed on our own cluster (not on a --dsn server)")
+    old = cluster.shared_buffers if cluster else ""
+    if cfg.shared_buffers and cluster is not None:
+        with connect(wl.target.dsn) as conn:
+            old = conn.execute("SHOW shared_buffers").fetchone()[0]
+        cluster.set_shared_buffers(cfg.shared_buffers)
+    try:
+        out = _bench(cfg, run, wl, show_progress)
+    finally:
+        if cfg.shared_buffers and cluster is not None and old != cfg.shared_buffers:
+            cluster.set_shared_buffers(old)
+    if echo:
+        print(headline(out), flush=True)
+    return out
+
+
+def _bench(cfg: PgBenchConfig, run: RunDir, wl: PgWorkload, show_progress: bool) -> dict:
+    from lab_learnsched.schedulers import make_scheduler
+
     t_start = time.time()
     test = [wl.instances(cfg.queries, e) for e in range(cfg.episodes)]
     exact = [wl.instances(cfg.exact_size, EXACT_SEED0 + b) for b in range(cfg.exact_batches)]

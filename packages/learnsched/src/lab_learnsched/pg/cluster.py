@@ -130,6 +130,20 @@ class Cluster:
         self.start()
         return dropped
 
+    def set_shared_buffers(self, value: str) -> None:
+        """Change the pool size (ALTER SYSTEM + restart); PostgreSQL validates the value."""
+        import psycopg
+        from psycopg import sql
+
+        try:
+            with psycopg.connect(self.dsn, autocommit=True) as conn:
+                conn.execute(sql.SQL("ALTER SYSTEM SET shared_buffers = {}").format(sql.Literal(value)))
+        except psycopg.Error as e:
+            raise LabError(f"shared_buffers {value!r}: {str(e).strip().splitlines()[0]}") from None
+        self.shared_buffers = value
+        self.restart(drop_os_cache=False)
+        self.save()
+
     def destroy(self) -> None:
         """Stop the server and remove its folder."""
         try:

@@ -211,10 +211,9 @@ def load_dataset(
     data = generate(scale, seed)
     step = "creating tables"
     try:
-        with conn.transaction():
+        with conn.transaction():  # all or nothing: a failure leaves the previous tables and templates
             if replace:
                 conn.execute("DROP TABLE IF EXISTS lineitem, orders, part, lab_meta")
-            step = "creating tables"
             conn.execute(SCHEMA)
             for table in ("part", "orders", "lineitem"):
                 step = f"loading {table}"
@@ -225,13 +224,14 @@ def load_dataset(
             step = "building indexes"
             conn.execute(INDEXES)
             conn.execute("CREATE TABLE lab_meta (key text PRIMARY KEY, value jsonb NOT NULL)")
+            conn.execute("ANALYZE part, orders, lineitem")
+            check_templates(conn, templates)  # a bad template rolls the whole load back
         step = "vacuuming"
         conn.execute("VACUUM (FREEZE, ANALYZE) part, orders, lineitem")
     except psycopg.errors.DuplicateTable:
         raise LabError("the tables already exist (load with replace to overwrite them)") from None
     except psycopg.Error as e:
         raise sql_error(f"load failed while {step}", e) from None
-    check_templates(conn, templates)
     rows = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}
     info = LoadInfo(
         uuid.uuid4().hex[:12], scale, seed, rows, relation_pages(conn), round(time.time() - t0, 2)
