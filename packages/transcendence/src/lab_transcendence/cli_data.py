@@ -1,7 +1,193 @@
-"""Commands of lab_transcendence (being written)."""
+"""`lab chess data lichess|synth` (transcripts to token shards) and `lab chess train` (the GPT)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
+from lab_shared.cli_utils import ConfigOpt, SetOpt
+
+data_app = typer.Typer(
+    help="Build training data: Lichess dumps or synthetic Stockfish experts -> token shards.",
+    no_args_is_help=True,
+)
+
+Workers = Annotated[int, typer.Option("--workers", "-j", help="Processes (default: all cores).")]
+Tokenizer = Annotated[
+    str, typer.Option("--tokenizer", help="char (the paper's 32 characters) or move (one token a move).")
+]
+
+
+def _workers(n: int) -> int:
+    return n if n > 0 else max(1, os.cpu_count() or 1)
+
+
+def _print_summary(meta: dict, out: Path) -> None:
+    typer.echo(
+        f"{out}: kept {meta['games_kept']:,} of {meta['games_seen']:,} games, {meta['tokens']:,} tokens "
+        f"({meta['tokenizer']}), max rating {meta.get('max_rating')}"
+    )
+    if meta.get("games_dropped"):
+        typer.echo("dropped: " + ", ".join(f"{k} {v:,}" for k, v in meta["games_dropped"].items()))
+    if meta.get("validation_mismatches"):
+        typer.echo(
+            f"warning: {meta['validation_mismatches']} games where the fast path and python-chess disagree"
+        )
+
+
+@data_app.command("lichess")
+def data_lichess(
+    pgn: Annotated[Path, typer.Argument(help="A Lichess database dump: .pgn or .pgn.zst.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output data folder.")],
+    max_elo: Annotated[
+        int | None, typer.Option(help="Keep games where BOTH players are rated at most this.")
+    ] = None,
+    min_elo: Annotated[int | None, typer.Option(help="... and at least this.")] = None,
+    min_plies: Annotated[int, typer.Option(help="Drop games shorter than this many half-moves.")] = 1,
+    max_plies: Annotated[
+        int | None, typer.Option(help="Drop games longer than this many half-moves.")
+    ] = None,
+    rated_only: Annotated[
+        bool, typer.Option("--rated-only", help="Keep only rated games (Event says 'Rated').")
+    ] = False,
+    time_control: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--time-control",
+            help="Keep these classes (ultrabullet bullet blitz rapid classical correspondence); repeatable or comma-separated.",
+        ),
+    ] = None,
+    allow_missing_ratings: Annotated[
+        bool, typer.Option(help="Keep games with '?' or missing ratings when no rating bound is set.")
+    ] = False,
+    validate: Annotated[
+        bool,
+        typer.Option(
+            "--validate",
+            help="Replay every game with python-chess (slow; drops illegal moves, checks the fast path).",
+        ),
+    ] = False,
+    tokenizer: Tokenizer = "char",
+    workers: Workers = 0,
+    max_games: Annotated[int | None, typer.Option(help="Stop after keeping this many games.")] = None,
+    block_mb: Annotated[int, typer.Option(help="Uncompressed MB of PGN per work unit / shard.")] = 16,
+    force: Annotated[
+        bool, typer.Option("--force", help="Start over instead of resuming an unfinished ingest in --out.")
+    ] = False,
+) -> None:
+    """Stream a Lichess PGN(.zst) dump into filtered transcripts and token shards (resumable, parallel)."""
+    from lab_transcendence.lichess import IngestFilters, ingest
+
+    tcs = [t.strip() for item in (time_control or []) for t in item.split(",") if t.strip()]
+    filters = IngestFilters(
+        max_elo=max_elo, min_elo=min_elo, min_plies=min_plies, max_plies=max_plies, rated_only=rated_only,
+        time_controls=tcs, require_ratings=not allow_missing_ratings or max_elo is not None or min_elo is not None,
+    )  # fmt: skip
+    meta = ingest(pgn, out, filters, tokenizer=tokenizer, validate=validate, workers=_workers(workers),
+                  block_chars=block_mb << 20, max_games=max_games, force=force)  # fmt: skip
+    _print_summary(meta, out)
+
+
+@data_app.command("synth")
+def data_synth(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output data folder.")],
+    players: Annotated[int, typer.Option("--players", "-k", help="Number of expert players.")] = 4,
+    games: Annotated[int, typer.Option("--games", "-n", help="Games in the corpus.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed: experts' parameters and every game's moves.")] = 0,
+    depth: Annotated[int, typer.Option(help="Experts' Stockfish search depth.")] = 2,
+    rating_games: Annotated[
+        int, typer.Option(help="Games per pairing in the rating round robin (0 = no ratings).")
+    ] = 10,
+    anchors: Annotated[
+        str, typer.Option(help="Stockfish skill levels used as rating anchors (1-5), comma-separated.")
+    ] = "1,3,5",
+    max_plies: Annotated[int, typer.Option(help="Adjudicate a draw after this many half-moves.")] = 300,
+    tokenizer: Tokenizer = "char",
+    workers: Workers = 0,
+    stockfish: Annotated[
+        Path | None,
+        typer.Option(help="Stockfish binary (default: LAB_STOCKFISH, PATH, /usr/games/stockfish)."),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Start over instead of resuming.")] = False,
+) -> None:
+    """Games between noisy Stockfish experts with measured ratings: PGN, experts.json and token shards."""
+    import time
+
+    from lab_shared.errors import LabError
+    from lab_shared.tools import find_stockfish
+    from lab_transcendence.synth import SynthSettings, generate_corpus
+
+    try:
+        levels = [int(x) for x in anchors.split(",") if x.strip()]
+    except ValueError:
+        raise LabError(f"--anchors must be comma-separated skill levels, got {anchors!r}") from None
+    settings = SynthSettings(players=players, games=games, seed=seed, depth=depth, rating_games=rating_games,
+                             anchors=levels, max_plies=max_plies)  # fmt: skip
+    engine = find_stockfish(stockfish)
+    t0 = time.perf_counter()
+    meta = generate_corpus(out, settings, engine, workers=_workers(workers), tokenizer=tokenizer, force=force)
+    dt = time.perf_counter() - t0
+    for e in meta.get("experts", []):
+        typer.echo(
+            f"{e['name']}: random {e['random_rate']:.2f}, blind spot {e['blind_spot']}, depth {e['depth']}, "
+            f"rating {e['rating']} +- {e['rating_se']}"
+        )
+    _print_summary(meta, out)
+    typer.echo(f"took {dt:.1f}s")
+
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the package's Typer app."""
+    """Add `data` (lichess, synth) and `train` to the package's Typer app."""
+    app.add_typer(data_app, name="data")
+
+    @app.command("train")
+    def train_cmd(
+        data: Annotated[
+            Path | None, typer.Option("--data", "-d", help="Data folder from `lab chess data`.")
+        ] = None,
+        preset: Annotated[str | None, typer.Option(help="Model size: tiny | small | 50m | 300m.")] = None,
+        max_steps: Annotated[int | None, typer.Option(help="Optimizer steps.")] = None,
+        batch_size: Annotated[int | None, typer.Option(help="Blocks per micro-batch (per process).")] = None,
+        grad_accum: Annotated[int | None, typer.Option(help="Micro-batches per step.")] = None,
+        lr: Annotated[float | None, typer.Option(help="Peak learning rate.")] = None,
+        block_size: Annotated[
+            int | None, typer.Option(help="Context length (default: the preset's).")
+        ] = None,
+        device: Annotated[str | None, typer.Option(help="auto | cpu | cuda | mps.")] = None,
+        seed: Annotated[int | None, typer.Option(help="Seed.")] = None,
+        name: Annotated[str, typer.Option(help="Run name (folder runs/chess-train/NAME-TIME).")] = "chess",
+        resume: Annotated[
+            Path | None, typer.Option(help="Continue a run directory from its last checkpoint.")
+        ] = None,
+        config: ConfigOpt = None,
+        set_: SetOpt = None,
+    ) -> None:
+        """Train the chess GPT with the core trainer (paper's optimizer defaults); exports RUN/model (HF GPT-2)."""
+        from lab_shared.config import load_config
+        from lab_shared.errors import LabError
+        from lab_shared.rundir import RunDir
+        from lab_transcendence.train import ChessTrainConfig, train
+
+        values = {
+            "data": data, "preset": preset, "block_size": block_size, "trainer.max_steps": max_steps,
+            "trainer.batch_size": batch_size, "trainer.grad_accum": grad_accum, "trainer.lr": lr,
+            "trainer.device": device, "trainer.seed": seed,
+        }  # fmt: skip
+        run_dir = None
+        if resume is not None:
+            run_dir = RunDir.open(resume)
+            if not run_dir.file("config.json").is_file():
+                raise LabError(f"{resume} has no config.json: not a `lab chess train` run directory")
+            cfg = load_config(ChessTrainConfig, run_dir.file("config.json"), set_ or (), values)
+        else:
+            cfg = load_config(ChessTrainConfig, config, set_ or (), values)
+        res = train(cfg, run_dir=run_dir, resume="auto" if resume is not None else None, name=name)
+        typer.echo(
+            f"step {res['step']}: train loss {res['train_loss']:.4f}"
+            + (f", val loss {res['val_loss']:.4f}" if res.get("val_loss") is not None else "")
+            + f", {res['tokens_per_s']:,.0f} tokens/s on {res['device']}"
+        )
+        typer.echo(f"run: {res['run_dir']}  (model: {res['run_dir']}/model, loads with AutoModelForCausalLM)")
