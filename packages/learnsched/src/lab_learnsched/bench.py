@@ -58,6 +58,7 @@ class BenchConfig:
     )
     exact_batches: int = 20
     exact_size: int = 8
+    exact_buffers: list[int] = field(default_factory=lambda: [0, 300])  # 0 = the workload's pool size
     backend: str = "sim"  # sim | postgres
 
 
@@ -150,43 +151,43 @@ def run_sim_bench(cfg: BenchConfig, run: RunDir) -> dict:
     if cfg.exact_batches > 0:
         if cfg.exact_size > 8:
             raise LabError("exact optimum needs batches of at most 8 queries")
-        small = wl.with_updates(queries=cfg.exact_size)
-        env = BufferPoolEnv(small, cfg.buffer_pages or None, cfg.exact_size, cfg.policy)
-        ex_seeds = list(range(cfg.exact_batches))
-        eps = episodes(env, ex_seeds)
-        opt = [run_episode(env, make_scheduler("optimal"), sd, q) for sd, q in zip(ex_seeds, eps)]
-        opt_reads = np.array([r.reads for r in opt], dtype=float)
-        ex_specs = [s for s in cfg.policies if s != "optimal"] + list(cfg.agents)
-        for spec, s in _scheds(ex_specs):
-            if not _fits(s, env):
-                continue
-            res = [run_episode(env, s, sd, q) for sd, q in zip(ex_seeds, eps)]
-            reads = np.array([r.reads for r in res], dtype=float)
-            gap = (reads - opt_reads) / np.maximum(opt_reads, 1)
-            out["exact"].append(
-                {
-                    "policy": _label(spec),
-                    "hit_ratio": float(np.mean([r.hit_ratio for r in res])),
-                    "reads": float(reads.mean()),
-                    "optimum_reads": float(opt_reads.mean()),
-                    "gap_opt": float(gap.mean()),
-                    "gap_opt_max": float(gap.max()),
-                    "at_optimum": float(np.mean(reads == opt_reads)),
-                }
-            )
-        out["exact"].append(
-            {
-                "policy": "optimal (exact)",
-                "hit_ratio": float(np.mean([r.hit_ratio for r in opt])),
-                "reads": float(opt_reads.mean()),
-                "optimum_reads": float(opt_reads.mean()),
-                "gap_opt": 0.0,
-                "gap_opt_max": 0.0,
-                "at_optimum": 1.0,
-            }
-        )
+        for buf in cfg.exact_buffers:
+            out["exact"] += _exact_rows(cfg, wl, buf)
     _write(cfg, run, out)
     return out
+
+
+def _exact_rows(cfg: BenchConfig, wl, buf: int) -> list[dict]:
+    """Every policy against the exact optimum on batches of `exact_size` queries with a pool of `buf` pages."""
+    small = wl.with_updates(queries=cfg.exact_size)
+    env = BufferPoolEnv(small, buf or cfg.buffer_pages or None, cfg.exact_size, cfg.policy)
+    ex_seeds = list(range(cfg.exact_batches))
+    eps = episodes(env, ex_seeds)
+    opt = [run_episode(env, make_scheduler("optimal"), sd, q) for sd, q in zip(ex_seeds, eps)]
+    opt_reads = np.array([r.reads for r in opt], dtype=float)
+    rows = []
+    ex_specs = [s for s in cfg.policies if s != "optimal"] + list(cfg.agents)
+    for spec, s in _scheds(ex_specs) + [("optimal (exact)", None)]:
+        if s is not None and not _fits(s, env):
+            continue
+        res = opt if s is None else [run_episode(env, s, sd, q) for sd, q in zip(ex_seeds, eps)]
+        reads = np.array([r.reads for r in res], dtype=float)
+        gap = (reads - opt_reads) / np.maximum(opt_reads, 1)
+        rows.append(
+            {
+                "workload": wl.name,
+                "buffer": env.buffer_pages,
+                "policy": _label(spec),
+                "hit_ratio": float(np.mean([r.hit_ratio for r in res])),
+                "reads": float(reads.mean()),
+                "optimum_reads": float(opt_reads.mean()),
+                "floor": float(np.mean([r.floor for r in res])),
+                "gap_opt": float(gap.mean()),
+                "gap_opt_max": float(gap.max()),
+                "at_optimum": float(np.mean(reads == opt_reads)),
+            }
+        )
+    return rows
 
 
 def _write(cfg: BenchConfig, run: RunDir, out: dict) -> None:
