@@ -264,3 +264,17 @@ def test_user_dsn_reset_evicts_without_restart(cluster, workload):
         assert info["method"] == "evict" and not info["os_cache_dropped"]
         assert not any(r for r in ex.snapshot().relation if r)
         assert ex.conn.execute("SELECT pg_postmaster_start_time()").fetchone()[0] == started  # no restart
+
+
+def test_destroy_removes_only_what_it_made():
+    with pg_tmpdir() as d:
+        base = d / "mine"
+        base.mkdir()
+        (base / "keep.txt").write_text("a user's file")
+        c = create_cluster(base, shared_buffers="1MB")
+        assert c.is_running() and (base / "cluster.json").is_file()
+        with pytest.raises(LabError, match="already exists"):
+            create_cluster(base)
+        c.destroy()
+        assert not c.data_dir.exists() and not (base / "cluster.json").exists()
+        assert (base / "keep.txt").read_text() == "a user's file"

@@ -56,7 +56,7 @@ class Cluster:
 
     @property
     def log_file(self) -> Path:
-        return self.base_dir / "server.log"
+        return self.data_dir / "server.log"
 
     @property
     def dsn(self) -> str:
@@ -145,11 +145,16 @@ class Cluster:
         self.save()
 
     def destroy(self) -> None:
-        """Stop the server and remove its folder."""
+        """Stop the server and remove what we made: the data folder, the description, `base_dir` if empty."""
         try:
             self.stop()
         finally:
-            shutil.rmtree(self.base_dir, ignore_errors=True)
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+            (self.base_dir / STATE_FILE).unlink(missing_ok=True)
+            try:
+                self.base_dir.rmdir()  # only when empty: never a user's files
+            except OSError:
+                pass
 
 
 # --- creation --------------------------------------------------------------------------------------------
@@ -160,14 +165,17 @@ def create_cluster(
     base_dir = Path(base_dir).absolute()
     if (base_dir / STATE_FILE).exists():
         raise LabError(f"a cluster already exists in {base_dir}: `lab sched pg down` it first or pick --dir")
+    if (base_dir / "data").exists():
+        raise LabError(f"{base_dir / 'data'} already exists and is not a cluster of ours: pick another --dir")
     bin_dir = Path(bin_dir) if bin_dir else find_pg_bin()
     _check_pg_user()
     base_dir.mkdir(parents=True, exist_ok=True)
-    _hand_over(base_dir)
     cluster = Cluster(
         base_dir=base_dir, port=port or free_port(), shared_buffers=shared_buffers, bin_dir=bin_dir
     )
     try:
+        cluster.data_dir.mkdir(mode=0o700)
+        _hand_over(cluster.data_dir)
         r = _run_as_pg(
             [
                 str(bin_dir / "initdb"), "-D", str(cluster.data_dir), "-U", DB_USER, "--auth=trust",
@@ -176,9 +184,8 @@ def create_cluster(
             check=False,
         )  # fmt: skip
         if r.returncode != 0:
-            raise LabError(
-                f"initdb failed in {cluster.data_dir}: {(r.stderr or r.stdout).strip().splitlines()[-1:]}"
-            )
+            msg = (r.stderr or r.stdout).strip().splitlines()
+            raise LabError(f"initdb failed in {cluster.data_dir}: {msg[-1] if msg else r.returncode}")
         _write_settings(cluster)
         cluster.start()
         _create_database(cluster)
@@ -193,7 +200,7 @@ def _write_settings(cluster: Cluster) -> None:
     settings = {
         "listen_addresses": "'127.0.0.1'",
         "port": str(cluster.port),
-        "unix_socket_directories": f"'{cluster.base_dir}'",
+        "unix_socket_directories": f"'{cluster.data_dir}'",
         "shared_buffers": f"'{cluster.shared_buffers}'",
         "shared_preload_libraries": "'pg_stat_statements'",
         "max_connections": "20",
@@ -250,7 +257,7 @@ def _check_pg_user() -> None:
 
 
 def _hand_over(path: Path) -> None:
-    """As root, give `path` to the postgres user and check that user can reach it."""
+    """As root, give the (new, empty) data folder to the postgres user and check that user can reach it."""
     if not is_root():
         return
     pw = pwd.getpwnam(PG_OS_USER)
