@@ -27,7 +27,7 @@ import numpy as np
 from lab_shared.errors import LabError
 from lab_shared.io import atomic_path, atomic_write_json, read_json
 from lab_transcendence.tokenizer import get_tokenizer
-from lab_transcendence.transcript import BadGame, fast_transcript, replay_transcript
+from lab_transcendence.transcript import RESULTS, BadGame, fast_transcript, replay_transcript
 
 TIME_CONTROLS = ("ultrabullet", "bullet", "blitz", "rapid", "classical", "correspondence")
 HIST_BIN = 100
@@ -88,6 +88,7 @@ def split_games(text: str) -> Iterator[tuple[list[str], str]]:
     """Cut PGN text into (header lines, movetext) per game. A header line after movetext starts a new game."""
     headers: list[str] = []
     moves: list[str] = []
+    ended = False  # the movetext ended with a result: a further non-header line is not part of this game
     for line in text.split("\n"):
         line = line.strip()
         if not line:
@@ -95,12 +96,16 @@ def split_games(text: str) -> Iterator[tuple[list[str], str]]:
         if line[0] == "[" and line[-1] == "]" and '"' in line:
             if moves:
                 yield headers, " ".join(moves)
-                headers, moves = [], []
+                headers, moves, ended = [], [], False
             headers.append(line)
         elif line[0] == "%":  # PGN escape line
             continue
         else:
+            if ended:
+                yield headers, " ".join(moves)
+                headers, moves = [], []
             moves.append(line)
+            ended = line.rsplit(None, 1)[-1] in RESULTS
     if headers or moves:
         yield headers, " ".join(moves)
 
@@ -394,3 +399,32 @@ def load_games(data_dir: str | Path) -> tuple[list[np.ndarray], dict]:
             raise LabError(f"corrupt or missing shard {name} in {data_dir}: {e}") from None
         games.extend(toks[offs[j] : offs[j + 1]] for j in range(len(offs) - 1))
     return games, meta
+
+
+def lichess_style_game(
+    sans: list[str], result: str, index: int, white_elo: int | str, black_elo: int | str, seed: int = 0
+) -> str:
+    """A game written as the Lichess database writes it (its 17 headers, `[%clk]` comments after every
+    move, `N...` after comments): realistic input for tests and the ingest benchmark."""
+    import random
+
+    rng = random.Random(f"{seed}-{index}")
+    base, inc = rng.choice([(60, 0), (180, 0), (180, 2), (300, 3), (600, 0), (900, 10)])
+    clocks = [base, base]
+    headers = [
+        ("Event", "Rated Blitz game"), ("Site", f"https://lichess.org/{index:08d}"), ("Date", "2024.01.01"),
+        ("Round", "-"), ("White", f"player{rng.randrange(10**6)}"), ("Black", f"player{rng.randrange(10**6)}"),
+        ("Result", result), ("UTCDate", "2024.01.01"), ("UTCTime", "00:00:00"), ("WhiteElo", str(white_elo)),
+        ("BlackElo", str(black_elo)), ("WhiteRatingDiff", "+5"), ("BlackRatingDiff", "-5"), ("ECO", "C20"),
+        ("Opening", "King's Pawn Game"), ("TimeControl", f"{base}+{inc}"), ("Termination", "Normal"),
+    ]  # fmt: skip
+    parts = []
+    for i, san in enumerate(sans):
+        side = i % 2
+        clocks[side] = max(0, clocks[side] - rng.randrange(0, 8) + inc)
+        c = clocks[side]
+        clk = f"{{ [%clk {c // 3600}:{c // 60 % 60:02d}:{c % 60:02d}] }}"
+        num = f"{i // 2 + 1}. " if side == 0 else f"{i // 2 + 1}... "
+        parts.append(f"{num}{san} {clk}")
+    head = "\n".join(f'[{k} "{v}"]' for k, v in headers)
+    return f"{head}\n\n{' '.join(parts)} {result}\n\n"

@@ -90,8 +90,11 @@ def fast_transcript(movetext: str, require_result: bool = True) -> tuple[str, in
 
 def replay_transcript(pgn_text: str) -> tuple[str, int]:
     """Full PGN game text -> (transcript, plies) by python-chess parsing and board replay. Raises BadGame."""
+    import logging
+
     import chess.pgn
 
+    logging.getLogger("chess.pgn").setLevel(logging.CRITICAL)  # errors are counted, not logged per game
     game = chess.pgn.read_game(io.StringIO(pgn_text))
     if game is None:
         raise BadGame("empty")
