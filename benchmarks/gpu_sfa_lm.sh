@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SFA on the lm-domains sequence (Math -> Law -> Code) at a scale worth a GPU: the gpu-small preset
-# (~26M-parameter Llama-style byte LM, bf16 autocast), pretrained here on machine text, then 6 methods x 1 seed.
+# (~26M-parameter Llama-style byte LM, bf16 autocast), pretrained here on machine text, then 5 methods x 1 seed.
 # About 6 minutes on one H100; writes everything to OUT (default runs/gpu_sfa_lm):
 #   throughput.txt (SFA vs plain tokens/s), table/lm_table.md|csv, table/lm_acc.png, table/points/*.json, env.txt
 #
@@ -18,8 +18,8 @@ if [ "${TINY:-0}" = "1" ]; then
   PRESET=tiny; STEPS=4; BATCH=4; NTEST=4; THREADS=1; DEVICE=cpu; TP_STEPS=6; TP_REPEATS=1
   METHODS="seq,sfa b=0.5 p=0.25"
 else
-  PRESET=gpu-small; STEPS=300; BATCH=32; NTEST=64; THREADS=0; DEVICE=auto; TP_STEPS=100; TP_REPEATS=3
-  METHODS="seq,multitask,replay 5%,sfa b=0.5 p=0.25,ties,wise_ft a=0.5"
+  PRESET=gpu-small; STEPS=200; BATCH=32; NTEST=64; THREADS=0; DEVICE=auto; TP_STEPS=100; TP_REPEATS=3
+  METHODS="seq,multitask,replay 5%,sfa b=0.5 p=0.25,ties"
 fi
 
 "$PY" - <<'PYEOF' > "$OUT/env.txt" 2>&1 || true

@@ -30,6 +30,26 @@ def _state(path):
     return AutoModelForCausalLM.from_pretrained(str(path)).state_dict()
 
 
+class _Result:
+    def __init__(self, returncode, stdout, stderr):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+def _lab_inproc(capsys, monkeypatch, *args):
+    """Run the real `lab` entry point (main: LabError -> one line, exit 2) in this process (fast)."""
+    from lab_shared.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["lab", *args])
+    capsys.readouterr()
+    code = 0
+    try:
+        main()
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    out = capsys.readouterr()
+    return _Result(code, out.out, out.err)
+
+
 def _lab(*args):
     return subprocess.run(
         [sys.executable, "-m", "lab_shared.cli", *args], capture_output=True, text=True, env={**os.environ}
@@ -67,10 +87,10 @@ def test_wise_ft_endpoints_and_midpoint(tmp_path, models):
         torch.testing.assert_close(v, 0.5 * s_pre[k] + 0.5 * s_a[k])
 
 
-def test_cli_ties_writes_a_loadable_hf_folder(tmp_path, models):
+def test_cli_ties_writes_a_loadable_hf_folder(tmp_path, models, capsys, monkeypatch):
     pre, a, b = (models[n][0] for n in ("pre", "a", "b"))
     out = tmp_path / "merged"
-    r = _lab("sfa", "merge", "ties", "--base", str(pre), "--models", str(a), str(b), "--k", "0.2", "--lambda", "1.0",
+    r = _lab_inproc(capsys, monkeypatch, "sfa", "merge", "ties", "--base", str(pre), "--models", str(a), str(b), "--k", "0.2", "--lambda", "1.0",
              "--out", str(out))  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert {"config.json", "model.safetensors", "merge.json"} <= {p.name for p in out.iterdir()}
@@ -86,9 +106,21 @@ def test_cli_ties_writes_a_loadable_hf_folder(tmp_path, models):
     want["lm_head.weight"] = want["model.embed_tokens.weight"]
     for k, v in model.state_dict().items():
         torch.testing.assert_close(v, want[k])
-    r = _lab("sfa", "merge", "task_arithmetic", "--base", str(pre), "--models", f"{a},{b}", "--out", str(out))
+    r = _lab_inproc(
+        capsys,
+        monkeypatch,
+        "sfa",
+        "merge",
+        "task_arithmetic",
+        "--base",
+        str(pre),
+        "--models",
+        f"{a},{b}",
+        "--out",
+        str(out),
+    )
     assert r.returncode == 2 and "already exists" in r.stderr
-    r = _lab("sfa", "merge", "task_arithmetic", "--base", str(pre), "--models", f"{a},{b}", "--out", str(out),
+    r = _lab_inproc(capsys, monkeypatch, "sfa", "merge", "task_arithmetic", "--base", str(pre), "--models", f"{a},{b}", "--out", str(out),
              "--lambda", "0.5", "--overwrite")  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert '"task_arithmetic"' in (out / "merge.json").read_text()
@@ -119,7 +151,7 @@ def test_gpt2_tied_weights(tmp_path):
     assert all(torch.equal(v, want[k]) for k, v in _state(out).items())
 
 
-def test_mismatches_name_the_tensor_and_write_nothing(tmp_path, models):
+def test_mismatches_name_the_tensor_and_write_nothing(tmp_path, models, capsys, monkeypatch):
     pre = models["pre"][0]
     other, _ = _save(tmp_path, "gpt", 0, "tiny-gpt2")
     out = tmp_path / "bad"
@@ -142,7 +174,7 @@ def test_mismatches_name_the_tensor_and_write_nothing(tmp_path, models):
     with pytest.raises(LabError, match="tensor 'model.norm.weight' is in .* but missing from"):
         merge_checkpoints("task_arithmetic", pre, [tmp_path / "miss.safetensors"], out)
     (tmp_path / "corrupt.safetensors").write_bytes(b"not a tensor file")
-    r = _lab("sfa", "merge", "wise_ft", "--base", str(pre), "--models", str(tmp_path / "corrupt.safetensors"),
+    r = _lab_inproc(capsys, monkeypatch, "sfa", "merge", "wise_ft", "--base", str(pre), "--models", str(tmp_path / "corrupt.safetensors"),
              "--out", str(out))  # fmt: skip
     assert r.returncode == 2 and "not a valid safetensors file" in r.stderr
     (tmp_path / "empty_dir").mkdir()
@@ -152,6 +184,18 @@ def test_mismatches_name_the_tensor_and_write_nothing(tmp_path, models):
         merge_checkpoints("ties", pre, [tmp_path / "nope"], out)
     with pytest.raises(LabError, match="one --models"):
         merge_checkpoints("wise_ft", pre, [pre, pre], out)
-    r = _lab("sfa", "merge", "average", "--base", str(pre), "--models", str(pre), "--out", str(out))
+    r = _lab_inproc(
+        capsys,
+        monkeypatch,
+        "sfa",
+        "merge",
+        "average",
+        "--base",
+        str(pre),
+        "--models",
+        str(pre),
+        "--out",
+        str(out),
+    )
     assert r.returncode == 2
     assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".bad")]

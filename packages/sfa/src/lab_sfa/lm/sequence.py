@@ -29,7 +29,7 @@ DEFAULT_ORDER = ("math", "law", "code")
 # preset -> (pretraining steps, batch size in blocks, peak learning rate)
 PRETRAIN = {
     "tiny": (30, 16, 2e-3), "tiny-gpt2": (30, 16, 2e-3), "cpu": (500, 16, 2e-3), "cpu-base": (800, 16, 2e-3),
-    "cpu-large": (1500, 16, 1e-3), "gpu-small": (1500, 64, 1e-3), "gpu": (2500, 64, 6e-4),
+    "cpu-large": (1500, 16, 1e-3), "gpu-small": (1000, 64, 1e-3), "gpu": (2500, 64, 6e-4),
 }  # fmt: skip
 
 
