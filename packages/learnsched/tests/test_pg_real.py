@@ -207,8 +207,14 @@ def _cli_roundtrip(base: Path, tmp_path: Path) -> None:
         r = run("up", "--shared-buffers", "2MB")
         assert r.returncode == 0, r.stderr
         assert (base / "cluster.json").is_file()
+        dsn = Cluster.load(base).dsn
+        with connect(dsn) as conn:  # a table of the user's with one of our names: load must not touch it
+            conn.execute("CREATE TABLE public.orders (note text)")
+            conn.execute("INSERT INTO public.orders VALUES ('mine')")
         r = run("load", "--scale", "0.005")
         assert r.returncode == 0, r.stderr
+        with connect(dsn) as conn:
+            assert conn.execute("SELECT note FROM public.orders").fetchall() == [("mine",)]
         r = run("status")
         assert r.returncode == 0 and "order_revenue" in r.stdout, r.stderr
         r = run("up", "--shared-buffers", "3MB")  # an existing cluster: resize its pool

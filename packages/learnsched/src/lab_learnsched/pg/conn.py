@@ -18,6 +18,7 @@ from lab_shared.errors import LabError
 if TYPE_CHECKING:
     import psycopg
 
+SCHEMA = "lab_sched"  # our tables live here: a --dsn database's own tables are never touched
 REQUIRED_EXTENSIONS = ("pg_buffercache", "pageinspect")
 OPTIONAL_EXTENSIONS = ("pg_stat_statements",)
 
@@ -74,7 +75,7 @@ def connect(dsn: str, autocommit: bool = True) -> psycopg.Connection:
     if "connect_timeout" not in dsn and "://" not in dsn:
         dsn = f"{dsn} connect_timeout=5"
     try:
-        return psycopg.connect(dsn, autocommit=autocommit)
+        return psycopg.connect(dsn, autocommit=autocommit, options=f"-c search_path={SCHEMA},public")
     except psycopg.Error as e:
         raise LabError(f"cannot connect to PostgreSQL ({redact(dsn)}): {first_line(e)}") from None
     except Exception as e:  # e.g. a malformed DSN string

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lab_learnsched.pg.conn import Target, connect, first_line
+from lab_learnsched.pg.conn import SCHEMA, Target, connect, first_line
 from lab_learnsched.pg.templates import Instance, Template
 from lab_shared.errors import LabError
 
@@ -159,14 +159,14 @@ class PgExecutor:
                 f"a --dsn database needs pg_prewarm to empty its buffer pool: {first_line(e)}"
             ) from None
         pages = c.execute(
-            "SELECT coalesce(pg_relation_size(to_regclass(%s)), 0) / 8192", (FILLER,)
+            "SELECT coalesce(pg_relation_size(to_regclass(%s)), 0) / 8192", (f"{SCHEMA}.{FILLER}",)
         ).fetchone()[0]
         if pages < self.nbuffers:
-            c.execute(f"DROP TABLE IF EXISTS {FILLER}")
-            c.execute(f"CREATE TABLE {FILLER} WITH (fillfactor = 10) AS "
+            c.execute(f"DROP TABLE IF EXISTS {SCHEMA}.{FILLER}")
+            c.execute(f"CREATE TABLE {SCHEMA}.{FILLER} WITH (fillfactor = 10) AS "
                       f"SELECT g AS id, repeat('x', 500) AS pad FROM generate_series(1, %s) g", (self.nbuffers + 64,))  # fmt: skip
         for _ in range(8):  # usage counts go up to 5: a few sweeps empty the pool of our pages
-            c.execute("SELECT pg_prewarm(%s, 'buffer')", (FILLER,))
+            c.execute("SELECT pg_prewarm(%s::regclass, 'buffer')", (f"{SCHEMA}.{FILLER}",))
             if not any(r for r in self.snapshot().relation if r):
                 return
         raise LabError("could not evict the workload's pages from the buffer pool (is another session busy?)")

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from lab_learnsched.pg.conn import ensure_extensions, first_line, sql_error
+from lab_learnsched.pg.conn import SCHEMA, ensure_extensions, first_line, sql_error
 from lab_learnsched.pg.templates import Template, check_templates
 from lab_shared.errors import LabError
 
@@ -40,7 +40,7 @@ WORDS = (
     "platelets asymptotes courts dolphins sleep wake haggle nag use boost detect integrate cajole"
 ).split()
 
-SCHEMA = """
+DDL = """
 CREATE TABLE part (
   p_partkey int NOT NULL, p_name text, p_mfgr text, p_brand text, p_type text, p_size int,
   p_container text, p_retailprice numeric(12,2), p_comment text
@@ -184,16 +184,16 @@ def relation_pages(conn: psycopg.Connection, names: list[str] | None = None) -> 
     if names is None:
         rows = conn.execute(
             "SELECT c.relname, pg_relation_size(c.oid) / current_setting('block_size')::int FROM pg_class c "
-            "LEFT JOIN pg_index i ON i.indexrelid = c.oid "
-            "WHERE c.relname = ANY(%s) OR i.indrelid = ANY(SELECT oid FROM pg_class WHERE relname = ANY(%s)) "
-            "ORDER BY c.relkind DESC, c.relname",
-            (list(TABLES), list(TABLES)),
+            "LEFT JOIN pg_index i ON i.indexrelid = c.oid WHERE c.relnamespace = to_regnamespace(%s) AND "
+            "(c.relname = ANY(%s) OR i.indrelid = ANY(SELECT oid FROM pg_class WHERE relname = ANY(%s) "
+            "AND relnamespace = to_regnamespace(%s))) ORDER BY c.relkind DESC, c.relname",
+            (SCHEMA, list(TABLES), list(TABLES), SCHEMA),
         ).fetchall()
     else:
         rows = conn.execute(
             "SELECT relname, pg_relation_size(oid) / current_setting('block_size')::int FROM pg_class "
-            "WHERE relname = ANY(%s)",
-            (names,),
+            "WHERE relname = ANY(%s) AND relnamespace = to_regnamespace(%s)",
+            (names, SCHEMA),
         ).fetchall()
     return {r[0]: int(r[1]) for r in rows}
 
@@ -209,12 +209,15 @@ def load_dataset(
     t0 = time.time()
     ensure_extensions(conn)
     data = generate(scale, seed)
-    step = "creating tables"
+    step = "creating schema"
     try:
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
         with conn.transaction():  # all or nothing: a failure leaves the previous tables and templates
+            conn.execute(f"SET LOCAL search_path = {SCHEMA}")  # unqualified names: ours only
+            step = "creating tables"
             if replace:
                 conn.execute("DROP TABLE IF EXISTS lineitem, orders, part, lab_meta")
-            conn.execute(SCHEMA)
+            conn.execute(DDL)
             for table in ("part", "orders", "lineitem"):
                 step = f"loading {table}"
                 with conn.cursor().copy(f"COPY {table} FROM STDIN") as cp:
@@ -227,12 +230,12 @@ def load_dataset(
             conn.execute("ANALYZE part, orders, lineitem")
             check_templates(conn, templates)  # a bad template rolls the whole load back
         step = "vacuuming"
-        conn.execute("VACUUM (FREEZE, ANALYZE) part, orders, lineitem")
+        conn.execute(f"VACUUM (FREEZE, ANALYZE) {SCHEMA}.part, {SCHEMA}.orders, {SCHEMA}.lineitem")
     except psycopg.errors.DuplicateTable:
         raise LabError("the tables already exist (load with replace to overwrite them)") from None
     except psycopg.Error as e:
         raise sql_error(f"load failed while {step}", e) from None
-    rows = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}
+    rows = {t: conn.execute(f"SELECT count(*) FROM {SCHEMA}.{t}").fetchone()[0] for t in TABLES}
     info = LoadInfo(
         uuid.uuid4().hex[:12], scale, seed, rows, relation_pages(conn), round(time.time() - t0, 2)
     )
@@ -251,8 +254,8 @@ def store_meta(conn: psycopg.Connection, info: LoadInfo, templates: list[Templat
         "pages": info.pages,
     }
     with conn.transaction():
-        conn.execute("DELETE FROM lab_meta")
-        conn.execute("INSERT INTO lab_meta VALUES ('load', %s), ('templates', %s)",
+        conn.execute(f"DELETE FROM {SCHEMA}.lab_meta")
+        conn.execute(f"INSERT INTO {SCHEMA}.lab_meta VALUES ('load', %s), ('templates', %s)",
                      (Jsonb(meta), Jsonb([t.to_dict() for t in templates])))  # fmt: skip
 
 
@@ -261,8 +264,8 @@ def read_meta(conn: psycopg.Connection) -> tuple[dict, list[Template]]:
     import psycopg
 
     try:
-        rows = dict(conn.execute("SELECT key, value FROM lab_meta").fetchall())
-    except psycopg.errors.UndefinedTable:
+        rows = dict(conn.execute(f"SELECT key, value FROM {SCHEMA}.lab_meta").fetchall())
+    except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName):
         raise LabError("the database has no workload: run `lab sched pg load` first") from None
     except psycopg.Error as e:
         raise LabError(f"cannot read lab_meta: {first_line(e)}") from None
