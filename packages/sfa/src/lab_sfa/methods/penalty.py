@@ -35,21 +35,21 @@ class AnchorPenalty(Callback):
             for i, (p, a) in enumerate(zip(params, anchor)):
                 if p.grad is None:
                     p.grad = torch.zeros_like(p)
-                diff = p - a
+                # grad += w * (p - a), in place: no temporary parameter-sized tensor on the hot path.
                 if isinstance(weights, float | int):
                     w = min(float(weights), limit)
                     capped += p.numel() if float(weights) > limit else 0
-                    p.grad.add_(diff, alpha=w)
+                    p.grad.add_(p, alpha=w).add_(a, alpha=-w)
                     if log_now:
-                        penalty += 0.5 * w * float(diff.pow(2).sum())
+                        penalty += 0.5 * w * float((p - a).pow(2).sum())
                 else:
                     w = weights[i]
-                    if limit != float("inf"):
+                    if limit != float("inf") and float(w.max()) > limit:
                         capped += int((w > limit).sum())
                         w = w.clamp(max=limit)
-                    p.grad.addcmul_(w, diff)
+                    p.grad.addcmul_(w, p).addcmul_(w, a, value=-1.0)
                     if log_now:
-                        penalty += 0.5 * float((w * diff.pow(2)).sum())
+                        penalty += 0.5 * float((w * (p - a).pow(2)).sum())
                 total += p.numel()
         self.capped_fraction = capped / max(total, 1)
         if log_now:
