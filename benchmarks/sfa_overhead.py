@@ -1,10 +1,10 @@
 """sfa_overhead: training time per step and memory of every method relative to `seq`, same steps.
 
-Each method trains the same two-task synthetic sequence (an MLP whose parameters dominate memory, so extra
-parameter copies show up in the process's peak RSS) in its own subprocess; rounds interleave the methods and
-the median per-step CPU time of the training loop is compared with seq's (CPU time of a one-thread process
-is far less disturbed by other load than wall time). Extra parameter copies are counted from the tensors each
-method actually holds. Target: SFA <= 1.02x seq time and exactly one extra parameter copy.
+Each method trains the same two-task synthetic sequence (an MLP whose parameters dominate memory). Time:
+in one process, rounds interleave the methods (alternating order) and the median per-step CPU time of the
+training loop is compared with seq's (CPU time of a one-thread process is far less disturbed by other load
+than wall time). Memory: each method once more in a fresh subprocess; peak RSS minus seq's, also expressed in
+parameter copies. Extra parameter copies are also counted from the tensors each method actually holds. Target: SFA <= 1.02x seq time and exactly one extra parameter copy.
 
     .venv/bin/python benchmarks/sfa_overhead.py [--rounds 3] [--steps 60] [--full]
 """
@@ -95,7 +95,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=60)
-    ap.add_argument("--hidden", type=int, default=1536, help="MLP width (parameters ~ hidden^2)")
+    ap.add_argument("--hidden", type=int, default=1024, help="MLP width (parameters ~ hidden^2)")
     ap.add_argument("--full", action="store_true", help="5 rounds of 150 steps")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -105,31 +105,26 @@ def main() -> int:
         print(json.dumps(worker(args.worker, args.steps, args.hidden)))
         return 0
     runs: dict[str, list[dict]] = {m: [] for m in METHODS}
+    worker("seq", 5, args.hidden)  # warm-up: first-call costs must not land on one method
     for r in range(args.rounds):
         order = METHODS if r % 2 == 0 else METHODS[::-1]  # alternate order against drifts in machine load
         for m in order:
-            cmd = [
-                sys.executable,
-                __file__,
-                "--worker",
-                m,
-                "--steps",
-                str(args.steps),
-                "--hidden",
-                str(args.hidden),
-            ]
-            out = subprocess.run(cmd, capture_output=True, text=True, check=True)
-            runs[m].append(json.loads(out.stdout.strip().splitlines()[-1]))
-        print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
+            runs[m].append(worker(m, args.steps, args.hidden))
+        print(f"timing round {r + 1}/{args.rounds} done", file=sys.stderr)
+    mem: dict[str, dict] = {}
+    for m in METHODS:  # peak memory: one fresh process per method
+        cmd = [sys.executable, __file__, "--worker", m, "--steps", "20", "--hidden", str(args.hidden)]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        mem[m] = json.loads(out.stdout.strip().splitlines()[-1])
     from lab_shared.report import markdown_table
 
     base = statistics.median(x["cpu_per_step"] for x in runs["seq"])
-    base_rss = statistics.median(x["peak_rss_mb"] for x in runs["seq"])
+    base_rss = mem["seq"]["peak_rss_mb"]
     mb_per_copy = runs["seq"][0]["n_params"] * 4 / 2**20
     rows = []
     for m, rs in runs.items():
         cpu = statistics.median(x["cpu_per_step"] for x in rs)
-        rss = statistics.median(x["peak_rss_mb"] for x in rs)
+        rss = mem[m]["peak_rss_mb"]
         rows.append(
             {
                 "method": m,
