@@ -112,6 +112,8 @@ def test_cli_train_and_bench(tmp_path):
             "exact_batches=3",
             "--set",
             "exact_size=4",
+            "--set",
+            "exact_buffers=0,12",
         ],
         capture_output=True,
         text=True,

@@ -152,6 +152,9 @@ def run_sim_bench(cfg: BenchConfig, run: RunDir) -> dict:
         if cfg.exact_size > 8:
             raise LabError("exact optimum needs batches of at most 8 queries")
         for buf in cfg.exact_buffers:
+            if buf >= wl.tables.n_pages:
+                log.info("skipping exact buffer %d: holds all %d pages", buf, wl.tables.n_pages)
+                continue
             out["exact"] += _exact_rows(cfg, wl, buf)
     _write(cfg, run, out)
     return out
