@@ -201,7 +201,7 @@ def summarize_sweep(
                 "seeds": len(rs),
                 "param copies": round(max(r["max_extra_param_copies"] for r in rs), 2),
                 "stored examples": max(r["max_stored_examples"] for r in rs),
-                "time/step vs seq": round(seq_speed / speed, 2) if seq_speed and speed else None,
+                "wall time/step vs seq": round(seq_speed / speed, 2) if seq_speed and speed else None,
             }
         )
     for r in all_rows:
