@@ -61,6 +61,24 @@ def test_batched_scores_match_single_and_full_forward():
         np.testing.assert_allclose(lp, ref, atol=1e-4)
 
 
+def test_prompt_cache_across_moves_matches_fresh_computation():
+    tok = get_tokenizer("char")
+    model = tiny_model(3)
+    cached = ModelPlayer(model, tok, 0.8, "masked")
+    game = _positions(1, seed=11)[0]
+    board = chess.Board()
+    for ply, san in enumerate(game.sans[:12]):
+        if ply % 2 == 0:  # the model's turns: its cache grows by two moves each time
+            req = MoveRequest("g", board.copy(), game.sans[:ply], 0)
+            _, lp = cached.legal_logprobs([req])[0]
+            _, fresh = ModelPlayer(model, tok, 0.8, "masked").legal_logprobs([req])[0]
+            np.testing.assert_allclose(lp, fresh, atol=1e-4)
+        board.push_san(san)
+    assert "g" in cached.cache.store
+    cached.end_game("g")
+    assert "g" not in cached.cache.store
+
+
 def test_low_temperature_is_argmax():
     tok = get_tokenizer("char")
     model = memorized_model()
@@ -91,7 +109,7 @@ def test_low_temperature_is_argmax():
                 break
             ids.append(nxt)
         want = tok.decode(ids[len(prompt) :]) if nxt == p.codec.space else ""
-        last, cache = prefill(model, [prompt], p.device)
+        last, cache = prefill(model, [prompt], p.device, extra=p.codec.max_tokens)
         got = p.sample_texts(cache, last, [0], [np.random.default_rng(0)])[0]
         assert got == want
         legal = parse_move(r.board, got)

@@ -239,6 +239,10 @@ def play_games(
                     log.append(rec)
                 results.append(rec)
                 live.remove(g)
+                for key in (g.spec.white, g.spec.black):
+                    end = getattr(players[key], "end_game", None)
+                    if end is not None:
+                        end(g.spec.game_id)
                 if on_game is not None:
                     on_game(rec)
     finally:

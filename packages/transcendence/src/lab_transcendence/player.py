@@ -9,9 +9,11 @@ Black), the model picks a move at temperature T under one of two legal-move poli
   of logits / T, and sample among legal moves only. This is the paper policy's distribution conditioned on
   legality (so T -> 0 plays the most likely legal move).
 
-All games of a call share one prefill pass (left-padded, own positions per row, see batching.py) and a KV
-cache: `paper` decodes a few tokens per move against it, `masked` packs all candidate moves of a game into
-one chunk with a block-diagonal mask. Sampling uses one random stream per game, ply and attempt, so a move
+All games of a call share one forward pass (left-padded, own positions per row, see batching.py) over only
+their NEW prompt tokens: each game's prompt keys/values are kept between its moves (PromptCache), so a move
+costs the few characters played since, not the whole transcript. `paper` then decodes a few tokens per
+move against that cache; `masked` packs all candidate moves of a game into one chunk with a block-diagonal
+mask. Sampling uses one random stream per game, ply and attempt, so a move
 does not depend on which other games share the batch.
 """
 
@@ -27,7 +29,7 @@ import torch
 
 from lab_shared.errors import LabError
 from lab_transcendence.arena import MoveDecision, MoveRequest
-from lab_transcendence.batching import RaggedCache, extend, prefill
+from lab_transcendence.batching import PromptCache, RaggedCache, extend
 
 Policy = Literal["paper", "masked"]
 POLICIES = ("paper", "masked")
@@ -95,6 +97,14 @@ def sample_index(logp: np.ndarray, rng: np.random.Generator) -> int:
     return int(min(np.searchsorted(c, rng.random() * c[-1], side="right"), len(p) - 1))
 
 
+def sample_rows(logp: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Vectorised `sample_index`: row i sampled from log-probs logp[i] with the uniform draw u[i]."""
+    p = np.exp(logp - logp.max(axis=1, keepdims=True))
+    c = np.cumsum(p, axis=1)
+    idx = (c <= (u * c[:, -1])[:, None]).sum(axis=1)
+    return np.minimum(idx, logp.shape[1] - 1)
+
+
 @dataclass
 class PlayerStats:
     moves: int = 0
@@ -135,6 +145,11 @@ class ModelPlayer:
         self.max_batch = max_batch
         self.stats = PlayerStats()
         self._headers = dict(headers or {})
+        self.cache = PromptCache(max_games=max(128, 2 * max_batch))  # each live game's prompt keys/values
+
+    def end_game(self, game_id: str) -> None:
+        """The arena says a game ended: drop its cached prompt."""
+        self.cache.forget(game_id)
 
     def headers(self) -> dict[str, str]:
         return {
@@ -160,7 +175,7 @@ class ModelPlayer:
     def legal_logprobs(self, requests: Sequence[MoveRequest]) -> list[tuple[list[chess.Move], np.ndarray]]:
         """For each position: its legal moves and log p_T of each (normalised over the legal moves)."""
         prompts = [self.codec.prompt(r.sans) for r in requests]
-        last, cache = prefill(self.model, prompts, self.device)
+        last, cache = self.cache.prefill(self.model, [r.game_id for r in requests], prompts, self.device)
         last_lp = torch.log_softmax(last / self.temperature, dim=-1).cpu().numpy()
         moves_per: list[list[chess.Move]] = []
         seqs_per: list[list[list[int]]] = []
@@ -206,7 +221,7 @@ class ModelPlayer:
                 spans.append((at, n))
                 at += n
             where.append(spans)
-        logits, _ = extend(self.model, cache, tokens.to(dev), offsets.to(dev), seen.to(dev))
+        logits = extend(self.model, cache, tokens.to(dev), offsets.to(dev), seen.to(dev))
         lp = torch.log_softmax(logits / self.temperature, dim=-1).cpu().numpy()
         for b, seqs in enumerate(seqs_per):
             for j, (s, (at, n)) in enumerate(zip(seqs, where[b], strict=True)):
@@ -228,32 +243,35 @@ class ModelPlayer:
     def sample_texts(
         self, cache: RaggedCache, last: torch.Tensor, rows: list[int], rngs: list[np.random.Generator]
     ) -> list[str]:
-        """Sample one move string per row in `rows` token by token (until a stop token)."""
+        """Sample one move string per row in `rows` token by token (until a stop token).
+
+        `cache` must have room for max_tokens decoded tokens (prefill's `extra`); it is not modified.
+        """
         sub = cache.select(torch.tensor(rows, device=self.device))
         logits = last[rows]
+        n = len(rows)
         out: list[list[int]] = [[] for _ in rows]
-        done = [False] * len(rows)
+        done = np.zeros(n, dtype=bool)
+        ones = torch.ones(n, 1, 1, dtype=torch.bool, device=self.device)
+        zero = torch.zeros(n, 1, dtype=torch.long, device=self.device)
         for _step in range(self.codec.max_tokens):
-            lp = torch.log_softmax(logits / self.temperature, dim=-1).cpu().numpy().astype(np.float64)
-            nxt = []
-            for i in range(len(rows)):
-                t = sample_index(lp[i], rngs[i]) if not done[i] else 0
-                nxt.append(t)
-                if not done[i]:
-                    if t in self.codec.stop:
-                        done[i] = True
-                        if self.codec.kind == "char" and t != self.codec.space:
-                            out[i] = []  # the game-start mark inside a move: not a move (illegal)
-                    else:
-                        out[i].append(t)
-            if all(done) or self.codec.max_tokens == 1:
+            lp = torch.log_softmax(logits / self.temperature, dim=-1).double().cpu().numpy()
+            u = np.array([rngs[i].random() if not done[i] else 0.0 for i in range(n)])
+            nxt = sample_rows(lp, u)
+            for i in np.flatnonzero(~done):
+                t = int(nxt[i])
+                if t in self.codec.stop:
+                    done[i] = True
+                    if self.codec.kind == "char" and t != self.codec.space:
+                        out[i] = []  # the game-start mark inside a move: not a move (illegal)
+                else:
+                    out[i].append(t)
+            if done.all() or self.codec.max_tokens == 1:
                 break
-            tok = torch.tensor(nxt, device=self.device)[:, None]
-            ones = torch.ones(len(rows), 1, 1, dtype=torch.bool, device=self.device)
-            logits, sub = extend(self.model, sub, tok, torch.zeros_like(tok), ones)
-            logits = logits[:, -1, :]
+            tok = torch.as_tensor(nxt, device=self.device)[:, None]
+            logits = extend(self.model, sub, tok, zero, ones, append=True)[:, -1, :]
         texts = []
-        for i in range(len(rows)):
+        for i in range(n):
             # a char sample with no space within the limit is a runaway, hence illegal
             runaway = self.codec.kind == "char" and not done[i]
             texts.append("" if runaway else self.codec.text(out[i]))
@@ -261,7 +279,8 @@ class ModelPlayer:
 
     def _paper(self, requests: Sequence[MoveRequest]) -> list[MoveDecision]:
         prompts = [self.codec.prompt(r.sans) for r in requests]
-        last, cache = prefill(self.model, prompts, self.device)
+        keys = [r.game_id for r in requests]
+        last, cache = self.cache.prefill(self.model, keys, prompts, self.device, extra=self.codec.max_tokens)
         result: list[MoveDecision | None] = [None] * len(requests)
         illegal = [0] * len(requests)
         pending = list(range(len(requests)))
