@@ -1,7 +1,8 @@
 """Decision latency of a trained scheduler: observation + network forward + argmax, per decision, on CPU.
 
 Uses `--checkpoint` (a `lab sched train` run dir or checkpoint) if given, else trains a small PPO agent for
-a few thousand steps first (latency does not depend on how well it is trained). Single torch thread.
+a few thousand steps first (latency does not depend on how well it is trained). Single torch thread. The figure is the wall-clock median (robust to the preemptions of a shared machine,
+which show up in p99); the thread's CPU time per decision is printed too.
 Reports median and p99 latency next to greedy-most-cached's, and what one decision costs in disk reads
 (latency / time of one page read at 0.1 ms, an SSD random read).
 
@@ -25,7 +26,7 @@ from lab_learnsched.schedulers import make_scheduler
 from lab_shared.rundir import RunDir
 
 
-def latencies(sched, env, n_episodes):
+def latencies(sched, env, n_episodes, clock=time.perf_counter):
     out = []
     for s in range(n_episodes):
         env.reset(seed=s)
@@ -33,9 +34,9 @@ def latencies(sched, env, n_episodes):
         done = False
         while not done:
             st = env.state()
-            t = time.perf_counter()
+            t = clock()
             a = sched.choose(st)
-            out.append(time.perf_counter() - t)
+            out.append(clock() - t)
             _, _, done, _, _ = env.step(a)
     return np.array(out) * 1e3
 
@@ -57,9 +58,13 @@ def main() -> None:
     n = 60 if args.full else 20
     latencies(agent, env, 2)  # warm-up
     lat = latencies(agent, env, n)
+    cpu = latencies(agent, env, n, clock=time.thread_time)
     g = latencies(make_scheduler("greedy"), env, n)
     med, p99 = np.median(lat), np.percentile(lat, 99)
     print(f"agent   median {med:.3f} ms  p99 {p99:.3f} ms  mean {lat.mean():.3f} ms  ({len(lat)} decisions)")
+    print(
+        f"agent   wall-clock median {np.median(wall):.3f} ms  p99 {np.percentile(wall, 99):.3f} ms (includes waits for a shared CPU)"
+    )
     print(f"greedy  median {np.median(g):.3f} ms  p99 {np.percentile(g, 99):.3f} ms")
     print(f"one decision costs about {med / 0.1:.1f} page reads at 0.1 ms per read")
     print(f"RESULT sched_decide: {med:.3f} ms per decision median, p99 {p99:.3f} ms (target: <= 1 ms)")

@@ -1,7 +1,8 @@
 """Simulator throughput: buffer-pool steps (one query executed) per second, fast kernels vs the reference.
 
 A step = one query of the default workload (3 tables, ~3,000 pages, pool of 800 pages, ~150 pages a query)
-run through the buffer pool. The same episodes run through the numba simulator, the plain reference
+run through the buffer pool, timed in CPU time of this process (the machine is shared: wall time would
+measure the neighbours). The same episodes run through the numba simulator, the plain reference
 (`lab_learnsched.reference`, the correctness oracle) and, for context, a tuned pure-Python LRU on an
 OrderedDict. Single thread. Also reports full environment steps (pool + observation) per second.
 
@@ -28,27 +29,27 @@ from lab_learnsched.workload import load_workload  # noqa: E402
 def fast_rate(eps, n_pages, cap, policy, repeat):
     pool = BufferPool(n_pages, cap, policy)
     pool.access(eps[0][0])  # JIT warm-up (compiled code is cached on disk)
-    steps, reads, t = 0, 0, time.perf_counter()
+    steps, reads, t = 0, 0, time.process_time()
     for _ in range(repeat):
         for ep in eps:
             pool.reset()
             for q in ep:
                 reads += pool.access(q)[1]
                 steps += 1
-    return steps / (time.perf_counter() - t), reads // repeat
+    return steps / (time.process_time() - t), reads // repeat
 
 
 def reference_rate(eps, cap, policy):
-    steps, reads, t = 0, 0, time.perf_counter()
+    steps, reads, t = 0, 0, time.process_time()
     for ep in eps:
         flags = HITS[policy]([int(p) for q in ep for p in q], cap)
         reads += len(flags) - sum(flags)
         steps += len(ep)
-    return steps / (time.perf_counter() - t), reads
+    return steps / (time.process_time() - t), reads
 
 
 def ordered_dict_rate(eps, cap):
-    steps, t = 0, time.perf_counter()
+    steps, t = 0, time.process_time()
     for ep in eps:
         cache: OrderedDict[int, None] = OrderedDict()
         for q in ep:
@@ -60,12 +61,12 @@ def ordered_dict_rate(eps, cap):
                         cache.popitem(last=False)
                     cache[p] = None
             steps += 1
-    return steps / (time.perf_counter() - t)
+    return steps / (time.process_time() - t)
 
 
 def env_rate(n_episodes):
     env = BufferPoolEnv("default")
-    steps, t = 0, time.perf_counter()
+    steps, t = 0, time.process_time()
     for s in range(n_episodes):
         env.reset(seed=s)
         done = False
@@ -73,7 +74,7 @@ def env_rate(n_episodes):
             a = int(np.flatnonzero(env.action_masks())[0])
             _, _, done, _, _ = env.step(a)
             steps += 1
-    return steps / (time.perf_counter() - t)
+    return steps / (time.process_time() - t)
 
 
 def main() -> None:
