@@ -80,14 +80,13 @@ def main() -> int:
     print(headline(out))
     rows = {r["policy"]: r for r in out["pg_main"]}
     agr = next(r for r in out["pg_agreement"] if r["model"] == "clock_exact")
-    learned = rows.get("learned+la") or rows.get("learned")
     fifo, greedy = rows["fifo"]["reads"], rows["greedy"]["reads"]
-    lrn = (
-        f"learned reads {learned['reads']:.0f} vs FIFO {fifo:.0f} ({learned['reads'] / fifo - 1:+.1%}) "
-        f"and greedy {greedy:.0f} ({learned['reads'] / greedy - 1:+.1%})"
-        if learned
-        else "no learned policy"
-    )
+
+    def vs(name: str) -> str:
+        r = rows[name]["reads"]
+        return f"{name} reads {r:.0f} ({r / fifo - 1:+.1%} vs FIFO {fifo:.0f}, {r / greedy - 1:+.1%} vs greedy {greedy:.0f})"
+
+    lrn = "; ".join(vs(n) for n in ("learned", "learned+la") if n in rows) or "no learned policy"
     print(f"run: {run.path} ({time.time() - t0:.0f}s)")
     print(
         f"RESULT sched_pg: sim-vs-real mean schedule error {agr['schedule_err_mean']:.1%} "
