@@ -30,38 +30,56 @@ VALID_SAN = frozenset(san_vocabulary())
 _COMMENT = re.compile(r"\{[^}]*\}")
 _LINE_COMMENT = re.compile(r";[^\n]*")
 _VARIATION = re.compile(r"\([^()]*\)")
-_NAG_NUMBER = re.compile(r"\$\d+|\d+\.(?:\.\.)?")
 _GLYPHS = "!?"
 
 
+_NUMBER_PREFIX = re.compile(r"^\d+\.+")
+_MOVE_NUMBERS = [f"{i}." for i in range(1, 1001)]
+
+
 def clean_movetext(movetext: str) -> list[str]:
-    """Strip comments, variations, NAGs, move numbers and glyphs: the list of SAN tokens plus the result."""
-    if "{" in movetext:
-        movetext = _COMMENT.sub(" ", movetext)
-    if "{" in movetext or "}" in movetext:
-        raise BadGame("unterminated_comment")
-    if ";" in movetext:
-        movetext = _LINE_COMMENT.sub(" ", movetext)
+    """Strip comments, variations and move numbers: the SAN tokens (glyphs, NAGs, glued numbers left to
+    _normalise) plus the result."""
+    if ";" in movetext:  # a line comment; braces first, they may hold a ';'
+        movetext = _LINE_COMMENT.sub(" ", _COMMENT.sub(" ", movetext))
     if "(" in movetext or ")" in movetext:
+        movetext = _COMMENT.sub(" ", movetext)  # comments may hold parentheses
         while True:
             movetext, n = _VARIATION.subn(" ", movetext)
             if not n:
                 break
         if "(" in movetext or ")" in movetext:
             raise BadGame("unbalanced_variation")
-    return _NAG_NUMBER.sub(" ", movetext).split()
+    if "{" in movetext:
+        movetext = _COMMENT.sub(" ", movetext)
+    if "{" in movetext or "}" in movetext:
+        raise BadGame("unterminated_comment")
+    # move numbers written apart ("12." / "12...") go here; glued ones ("12.e4") and NAGs in _normalise
+    return [t for t in movetext.split() if not (t[-1] == "." and t[0].isdigit())]
 
 
 def format_transcript(sans: list[str]) -> str:
     """SAN moves -> `;1.e4 e5 2.Nf3`."""
-    parts = [";"]
-    for i in range(0, len(sans), 2):
-        if i:
-            parts.append(" ")
-        parts.append(f"{i // 2 + 1}.{sans[i]}")
-        if i + 1 < len(sans):
-            parts.append(" " + sans[i + 1])
-    return "".join(parts)
+    out = list(sans)
+    n = (len(out) + 1) // 2
+    nums = _MOVE_NUMBERS[:n] if n <= len(_MOVE_NUMBERS) else [f"{i}." for i in range(1, n + 1)]
+    out[0::2] = [a + b for a, b in zip(nums, out[0::2])]
+    return ";" + " ".join(out)
+
+
+def _normalise(tok: str) -> str | None:
+    """A token that is not plain SAN: None for a NAG, else the SAN without a glued move number or glyphs
+    (!?), castling written with zeros accepted; BadGame if no SAN remains."""
+    if tok[0] == "$" and tok[1:].isdigit():
+        return None
+    t = _NUMBER_PREFIX.sub("", tok).rstrip(_GLYPHS)
+    if t in VALID_SAN:
+        return t
+    if t in ("0-0", "0-0-0", "0-0+", "0-0-0+", "0-0#", "0-0-0#"):
+        return t.replace("0", "O")
+    if t in RESULTS:
+        raise BadGame("bad_movetext", "result inside the movetext")
+    raise BadGame("bad_movetext", f"not a SAN move: {t[:20]!r}")
 
 
 def fast_transcript(movetext: str, require_result: bool = True) -> tuple[str, int]:
@@ -71,21 +89,14 @@ def fast_transcript(movetext: str, require_result: bool = True) -> tuple[str, in
         tokens.pop()
     elif require_result:
         raise BadGame("truncated", "no result at the end of the movetext")
-    sans = []
-    for tok in tokens:
-        if tok not in VALID_SAN:
-            tok = tok.rstrip(_GLYPHS)
-            if tok not in VALID_SAN:
-                if tok in ("0-0", "0-0-0", "0-0+", "0-0-0+", "0-0#", "0-0-0#"):
-                    tok = tok.replace("0", "O")
-                elif tok in RESULTS:
-                    raise BadGame("bad_movetext", "result inside the movetext")
-                else:
-                    raise BadGame("bad_movetext", f"not a SAN move: {tok[:20]!r}")
-        sans.append(tok)
-    if not sans:
+    if not tokens:
         raise BadGame("empty")
-    return format_transcript(sans), len(sans)
+    if not VALID_SAN.issuperset(tokens):
+        tokens = [t if t in VALID_SAN else _normalise(t) for t in tokens]
+        tokens = [t for t in tokens if t is not None]
+        if not tokens:
+            raise BadGame("empty")
+    return format_transcript(tokens), len(tokens)
 
 
 def replay_transcript(pgn_text: str) -> tuple[str, int]:
