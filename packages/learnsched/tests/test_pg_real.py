@@ -145,6 +145,8 @@ def test_small_bench_writes_tables(cluster, tmp_path, monkeypatch):
     assert exact["optimal (exact)"]["gap_opt"] == 0.0
     agr = {r["model"]: r for r in out["pg_agreement"]}
     assert agr["clock_exact"]["schedule_err_mean"] < 0.1
+    chk = out["pgss_check"]  # pg_stat_statements counts the same reads as EXPLAIN (execution + planning)
+    assert chk["schedules"] == len(out["schedules"]) and chk["pgss_reads"] == chk["explain_reads"] > 0
     for name in ("pg_main.md", "pg_exact.csv", "pg_agreement.md", "results.json", "plots/pg_reads.png"):
         assert (run.path / name).is_file(), name
     assert "simulator vs PostgreSQL" in headline(out)

@@ -209,6 +209,31 @@ class PgExecutor:
             float(res.get("Execution Time", 0.0)), wall, _scans(plan, []),
         )  # fmt: skip
 
+    # --- pg_stat_statements: an independent count of the same reads ---------------------------------
+    def stats_reset(self) -> bool:
+        """Zero pg_stat_statements (False when the extension is not usable here)."""
+        import psycopg
+
+        try:
+            self.conn.execute("SELECT pg_stat_statements_reset()")
+            return True
+        except psycopg.Error:
+            return False
+
+    def stats_reads(self) -> int | None:
+        """Shared reads pg_stat_statements counted for our EXPLAIN ANALYZE statements since `stats_reset`."""
+        import psycopg
+
+        try:
+            row = self.conn.execute(
+                "SELECT sum(shared_blks_read) FROM pg_stat_statements "
+                "WHERE dbid = %s AND query LIKE 'EXPLAIN (ANALYZE, BUFFERS%%'",
+                (self._db_oid,),
+            ).fetchone()
+        except psycopg.Error:
+            return None
+        return int(row[0] or 0)
+
     def snapshot(self) -> Snapshot:
         """Read pg_buffercache: every buffer's relation (ours by name, '' other, None unused), block, usage."""
         rows = self.conn.execute(
