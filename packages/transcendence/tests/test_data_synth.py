@@ -114,3 +114,20 @@ def test_fit_elo():
     # all losses: the prior keeps the rating finite
     fit2 = fit_elo([("c", "anchor", 0.0)] * 5, {"anchor": 1500.0})
     assert 500 < fit2.ratings["c"] < 1500 and fit2.se["c"] > 0
+
+
+def test_vote_plays_the_plurality(engine):
+    from lab_transcendence.synth import Vote
+
+    board = chess.Board()
+    for san in ("e4", "e5", "Bc4", "Nc6", "Qh5", "Nf6"):
+        board.push_san(san)
+    steady = Expert("s", random_rate=0.0, depth=3)
+    best = steady.move(board, engine, random.Random(0), game="v")
+    assert board.san(best) == "Qxf7#"
+    noisy = Expert("n", random_rate=1.0)
+    for i in range(5):  # two steady experts out-vote one random one
+        assert Vote([noisy, steady, steady]).move(board, engine, random.Random(i), game="v") == best
+    # one vote each: the first proposer's move
+    lone = Vote([noisy, steady]).move(board, engine, random.Random(7), game="v")
+    assert lone == expert_move(noisy, board, engine, random.Random(7))

@@ -104,6 +104,10 @@ def data_synth(
     anchors: Annotated[
         str, typer.Option(help="Stockfish skill levels used as rating anchors (1-5), comma-separated.")
     ] = "1,3,5",
+    vote_games: Annotated[
+        int,
+        typer.Option(help="Games of the experts' plurality vote (and of each expert) vs the first anchor."),
+    ] = 0,
     max_plies: Annotated[int, typer.Option(help="Adjudicate a draw after this many half-moves.")] = 300,
     tokenizer: Tokenizer = "char",
     workers: Workers = 0,
@@ -125,7 +129,7 @@ def data_synth(
     except ValueError:
         raise LabError(f"--anchors must be comma-separated skill levels, got {anchors!r}") from None
     settings = SynthSettings(players=players, games=games, seed=seed, depth=depth, rating_games=rating_games,
-                             anchors=levels, max_plies=max_plies)  # fmt: skip
+                             anchors=levels, max_plies=max_plies, vote_games=vote_games)  # fmt: skip
     engine = find_stockfish(stockfish)
     t0 = time.perf_counter()
     meta = generate_corpus(out, settings, engine, workers=_workers(workers), tokenizer=tokenizer, force=force)
@@ -136,6 +140,12 @@ def data_synth(
             f"rating {e['rating']} +- {e['rating_se']}"
         )
     _print_summary(meta, out)
+    from lab_shared.io import read_json
+
+    vote = read_json(out / "experts.json").get("vote_check")
+    if vote:
+        scores = ", ".join(f"{k} {v:.2f}" for k, v in vote["score"].items())
+        typer.echo(f"score vs {vote['anchor']} over {vote['games_each']} games each: {scores}")
     typer.echo(f"took {dt:.1f}s")
 
 

@@ -136,14 +136,58 @@ def default_anchors(levels: Iterable[int] = (1, 3, 5)) -> list[Anchor]:
 # ---------------------------------------------------------------- playing games
 
 
-def player_from_spec(spec: dict) -> Expert | Anchor:
+@dataclass
+class Vote:
+    """Plurality vote over experts: each proposes its move, the most proposed one is played (ties: the
+    first proposer's). The T -> 0 limit of a model imitating the experts' mixture: the paper's mechanism."""
+
+    experts: list[Expert]
+    name: str = "vote"
+
+    def move(
+        self, board: chess.Board, engine: chess.engine.SimpleEngine, rng: random.Random, game: Any = None
+    ) -> chess.Move:
+        proposals = [expert_move(e, board, engine, rng, game=game) for e in self.experts]
+        counts: dict[chess.Move, int] = {}
+        for m in proposals:
+            counts[m] = counts.get(m, 0) + 1
+        return max(proposals, key=lambda m: counts[m])  # max keeps the first of equal counts
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "experts": [e.to_dict() for e in self.experts]}
+
+
+def player_from_spec(spec: dict) -> Expert | Anchor | Vote:
     if spec.get("kind") == "anchor":
         return Anchor(level=spec["level"], rating=spec["rating"], name=spec.get("name", ""))
+    if spec.get("kind") == "vote":
+        return Vote([Expert.from_dict(e) for e in spec["experts"]], name=spec.get("name", "vote"))
     return Expert.from_dict(spec)
 
 
-def player_spec(p: Expert | Anchor) -> dict:
-    return {"kind": "anchor", **p.to_dict()} if isinstance(p, Anchor) else {"kind": "expert", **p.to_dict()}
+def player_spec(p: Expert | Anchor | Vote) -> dict:
+    kind = {Anchor: "anchor", Vote: "vote"}.get(type(p), "expert")
+    return {"kind": kind, **p.to_dict()}
+
+
+def vote_check(experts: list[Expert], anchor: Anchor, games: int, stockfish: str | Path, seed: int = 0,
+               workers: int = 1, max_plies: int = DEFAULT_MAX_PLIES) -> dict:  # fmt: skip
+    """Score of the experts' plurality vote and of each expert against one anchor (same number of games,
+    colours alternating): whether the corpus can show transcendence in principle."""
+    players: list[Expert | Vote] = [Vote(experts), *experts]
+    tasks = []
+    for p in players:
+        for g in range(games):
+            w, b = (p, anchor) if g % 2 == 0 else (anchor, p)
+            tasks.append((len(tasks), player_spec(w), player_spec(b), seed, max_plies, "vote"))
+    scores: dict[str, float] = {p.name: 0.0 for p in players}
+    for _, g in play_many(tasks, stockfish, workers):
+        s = score_of(g["result"])
+        if g["white"] in scores:
+            scores[g["white"]] += s
+        else:
+            scores[g["black"]] += 1 - s
+    return {"anchor": anchor.name, "games_each": games, "score": {k: v / games for k, v in scores.items()}}
 
 
 def open_engine(stockfish: str | Path, hash_mb: int = 16) -> chess.engine.SimpleEngine:
@@ -386,6 +430,7 @@ class SynthSettings:
     seed: int = 0
     depth: int = 2
     rating_games: int = 10  # games per pairing in the rating round robin (0 = skip: ratings unknown)
+    vote_games: int = 0  # games of the experts' plurality vote (and of each expert) vs the first anchor
     anchors: list[int] = field(default_factory=lambda: [1, 3, 5])
     max_plies: int = DEFAULT_MAX_PLIES
 
@@ -460,6 +505,10 @@ def generate_corpus(
             "rating_method": "max-likelihood Elo (Bradley-Terry, draws = 1/2, prior N(1500, 400^2)) vs fixed anchors",
             "crosstable": fit.crosstable if fit else {},
         }
+        if s.vote_games > 0:
+            doc["vote_check"] = vote_check(
+                experts, anchors[0], s.vote_games, stockfish, s.seed, workers, s.max_plies
+            )
         atomic_write_json(experts_file, doc)
     ratings = {e.name: e.rating for e in experts}
 
