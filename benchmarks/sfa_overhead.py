@@ -20,6 +20,30 @@ import sys
 METHODS = ["seq", "sfa", "l2", "ewc", "replay", "wise_ft", "task_arithmetic", "ties", "multitask"]
 
 
+def _status_kb(field: str) -> int | None:
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def _reset_peak_rss() -> int | None:
+    """Reset the kernel's peak-RSS mark (Linux clear_refs), so the peak covers training only; current RSS."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        return None
+    return _status_kb("VmRSS")
+
+
+def _peak_rss_kb() -> int:
+    return _status_kb("VmHWM") or 0
+
+
 def worker(method: str, steps: int, hidden: int) -> dict:
     """Train 2 tasks of ``steps`` steps with ``method``; report CPU s/step of the loop, held copies, peak RSS."""
     import resource
@@ -66,6 +90,7 @@ def worker(method: str, steps: int, hidden: int) -> dict:
     tcfg = TrainerConfig(max_steps=steps, batch_size=32, lr=1e-3, lr_schedule="constant", progress=False)
     cpu = wall = 0.0
     other = time.process_time()
+    rss0 = _reset_peak_rss()
     for k in range(2):
         m.before_task(model, k)
         if hasattr(m, "steps"):
@@ -86,7 +111,9 @@ def worker(method: str, steps: int, hidden: int) -> dict:
         "total_cpu": total_cpu,
         "param_copies": sum(t.numel() for t in held) / n_params,
         "stored_examples": m.stored_examples(),
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": (_peak_rss_kb() - rss0) / 1024
+        if rss0 is not None
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "n_params": n_params,
     }
 
@@ -96,6 +123,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--hidden", type=int, default=1024, help="MLP width (parameters ~ hidden^2)")
+    ap.add_argument("--mem-hidden", type=int, default=2048, help="MLP width of the memory runs")
     ap.add_argument("--full", action="store_true", help="5 rounds of 150 steps")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -113,14 +141,14 @@ def main() -> int:
         print(f"timing round {r + 1}/{args.rounds} done", file=sys.stderr)
     mem: dict[str, dict] = {}
     for m in METHODS:  # peak memory: one fresh process per method
-        cmd = [sys.executable, __file__, "--worker", m, "--steps", "20", "--hidden", str(args.hidden)]
+        cmd = [sys.executable, __file__, "--worker", m, "--steps", "20", "--hidden", str(args.mem_hidden)]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True)
         mem[m] = json.loads(out.stdout.strip().splitlines()[-1])
     from lab_shared.report import markdown_table
 
     base = statistics.median(x["cpu_per_step"] for x in runs["seq"])
     base_rss = mem["seq"]["peak_rss_mb"]
-    mb_per_copy = runs["seq"][0]["n_params"] * 4 / 2**20
+    mb_per_copy = mem["seq"]["n_params"] * 4 / 2**20
     rows = []
     for m, rs in runs.items():
         cpu = statistics.median(x["cpu_per_step"] for x in rs)

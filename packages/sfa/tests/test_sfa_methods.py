@@ -87,7 +87,7 @@ def test_l2_penalty_step_equals_sgd_step_then_average():
     # theta0 - lr*(g + lam*(theta0 - a)) = (theta0 - lr*g) + beta*(a - theta0)
     m3, m4 = _model(), _model()
     start = [p.detach().clone() for p in m3.parameters()]
-    _train(m3, [AnchorPenalty([(anchor, lam)])], steps=1, optimizer="sgd", lr=lr)
+    _train(m3, [AnchorPenalty([(anchor, None, lam)])], steps=1, optimizer="sgd", lr=lr)
     _train(m4, steps=1, optimizer="sgd", lr=lr)
     for p3, p4, a, s in zip(m3.parameters(), m4.parameters(), anchor, start):
         assert torch.allclose(p3, p4 + beta * (a - s), atol=1e-6)
@@ -106,7 +106,7 @@ def test_ewc_penalty_zero_at_anchor_and_fisher_nonnegative():
     )
     assert all((f >= 0).all() for f in fisher) and any((f > 0).any() for f in fisher)
     anchor = [p.detach().clone() for p in m.parameters()]
-    pen = AnchorPenalty([(anchor, [1000.0 * f for f in fisher])])
+    pen = AnchorPenalty([(anchor, fisher, 1000.0)])
     for p in m.parameters():
         p.grad = torch.zeros_like(p)
 
@@ -130,7 +130,7 @@ def test_ewc_penalty_zero_at_anchor_and_fisher_nonnegative():
 def test_ewc_weights_are_capped_against_divergence():
     m = _model()
     anchor = [p.detach().clone() + 1.0 for p in m.parameters()]
-    pen = AnchorPenalty([(anchor, [torch.full_like(p, 1e6) for p in m.parameters()])])
+    pen = AnchorPenalty([(anchor, [torch.full_like(p, 1e3) for p in m.parameters()], 1e3)])
     for p in m.parameters():
         p.grad = torch.zeros_like(p)
 

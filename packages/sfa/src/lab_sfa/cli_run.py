@@ -91,7 +91,9 @@ def register(app: typer.Typer) -> None:
             Path | None, typer.Argument(help="Sweep file (TOML/JSON): seeds, base, [[grid]].")
         ] = None,
         resume: Annotated[Path | None, typer.Option(help="Continue the sweep in this folder.")] = None,
-        only: Annotated[str | None, typer.Option(help="Run only this method's grid points.")] = None,
+        only: Annotated[
+            str | None, typer.Option(help="Run only these methods' grid points (comma-separated).")
+        ] = None,
         name: Annotated[str, typer.Option(help="Sweep folder name prefix.")] = "sweep",
         set_: SetOpt = None,
     ) -> None:

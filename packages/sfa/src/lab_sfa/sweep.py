@@ -118,8 +118,9 @@ def point_config(base: dict[str, Any], point: GridPoint, seed: int, extra: list[
 def run_sweep(spec: dict, run_dir: RunDir, extra: list[str] = (), only_method: str | None = None) -> dict:
     """Run every (grid point, seed) not yet done in ``run_dir``, then write the tables and plots."""
     base, points, seeds, select = parse_spec(spec)
-    if only_method:
-        points = [p for p in points if p.method == only_method]
+    if only_method:  # one method or a comma-separated list (lets several processes share a sweep folder)
+        wanted = set(only_method.split(","))
+        points = [p for p in points if p.method in wanted]
     jobs = [(p, s) for p in points for s in seeds]
     configs = {(p.key(), s): point_config(base, p, s, extra) for p, s in jobs}  # validate everything first
     atomic_write_json(run_dir.file("sweep.json"), spec)
@@ -128,6 +129,8 @@ def run_sweep(spec: dict, run_dir: RunDir, extra: list[str] = (), only_method: s
     todo = [(p, s) for p, s in jobs if not (pdir / f"{p.key()}-s{s}.json").exists()]
     log.info("sweep: %d runs (%d points x %d seeds), %d to do", len(jobs), len(points), len(seeds), len(todo))
     for p, s in progress(todo, desc="sweep"):
+        if (pdir / f"{p.key()}-s{s}.json").exists():  # finished meanwhile by another process on this folder
+            continue
         res = run_continual(configs[(p.key(), s)])
         res.pop("curves", None)
         res.update(point=p.label, point_key=p.key(), overrides=p.overrides)

@@ -43,7 +43,9 @@ def fisher_diagonal(
                 f.add_(gr.detach().pow(2))
         n += 1
     model.train(was_training)
-    return [f / max(n, 1) for f in fisher]
+    for f in fisher:
+        f.div_(max(n, 1))
+    return fisher
 
 
 class EWC(Method):
@@ -65,7 +67,8 @@ class EWC(Method):
         )
         theta = snapshot(trainable_params(model))
         if c.ewc_mode == "online" and self.fishers:
-            self.fishers = [[c.ewc_gamma * old + new for old, new in zip(self.fishers[0], f)]]
+            for old, new in zip(self.fishers[0], f):
+                old.mul_(c.ewc_gamma).add_(new)
             self.anchors = [theta]
         else:
             self.fishers.append(f)
@@ -80,7 +83,7 @@ class EWC(Method):
         if not self.anchors:
             return []
         lam = float(self.cfg.lam)
-        self.penalty = AnchorPenalty([(a, [lam * x for x in f]) for a, f in zip(self.anchors, self.fishers)])
+        self.penalty = AnchorPenalty([(a, f, lam) for a, f in zip(self.anchors, self.fishers)])
         return [self.penalty]
 
     def after_task(self, model: nn.Module, k: int) -> None:

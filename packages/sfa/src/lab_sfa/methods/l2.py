@@ -33,7 +33,7 @@ class L2(Method):
 
     def callbacks(self, model: nn.Module, k: int) -> list:
         self.anchor = snapshot(trainable_params(model))
-        return [AnchorPenalty([(self.anchor, float(self.cfg.lam))])]
+        return [AnchorPenalty([(self.anchor, None, float(self.cfg.lam))])]
 
     def held_tensors(self) -> list[Tensor]:
         return list(self.anchor)

@@ -1,9 +1,10 @@
 """A quadratic pull toward an anchor, added to the gradients: the shared core of `l2` and `ewc`.
 
-penalty = sum_a sum_i (w_a,i / 2) (theta_i - theta_a,i)^2 over anchors a, with w = lambda (L2) or
-lambda * F (EWC). Its gradient is added in ``on_before_optimizer_step`` (after clipping, so the penalty is
-never clipped away). Against the known divergence of explicit penalties, each weight is capped so that
-w * lr <= 1 (a step never overshoots the anchor); the fraction of capped entries is reported.
+penalty = sum_a sum_i (lam_a F_a,i / 2) (theta_i - theta_a,i)^2 over anchors a, with F = 1 (L2) or the
+Fisher diagonal (EWC). Its gradient is added in ``on_before_optimizer_step`` (after clipping, so the penalty
+is never clipped away), in place, without any parameter-sized temporary. Against the known divergence of
+explicit penalties (lam * F * lr > 1 overshoots the anchor), each weight lam * F is capped at 1 / lr; the
+fraction of capped entries is logged as ``penalty_capped_frac``.
 """
 
 from __future__ import annotations
@@ -14,44 +15,61 @@ from torch import Tensor
 from lab_sfa.averaging import trainable_params
 from lab_shared.callbacks import Callback
 
+Anchor = tuple[list[Tensor], list[Tensor] | None, float]  # (anchor tensors, F or None for L2, lam)
+
 
 class AnchorPenalty(Callback):
-    """Adds d/dtheta of sum (w/2)(theta - anchor)^2 to every trainable parameter's gradient."""
+    """Adds d/dtheta of sum (lam F / 2)(theta - anchor)^2 to every trainable parameter's gradient."""
 
-    def __init__(self, anchors: list[tuple[list[Tensor], list[Tensor] | float]], cap: bool = True):
-        self.anchors = anchors  # [(anchor tensors, weights tensors or a scalar weight)]
+    def __init__(self, anchors: list[Anchor], cap: bool = True):
+        self.anchors = anchors
         self.cap = cap
         self.capped_fraction = 0.0
         self.last_penalty = 0.0
+        self._capped: tuple[float, list, int] | None = None
+
+    def _fishers(self, lr: float) -> tuple[list, int]:
+        """Per-anchor F, clamped at 1 / (lam lr) where needed; recomputed only when the learning rate changes."""
+        if self._capped is not None and self._capped[0] == lr:
+            return self._capped[1], self._capped[2]
+        out, capped = [], 0
+        for _, fisher, lam in self.anchors:
+            limit = 1.0 / (lam * lr) if (self.cap and lam > 0 and lr > 0) else float("inf")
+            if fisher is None:
+                capped += sum(p.numel() for p in self.anchors[0][0]) if lam * lr > 1.0 and self.cap else 0
+                out.append(None)
+                continue
+            fs = []
+            for f in fisher:
+                n = int((f > limit).sum()) if limit != float("inf") else 0
+                capped += n
+                fs.append(f.clamp(max=limit) if n else f)  # a clamped copy only where the cap bites
+            out.append(fs)
+        self._capped = (lr, out, capped)
+        return out, capped
 
     @torch.no_grad()
     def on_before_optimizer_step(self, trainer) -> None:
         params = trainable_params(trainer.model)
         lr = trainer.lr()
-        limit = 1.0 / lr if (self.cap and lr > 0) else float("inf")
-        penalty, capped, total = 0.0, 0, 0
+        fishers, capped = self._fishers(lr)
         log_now = (trainer.step + 1) % trainer.config.log_every == 0
-        for anchor, weights in self.anchors:
+        penalty = 0.0
+        for (anchor, _, lam), fisher in zip(self.anchors, fishers):
+            if fisher is None and self.cap and lr > 0:
+                lam = min(lam, 1.0 / lr)
             for i, (p, a) in enumerate(zip(params, anchor)):
                 if p.grad is None:
                     p.grad = torch.zeros_like(p)
-                # grad += w * (p - a), in place: no temporary parameter-sized tensor on the hot path.
-                if isinstance(weights, float | int):
-                    w = min(float(weights), limit)
-                    capped += p.numel() if float(weights) > limit else 0
-                    p.grad.add_(p, alpha=w).add_(a, alpha=-w)
-                    if log_now:
-                        penalty += 0.5 * w * float((p - a).pow(2).sum())
-                else:
-                    w = weights[i]
-                    if limit != float("inf") and float(w.max()) > limit:
-                        capped += int((w > limit).sum())
-                        w = w.clamp(max=limit)
-                    p.grad.addcmul_(w, p).addcmul_(w, a, value=-1.0)
-                    if log_now:
-                        penalty += 0.5 * float((w * (p - a).pow(2)).sum())
-                total += p.numel()
-        self.capped_fraction = capped / max(total, 1)
+                if fisher is None:  # grad += lam (p - a)
+                    p.grad.add_(p, alpha=lam).add_(a, alpha=-lam)
+                else:  # grad += lam F (p - a)
+                    p.grad.addcmul_(fisher[i], p, value=lam).addcmul_(fisher[i], a, value=-lam)
+                if log_now:
+                    d2 = (p - a).pow(2)
+                    penalty += 0.5 * lam * float((d2 if fisher is None else fisher[i] * d2).sum())
+        total = sum(p.numel() for p in params) * max(1, len(self.anchors))
+        self.capped_fraction = capped / total
         if log_now:
             self.last_penalty = penalty
 
