@@ -285,7 +285,7 @@ def ingest(
     if force:
         meta_file.unlink(missing_ok=True)
         prog_file.unlink(missing_ok=True)
-        for p in out.glob("shard-*.npy"):
+        for p in [*out.glob("shard-*.npy"), *out.glob("blocks-*.npy")]:
             p.unlink()
     if meta_file.is_file():
         meta = read_json(meta_file)

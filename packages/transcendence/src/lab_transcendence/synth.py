@@ -470,7 +470,7 @@ def generate_corpus(
         for name in ("experts.json", "games.pgn", "meta.json", "progress.json"):
             (out / name).unlink(missing_ok=True)
         shutil.rmtree(out / "chunks", ignore_errors=True)
-        for p in out.glob("shard-*.npy"):
+        for p in [*out.glob("shard-*.npy"), *out.glob("blocks-*.npy")]:
             p.unlink()
     out.mkdir(parents=True, exist_ok=True)
     experts_file = out / "experts.json"

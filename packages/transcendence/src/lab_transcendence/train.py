@@ -133,10 +133,9 @@ def train(cfg: ChessTrainConfig, run_dir=None, resume: str | Path | None = None,
     model = build_model(cfg, tok.vocab_size)
     block_len = model.config.block_size + 1
     train_games, val_games = split_games(games, cfg.val_fraction, seed=0)
-    train_blocks = cached_blocks(cfg.data, f"train{cfg.val_fraction:g}", train_games, block_len)
-    val_blocks = (
-        cached_blocks(cfg.data, f"val{cfg.val_fraction:g}", val_games, block_len) if val_games else None
-    )
+    key = f"{meta.get('settings_key', 'x')}-{cfg.val_fraction:g}"  # a re-made data set never reuses stale blocks
+    train_blocks = cached_blocks(cfg.data, f"train-{key}", train_games, block_len)
+    val_blocks = cached_blocks(cfg.data, f"val-{key}", val_games, block_len) if val_games else None
     device = choose_device(cfg.trainer.device)
     tcfg = cfg.trainer
     if cfg.compile == "on" or (cfg.compile == "auto" and device.type == "cuda"):
