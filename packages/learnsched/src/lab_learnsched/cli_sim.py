@@ -95,7 +95,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
         lookahead_agent: Annotated[
             bool, typer.Option(help="Also run each agent as agent+la (value lookahead).")
-        ] = True,
+        ] = False,
         seeds: Annotated[int | None, typer.Option(help="Held-out test episodes per workload.")] = None,
         buffer_pages: Annotated[int | None, typer.Option()] = None,
         queue_size: Annotated[int | None, typer.Option()] = None,
