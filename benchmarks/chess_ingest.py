@@ -30,12 +30,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def corpus_games(n_unique: int, cache: Path) -> list[tuple[list[str], str]]:
     """(SAN moves, result) of a synthetic corpus (made once, then cached)."""
+    from lab_shared.errors import LabError
     from lab_shared.tools import find_stockfish
     from lab_transcendence.synth import SynthSettings, generate_corpus
 
     out = cache / f"synth-{n_unique}"
-    generate_corpus(out, SynthSettings(players=4, games=n_unique, seed=0, depth=1, rating_games=0),
-                    find_stockfish(), workers=os.cpu_count() or 1, show_progress=False)  # fmt: skip
+    settings = SynthSettings(players=4, games=n_unique, seed=0, depth=1, rating_games=0)
+    try:
+        generate_corpus(out, settings, find_stockfish(), workers=os.cpu_count() or 1, show_progress=False)
+    except LabError:  # a cache from an older version: make it again
+        generate_corpus(
+            out, settings, find_stockfish(), workers=os.cpu_count() or 1, show_progress=False, force=True
+        )
     games = []
     with open(out / "games.pgn") as fh:
         while (g := chess.pgn.read_game(fh)) is not None:
@@ -86,7 +92,7 @@ def main() -> None:
     p.add_argument("--full", action="store_true")
     p.add_argument("--cache", type=Path, default=ROOT / "runs" / "bench-cache")
     args = p.parse_args()
-    n_games = args.games or (200_000 if args.full else 40_000)
+    n_games = args.games or (200_000 if args.full else 25_000)
     games = corpus_games(args.unique, args.cache)
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
@@ -101,13 +107,15 @@ def main() -> None:
         from lab_transcendence.lichess import IngestFilters, ingest
 
         checked = ingest(head, tmp / "val", IngestFilters(), validate=True, show_progress=False)
-        base = bench_python_chess(path, args.baseline_games)
+        base_before = bench_python_chess(path, args.baseline_games)
         cores = os.cpu_count() or 1
         # every game converted (no rating filter): the conservative figure
         ours1, meta = bench_ours(path, 1, tmp, None)
         oursn, _ = bench_ours(path, cores, tmp, None) if cores > 1 else (ours1, meta)
         # the paper's ChessFormer-1000 filter: most games are dropped on their headers
         capped, meta_c = bench_ours(path, cores, tmp, 1000)
+        # the baseline again, after ours: the best of the two (a shared machine's load varies)
+        base = max(base_before, bench_python_chess(path, args.baseline_games))
     res = {
         "file_mb": round(size_mb, 1),
         "games": n_games,
