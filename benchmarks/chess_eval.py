@@ -46,10 +46,10 @@ def paper_loop_move(model, codec, board, sans, temperature: float, rng) -> str:
     ids = codec.prompt(sans)
     out = []
     for _ in range(codec.max_tokens):
-        x = torch.tensor([ids[-model.config.block_size :]])
+        x = torch.tensor([ids[-model.config.block_size :]], device=next(model.parameters()).device)
         with torch.no_grad():
             logits = model(x)[0, -1].float()
-        lp = torch.log_softmax(logits / temperature, -1).numpy().astype(np.float64)
+        lp = torch.log_softmax(logits / temperature, -1).cpu().numpy().astype(np.float64)
         t = sample_index(lp, rng)
         if t in codec.stop:
             break
@@ -70,7 +70,9 @@ def main() -> None:
     args = ap.parse_args()
     if args.full:
         args.plies, args.every = 80, 1
-    if args.threads:
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    if args.threads and args.device == "cpu":
         torch.set_num_threads(args.threads)
     from lab_transcendence.arena import MoveRequest
     from lab_transcendence.player import ModelPlayer
@@ -78,7 +80,7 @@ def main() -> None:
     if args.model:
         from lab_transcendence.export import load_model
 
-        model, tok, _ = load_model(args.model)
+        model, tok, _ = load_model(args.model, args.device if args.device != "auto" else "cpu")
         label = args.model
     else:
         from lab_transcendence.model import GPT, preset_config
@@ -86,7 +88,7 @@ def main() -> None:
 
         torch.manual_seed(0)
         tok = get_tokenizer("char")
-        model = GPT(preset_config("small", tok.vocab_size)).eval()
+        model = GPT(preset_config("small", tok.vocab_size)).eval().to(args.device)
         label = "untrained `small` preset (4 layers, d 128, context 255)"
     T = 0.001
     games = recorded_games(args.games, args.plies)
