@@ -23,10 +23,13 @@ from lab_transcendence.arena import (
 )
 from lab_transcendence.engines import EngineSettings, level_settings, open_pool, parse_limit
 
-pytestmark = pytest.mark.skipif(
-    not os.path.exists("/usr/games/stockfish") and not os.environ.get("LAB_STOCKFISH"),
-    reason="needs Stockfish (apt-get install -y stockfish)",
-)
+pytestmark = [
+    pytest.mark.stockfish,
+    pytest.mark.skipif(
+        not os.path.exists("/usr/games/stockfish") and not os.environ.get("LAB_STOCKFISH"),
+        reason="needs Stockfish (apt-get install -y stockfish)",
+    ),
+]
 
 
 @pytest.fixture

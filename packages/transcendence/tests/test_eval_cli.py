@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from eval_helpers import memorized_model
 from typer.testing import CliRunner
 
 from lab_shared.errors import LabError
@@ -14,7 +13,11 @@ from lab_transcendence.cli import app
 from lab_transcendence.export import export_model
 from lab_transcendence.synth import Expert
 
+sys.path.insert(0, str(Path(__file__).parent))  # eval_helpers (pytest runs with importlib mode)
+from eval_helpers import memorized_model  # noqa: E402
+
 runner = CliRunner()
+pytestmark = pytest.mark.stockfish
 
 
 def _lab() -> list[str]:

@@ -1,17 +1,21 @@
 """The model as a player: argmax at T -> 0, the masked policy's legality, the paper policy's forfeit."""
 
 import random
+import sys
+from pathlib import Path
 
 import chess
 import numpy as np
 import pytest
 import torch
-from eval_helpers import game_positions, memorized_model, stuck_model, tiny_model
 
 from lab_shared.errors import LabError
 from lab_transcendence.arena import MoveRequest
 from lab_transcendence.player import ModelPlayer, movetext, parse_move, sample_index
 from lab_transcendence.tokenizer import get_tokenizer
+
+sys.path.insert(0, str(Path(__file__).parent))  # eval_helpers (pytest runs with importlib mode)
+from eval_helpers import game_positions, memorized_model, stuck_model, tiny_model  # noqa: E402
 
 
 def _positions(n: int, seed: int = 0) -> list[MoveRequest]:

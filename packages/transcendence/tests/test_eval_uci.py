@@ -7,11 +7,13 @@ from pathlib import Path
 import chess
 import chess.engine
 import pytest
-from eval_helpers import memorized_model
 
 from lab_transcendence.export import export_model
 from lab_transcendence.tokenizer import get_tokenizer
 from lab_transcendence.uci import UciEngine
+
+sys.path.insert(0, str(Path(__file__).parent))  # eval_helpers (pytest runs with importlib mode)
+from eval_helpers import memorized_model  # noqa: E402
 
 
 def _lab_cmd() -> list[str]:
