@@ -9,8 +9,8 @@ Contract (shared by the simulator environment and the PostgreSQL backend):
 - `make_scheduler(spec)` builds one from a spec string:
   `fifo`, `random`, `shortest`, `greedy` (most cached pages: the paper's named heuristic),
   `lookahead[:k]` (fewest reads with a k-step lookahead; k=1 is greedy-fewest-reads),
-  `optimal[:beam]` (exact optimum over the queued queries when <= 8 by branch and bound, beam search of the
-  given width beyond; replans whenever the queue changes), `agent:CHECKPOINT` (a trained DQN/PPO agent)
+  `optimal[:beam]` (exact optimum by branch and bound when the queue holds the whole remaining batch of
+  <= 8 queries, else beam search of the given width over the queue; replans whenever the queue changes), `agent:CHECKPOINT` (a trained DQN/PPO agent)
   and `agent+la:CHECKPOINT` (the agent's value used as a one-step lookahead).
 Ties are always broken FIFO (earliest arrival, then query id), so every baseline is deterministic.
 """
@@ -146,7 +146,12 @@ class Lookahead(Scheduler):
 
 
 class Optimal(Scheduler):
-    """Plans the best order of the queued queries (exact for <= 8, else beam) and follows it."""
+    """Plans the best order of the queued queries and follows it, replanning when the queue changes.
+
+    Exact (branch and bound) when the queue holds the whole rest of the batch (<= 8 queries, empty
+    backlog): then the plan is the true optimum. While queries still wait outside the window the plan is
+    only a window optimum anyway, so beam search (much cheaper) plans it.
+    """
 
     def __init__(self, beam: int = 32):
         self.beam = beam
@@ -161,7 +166,7 @@ class Optimal(Scheduler):
         qids = {state.slots[i].qid: i for i in v}
         if set(self.plan) != set(qids):
             qs = [state.slots[i].pages for i in v]
-            if len(qs) <= MAX_EXACT:
+            if len(qs) <= MAX_EXACT and not state.backlog:
                 order, _ = exact_order(state.pool, qs)
             else:
                 order, _ = beam_order(state.pool, qs, self.beam)
