@@ -25,17 +25,22 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", default="cpu")
-    ap.add_argument("--steps", type=int, default=40, help="optimizer steps per arm and repeat (T)")
+    ap.add_argument("--steps", type=int, default=30, help="optimizer steps per arm and repeat (T)")
     ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=9)
     ap.add_argument("--p", type=float, default=0.1, help="SFA averaging interval as a fraction of T")
     ap.add_argument("--beta", type=float, default=0.5)
-    ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (0 = torch's default; 1 is steadiest on a busy box)",
+    )
     ap.add_argument("--no-hf", action="store_true", help="skip the Hugging Face Trainer arms")
-    ap.add_argument("--full", action="store_true", help="preset cpu-base, 100 steps, 5 repeats")
+    ap.add_argument("--full", action="store_true", help="preset cpu-base, 100 steps")
     args = ap.parse_args()
     if args.full:
-        args.preset, args.steps, args.repeats = "cpu-base", 100, 5
+        args.preset, args.steps, args.repeats = "cpu-base", 100, 9
 
     import torch
 
