@@ -118,6 +118,9 @@ def run_sim_bench(cfg: BenchConfig, run: RunDir) -> dict:
     """Everything in the module docstring; returns the results dict (also written to results.json)."""
     if cfg.seeds < 1:
         raise LabError("bench needs --seeds >= 1")
+    import torch
+
+    torch.set_num_threads(1)  # tiny per-decision forwards: extra threads only add sync overhead
     specs = list(cfg.policies) + list(cfg.agents)
     scheds = _scheds(specs)
     seeds = list(range(cfg.seeds))
@@ -199,6 +202,9 @@ def _write(cfg: BenchConfig, run: RunDir, out: dict) -> None:
         "policy",
         "hit_ratio",
         "hit_ratio_std",
+        "vs_greedy",
+        "vs_greedy_std",
+        "wins_vs_greedy",
         "reads",
         "reads_std",
         "makespan",
