@@ -69,7 +69,7 @@ def regime_spec(seeds: list[int]) -> list[tuple[str, dict]]:
         ("no pretraining, adam lr 1e-3", {"trainer.lr": 1e-3, "pretrain_steps": 0}),
         (
             "pretrained, sgd lr 0.05",
-            {"trainer.lr": 0.05, "trainer.optimizer": "sgd", "trainer.momentum": 0.9},
+            {"trainer.lr": 0.05, "trainer.optimizer": "sgd", "trainer.momentum": 0.0},
         ),
     ]
     out = []
