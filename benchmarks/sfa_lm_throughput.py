@@ -128,6 +128,21 @@ def main() -> None:
         print(
             f"{name}: median ratio {med:.3f} (min {min(ratios[name]):.3f}, max {max(ratios[name]):.3f}); plain {plain:.0f} tok/s"
         )
+    # The same question without wall-clock noise: the cost of one averaging against one training step.
+    from lab_sfa.averaging import average_into, snapshot, trainable_params
+
+    model = make_model(args.preset)
+    params = trainable_params(model)
+    anchor = snapshot(params)
+    costs = []
+    for _ in range(50):
+        t = time.perf_counter()
+        average_into(params, anchor, args.beta)
+        costs.append(time.perf_counter() - t)
+    step_s = args.batch * block / statistics.median(p for p, _ in rates["core"])
+    avg_s = statistics.median(costs)
+    print(f"one averaging {avg_s * 1e3:.3f} ms vs one step {step_s * 1e3:.1f} ms: expected ratio "
+          f"{1 / (1 + avg_s / (every * step_s)):.4f} at one averaging every {every} steps")  # fmt: skip
     headline = statistics.median(ratios["core"])
     extra = f", HF Trainer {statistics.median(ratios['hf']):.3f}" if "hf" in ratios else ""
     print(
