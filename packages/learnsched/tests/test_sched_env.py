@@ -75,3 +75,16 @@ def test_observation_reflects_pool():
     obs1, *_ = env.step(0)
     assert obs1[:bd].sum() > 0
     assert env.observation_space.contains(obs1)
+
+
+def test_poisson_arrivals_enter_over_time():
+    wl = BufferPoolEnv("small").workload.with_updates(arrival="poisson", rate=0.02)
+    env = BufferPoolEnv(wl)
+    env.reset(seed=1)
+    arrivals = sorted(q.arrival for q in list(env.pending) + [q for q in env.slots if q is not None])
+    assert env.action_masks().sum() < env.queue_size or arrivals[env.queue_size - 1] == 0.0
+    done, info = False, {}
+    while not done:
+        assert env.action_masks().any()
+        _, _, done, _, info = env.step(int(np.flatnonzero(env.action_masks())[0]))
+    assert info["now"] >= arrivals[-1]  # the makespan covers the last arrival

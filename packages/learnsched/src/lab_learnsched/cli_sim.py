@@ -40,7 +40,10 @@ def register(app: typer.Typer) -> None:
         queue_size: Annotated[int | None, typer.Option(help="Queue window (0 = workload's).")] = None,
         seed: Annotated[int | None, typer.Option()] = None,
         name: Annotated[str, typer.Option(help="Run name prefix.")] = "",
-        resume: Annotated[Path | None, typer.Option(help="Resume from a run dir or checkpoint.")] = None,
+        resume: Annotated[
+            Path | None,
+            typer.Option(help="Resume a run dir (or checkpoint) with its config; --steps N to extend."),
+        ] = None,
         config: ConfigOpt = None,
         set_: SetOpt = None,
         quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
@@ -51,6 +54,18 @@ def register(app: typer.Typer) -> None:
         from lab_shared.config import validate_range
         from lab_shared.rundir import RunDir
 
+        run = None
+        if resume is not None:
+            if not resume.exists():
+                raise LabError(f"nothing to resume at {resume}")
+            # a run dir, its checkpoints/ folder or one checkpoint folder
+            for cand in (resume, resume.parent, resume.parent.parent):
+                if (cand / "config.json").is_file():
+                    run = RunDir.open(cand)
+                    break
+            if run is None:
+                raise LabError(f"{resume} is not inside a `lab sched train` run directory")
+            config = config or run.path / "config.json"  # the run's own config unless one is given
         cfg = config_from_cli(
             TrainConfig,
             config,
@@ -66,10 +81,10 @@ def register(app: typer.Typer) -> None:
             raise LabError(f"--agent must be ppo or dqn, got '{cfg.agent}'")
         validate_range("steps", cfg.steps, lo=1)
         validate_range("num_envs", cfg.num_envs, lo=1)
-        if resume is not None:
-            run = RunDir.open(resume if (resume / "config.json").exists() else resume.parent.parent)
-        else:
+        if run is None:
             run = RunDir.create("sched-train", name or cfg.agent, cfg)
+        else:
+            run.write_config(cfg)
         if cfg.agent == "ppo":
             from lab_learnsched.agents.ppo import train_ppo as fn
         else:
