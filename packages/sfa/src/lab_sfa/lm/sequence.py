@@ -3,8 +3,8 @@
 Registered in `lab_sfa.sequences` as "lm-domains", so `lab sfa run --sequence lm-domains --method M` runs
 every method of the package on it. How the generic `SequenceConfig` is read here:
 
-- `model`: an LM preset name (tiny, cpu, cpu-large, gpu-small, gpu); anything else (the image default
-  "cnn") means "cpu".
+- `model`: an LM preset name (tiny, tiny-gpt2, cpu, cpu-base, cpu-large, gpu-small, gpu); the image models
+  "cnn" / "resnet" (the default) mean "cpu", any other name is an error.
 - `n_train` / `n_test` / `n_val`: token blocks per task (train) and per domain (held-out, validation).
   Left at the image defaults (2000 / 1000 / 500), the LM uses 2000 / 128 / 64 blocks.
 - `n_pretrain`: blocks of general text for pretraining; `data_seed`: seed of the splits, the math problems
