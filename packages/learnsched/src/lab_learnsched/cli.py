@@ -5,7 +5,7 @@ Each cli_* module adds its commands through register(app); heavy imports stay in
 
 import typer
 
-from lab_learnsched import cli_sim, cli_pg
+from lab_learnsched import cli_pg, cli_sim
 
 app = typer.Typer(help="Buffer-pool-aware query scheduling with deep RL.", no_args_is_help=True)
 cli_sim.register(app)
