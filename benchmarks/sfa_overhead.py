@@ -101,6 +101,7 @@ def worker(method: str, steps: int, hidden: int) -> dict:
         tr.fit()
         cpu += time.process_time() - c0
         wall += time.perf_counter() - w0
+        del tr  # the finished trainer (its optimizer, callbacks) must not overlap with the next task's
         m.after_task(model, k)
     total_cpu = time.process_time() - other
     held = m.held_tensors()
@@ -167,8 +168,8 @@ def main() -> int:
         )
     print(markdown_table(rows))
     print(
-        f"model: MLP {runs['seq'][0]['n_params'] / 1e6:.2f}M params ({mb_per_copy:.1f} MB per fp32 copy), "
-        f"{args.steps} steps x 2 tasks, {args.rounds} rounds, medians"
+        f"timing: MLP {runs['seq'][0]['n_params'] / 1e6:.2f}M params, {args.steps} steps x 2 tasks, {args.rounds} "
+        f"rounds, medians; memory: MLP {mem['seq']['n_params'] / 1e6:.2f}M params ({mb_per_copy:.1f} MB per copy)"
     )
     get = {r["method"]: r for r in rows}
     print(

@@ -163,3 +163,18 @@ def test_reservoir_keeps_a_uniform_sample():
         assert abs(rate - expected) < 0.15 * expected
     chi2 = sum((counts[i] - expected) ** 2 / expected for i in range(n))
     assert chi2 < 300  # df = 199; p ~ 1e-5 beyond this
+
+
+def test_wise_ft_method_matches_the_merge_function():
+    from lab_sfa.methods.base import MethodConfig
+    from lab_sfa.methods.wise_ft import WiseFT
+
+    m = _model()
+    method = WiseFT(MethodConfig(name="wise_ft", alpha=0.3), None, {})
+    method.before_task(m, 0)
+    theta0 = {k: v.clone() for k, v in m.state_dict().items()}
+    theta1 = _train(m)
+    method.after_task(m, 0)
+    expected = merging.wise_ft(theta0, theta1, 0.3)
+    for k, v in m.state_dict().items():
+        assert torch.allclose(v, expected[k], atol=1e-6)

@@ -217,6 +217,7 @@ def run_continual(cfg: RunConfig, run_dir: RunDir | None = None) -> dict[str, An
                 model, seq.loss_fn, data, tcfg, callbacks=cbs, collate_fn=collate, log_prefix=f"t{k}/"
             )
             trainer.fit()
+            del trainer  # drop its optimizer and callbacks (e.g. an old anchor) before the next task
             if ft_cache is not None:
                 save_tensors({n: v.contiguous() for n, v in model.state_dict().items()}, ft_cache)
             t_train += time.perf_counter() - t0

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from lab_sfa import merging
-from lab_sfa.methods.base import Method, load_state, model_state
+from lab_sfa.averaging import average_into
+from lab_sfa.methods.base import Method, model_state
 
 
 class WiseFT(Method):
@@ -25,7 +25,11 @@ class WiseFT(Method):
         self.theta0 = model_state(model)
 
     def after_task(self, model: nn.Module, k: int) -> None:
-        load_state(model, merging.wise_ft(self.theta0, model_state(model), self.cfg.alpha))
+        # In place, no extra copy: theta <- (1 - alpha) theta_o + alpha theta = lerp toward theta_o by 1 - alpha.
+        # Equals lab_sfa.merging.wise_ft(theta_o, theta, alpha) (integer buffers are left as trained).
+        state = model.state_dict()
+        keys = [k for k, v in state.items() if v.is_floating_point()]
+        average_into([state[k] for k in keys], [self.theta0[k] for k in keys], 1.0 - self.cfg.alpha)
 
     def held_tensors(self) -> list[Tensor]:
         return [t for t in self.theta0.values() if t.is_floating_point()]
