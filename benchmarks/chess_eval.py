@@ -62,7 +62,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", help="exported model folder (default: an untrained `small` preset GPT)")
     ap.add_argument("--games", type=int, default=32)
-    ap.add_argument("--plies", type=int, default=30, help="plies per game (prompt lengths grow with them)")
+    ap.add_argument("--plies", type=int, default=50, help="plies per game (prompt lengths grow with them)")
     ap.add_argument("--every", type=int, default=2, help="time every n-th ply of the games")
     ap.add_argument("--full", action="store_true", help="every ply of 80-ply games")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (0 = torch default)")
@@ -122,8 +122,10 @@ def main() -> None:
         ]
     )
     t_masked, _ = timed(lambda: [d for r in rounds for d in masked.select(r)])
-    agree = sum(
-        (d.move is not None and req.board.san(d.move) == txt) or (d.move is None)
+    from lab_transcendence.player import parse_move
+
+    agree = sum(  # the paper's loop gives text: the same move, or both not a legal move
+        d.move == parse_move(req.board, txt)
         for req, d, txt in zip([q for r in rounds for q in r], out_batch, out_paper, strict=True)
     )
     same = sum(a.move == b.move for a, b in zip(out_batch, out_single, strict=True))

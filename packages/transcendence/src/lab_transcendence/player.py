@@ -245,9 +245,13 @@ class ModelPlayer:
     ) -> list[str]:
         """Sample one move string per row in `rows` token by token (until a stop token).
 
-        `cache` must have room for max_tokens decoded tokens (prefill's `extra`); it is not modified.
+        `cache` must have room for max_tokens decoded tokens (prefill's `extra`); it is left as it was.
         """
-        sub = cache.select(torch.tensor(rows, device=self.device))
+        whole = len(rows) == cache.lengths.shape[0]
+        if whole:  # decode in place, then rewind (the prefix is never overwritten): no copies
+            sub, saved = cache, (cache.used, cache.lengths)
+        else:
+            sub = cache.select(torch.tensor(rows, device=self.device))
         logits = last[rows]
         n = len(rows)
         out: list[list[int]] = [[] for _ in rows]
@@ -270,6 +274,9 @@ class ModelPlayer:
                 break
             tok = torch.as_tensor(nxt, device=self.device)[:, None]
             logits = extend(self.model, sub, tok, zero, ones, append=True)[:, -1, :]
+        if whole:
+            cache.valid[:, saved[0] :] = False
+            cache.used, cache.lengths = saved
         texts = []
         for i in range(n):
             # a char sample with no space within the limit is a runaway, hence illegal
