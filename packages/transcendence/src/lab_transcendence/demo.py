@@ -11,8 +11,19 @@ from pathlib import Path
 
 
 def run_demo(out_dir: Path):
+    """Run the demo under `out_dir` and return its results-page section (torch threads restored after)."""
     import torch
 
+    out_dir = Path(out_dir)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small models on a shared CPU: one thread avoids oversubscription stalls
+    try:
+        return _run(out_dir)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(out_dir: Path):
     from lab_shared.report import Section
     from lab_shared.rundir import RunDir
     from lab_shared.tools import find_stockfish
@@ -20,8 +31,6 @@ def run_demo(out_dir: Path):
     from lab_transcendence.train import ChessTrainConfig, train
     from lab_transcendence.transcend import EvalConfig, run_experiment
 
-    out_dir = Path(out_dir)
-    torch.set_num_threads(1)  # small models on a shared CPU: one thread avoids oversubscription stalls
     stockfish = find_stockfish()
     corpus = out_dir / "corpus"
     settings = SynthSettings(players=3, games=200, seed=0, depth=2, rating_games=4, anchors=[1, 3])
