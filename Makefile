@@ -5,7 +5,7 @@ STAMP := $(VENV)/.lab-installed
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup system run test lint format bench clean
+.PHONY: setup system run test lint format bench bench-tables clean
 
 setup: system $(STAMP)
 
@@ -35,6 +35,9 @@ format: setup
 
 bench: setup
 	$(PY) benchmarks/run_all.py
+
+bench-tables: setup
+	$(PY) benchmarks/run_all.py --tables
 
 clean:
 	rm -rf $(VENV) runs

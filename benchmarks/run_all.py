@@ -1,4 +1,8 @@
-"""`make bench`: run every benchmark script here and print their RESULT lines together at the end."""
+"""`make bench`: run the benchmark scripts here and print their RESULT lines together at the end.
+
+Scripts ending in `_table` reproduce a results table (tens of minutes on a CPU): they run only when named
+(`python benchmarks/run_all.py sfa_table`) or with `--tables` (`make bench-tables`).
+"""
 
 import subprocess
 import sys
@@ -10,10 +14,13 @@ HERE = Path(__file__).parent
 
 def main() -> int:
     scripts = sorted(p for p in HERE.glob("*.py") if p.name != "run_all.py")
-    only = sys.argv[1:]
+    tables = "--tables" in sys.argv
+    only = [a for a in sys.argv[1:] if not a.startswith("--")]
     results, failed = [], []
     for script in scripts:
         if only and script.stem not in only:
+            continue
+        if not only and script.stem.endswith("_table") and not tables:
             continue
         print(f"== {script.name}", flush=True)
         t0 = time.perf_counter()
