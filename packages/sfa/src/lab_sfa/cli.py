@@ -5,7 +5,7 @@ Each cli_* module adds its commands through register(app); heavy imports stay in
 
 import typer
 
-from lab_sfa import cli_run, cli_merge
+from lab_sfa import cli_merge, cli_run
 
 app = typer.Typer(help="Continual fine-tuning with averaging (SFA) and its baselines.", no_args_is_help=True)
 cli_run.register(app)
