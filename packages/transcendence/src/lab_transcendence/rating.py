@@ -1,6 +1,7 @@
 """Ratings from game records: Stockfish anchors, Glicko-2 of one player, and anchor calibration.
 
-The model (or an expert) is rated against Stockfish levels whose ratings are fixed anchors (deviation 0).
+The model (or an expert) is rated against Stockfish levels whose ratings are fixed anchors (deviation 0),
+by Glicko-2 in one rating period and, beside it, by maximum likelihood (Elo's model, a weak prior).
 Defaults are the paper's anchors; `calibrate` re-measures them on this machine by a round robin between
 levels fitted by maximum likelihood with one level pinned (the levels' spacing depends on the machine
 and the move limit, the pin only sets the scale's origin).
@@ -21,6 +22,9 @@ PAPER_ANCHORS: dict[int, float] = {1: 1554.0, 2: 1759.0, 3: 1867.0, 4: 2006.0, 5
 # The paper's starting point for a rated model and its system constant.
 PAPER_START = Rating(1500.0, 500.0, 0.06)
 PAPER_TAU = 0.5
+# Prior sd of the maximum-likelihood rating (mean: the start rating): weak, so the fit is essentially
+# maximum likelihood; it only decides the value of an all-loss or all-win record (no finite maximum).
+ML_PRIOR_SD = 1000.0
 
 
 def parse_levels(text: str) -> list[int]:
@@ -87,11 +91,15 @@ def rate_records(
     """Glicko-2 of `player` from its games against opponents of known (rating, rd).
 
     method `period` (one rating period, order-free; reported) or `sequential` (the paper's game-by-game
-    updates in record order). Also counts wins/draws/losses, forfeits and unscored (error) games.
+    updates in record order). Also counts wins/draws/losses, forfeits and unscored (error) games, and
+    gives `ml_rating` ± `ml_se`: the maximum-likelihood Elo against the opponents' ratings held fixed
+    (their deviations ignored; prior N(start rating, ML_PRIOR_SD)), order-free and not one step from the
+    prior, so unlike one Glicko-2 period it separates weak players by their score.
     """
     if method not in ("period", "sequential"):
         raise LabError(f"unknown rating method {method!r} (choose period or sequential)")
     results: list[Result] = []
+    games: list[tuple[str, str, float]] = []
     w = d = lo = forfeits = errors = 0
     for rec in records:
         if player not in (rec["white"], rec["black"]):
@@ -104,6 +112,7 @@ def rate_records(
             errors += 1
             continue
         results.append(Result(opponents[opp][0], opponents[opp][1], s))
+        games.append((player, opp, s))
         w += s == 1.0
         d += s == 0.5
         lo += s == 0.0
@@ -112,10 +121,13 @@ def rate_records(
     rate = rate_period if method == "period" else rate_sequential
     r = rate(start, results, tau)
     n = len(results)
+    ml, ml_se = ml_rating(games, player, opponents, prior_mean=start.rating)
     return {
         "rating": r.rating,
         "rd": r.rd,
         "vol": r.vol,
+        "ml_rating": ml,
+        "ml_se": ml_se,
         "games": n,
         "wins": w,
         "draws": d,
@@ -125,6 +137,26 @@ def rate_records(
         "errors": errors,
         "method": method,
     }
+
+
+def ml_rating(
+    games: Sequence[tuple[str, str, float]],
+    player: str,
+    opponents: dict[str, tuple[float, float]],
+    prior_mean: float = PAPER_START.rating,
+    prior_sd: float = ML_PRIOR_SD,
+) -> tuple[float, float]:
+    """(rating, standard error) of `player` by maximum a-posteriori Elo against fixed opponent ratings.
+
+    `games` are (player, opponent, player's score); NaNs when there are none.
+    """
+    from lab_transcendence.synth import fit_elo
+
+    if not games:
+        return float("nan"), float("nan")
+    fixed = {name: opponents[name][0] for _, name, _ in games}
+    fit = fit_elo(list(games), fixed, prior_mean=prior_mean, prior_sd=prior_sd)
+    return fit.ratings[player], fit.se[player]
 
 
 def fit_anchors(

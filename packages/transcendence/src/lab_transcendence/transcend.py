@@ -1,9 +1,10 @@
 """The experiment: each model at each temperature and legal-move policy against Stockfish levels, rated.
 
 For every (model, temperature, policy) the model plays `games` games against each Stockfish level
-(colours alternating) and is rated by Glicko-2 against the level anchors. Each synthetic expert of the
+(colours alternating) and is rated by Glicko-2 against the level anchors (one period) and, beside it, by
+maximum likelihood against the same anchors (`ml_rating` ± `ml_se`). Each synthetic expert of the
 model's training data (when its metadata names them) plays the same levels under the same limits and is
-rated the same way, so "model vs best expert" compares like with like. Outputs: games.jsonl/games.pgn,
+rated the same ways, so "model vs best expert" compares like with like. Outputs: games.jsonl/games.pgn,
 the table (transcendence.md/.csv), Figure 1 (rating against temperature) and the verdict in results.json.
 """
 
@@ -196,7 +197,8 @@ def report(
         row = {k: v for k, v in p.items() if k != "name"} | {"player": p["name"]}
         row |= {
             k: r[k]
-            for k in ("rating", "rd", "games", "score", "wins", "draws", "losses", "forfeits", "errors")
+            for k in ("rating", "rd", "ml_rating", "ml_se", "games", "score", "wins", "draws", "losses")
+            + ("forfeits", "errors")
         }
         if p["kind"] == "model":
             mine = [x for x in records if p["name"] in (x["white"], x["black"])]
@@ -211,6 +213,7 @@ def report(
     model_rows = [r for r in rows if r["kind"] == "model"]
     expert_rows = [r for r in rows if r["kind"] == "expert"]
     best_expert = max(expert_rows, key=lambda r: r["rating"]) if expert_rows else None
+    best_expert_ml = max(expert_rows, key=_ml_key) if expert_rows else None
     table = [
         {
             "model": r["model"],
@@ -218,6 +221,8 @@ def report(
             "T": r["temperature"],
             "rating": r["rating"],
             "rd": r["rd"],
+            "ml_rating": r["ml_rating"],
+            "ml_se": r["ml_se"],
             "games": r["games"],
             "score": r["score"],
             "W/D/L": f"{r['wins']}/{r['draws']}/{r['losses']}",
@@ -233,6 +238,8 @@ def report(
             "T": "",
             "rating": r["rating"],
             "rd": r["rd"],
+            "ml_rating": r["ml_rating"],
+            "ml_se": r["ml_se"],
             "games": r["games"],
             "score": r["score"],
             "W/D/L": f"{r['wins']}/{r['draws']}/{r['losses']}",
@@ -278,6 +285,29 @@ def report(
             }
             v["transcends"] = verdict(best["rating"], best["rd"], ref, ref_rd)
             v["low_T_transcends"] = verdict(low["rating"], low["rd"], ref, ref_rd)
+            # the same comparison with the maximum-likelihood ratings (best setting and expert by ML)
+            best_ml = max(mine, key=_ml_key)
+            ml_ref_name, ml_ref, ml_ref_se = (
+                ("data max rating", data_max, 0.0) if data_max is not None else (None, None, 0.0)
+            )
+            if best_expert_ml is not None:
+                ml_ref_name, ml_ref, ml_ref_se = (
+                    f"best expert ({best_expert_ml['player']})",
+                    best_expert_ml["ml_rating"],
+                    best_expert_ml["ml_se"],
+                )
+            v |= {
+                "ml_best_T": best_ml["temperature"],
+                "ml_best_rating": best_ml["ml_rating"],
+                "ml_best_se": best_ml["ml_se"],
+                "ml_lowest_T_rating": low["ml_rating"],
+                "ml_lowest_T_se": low["ml_se"],
+                "ml_reference": ml_ref_name,
+                "ml_reference_rating": ml_ref,
+                "ml_reference_se": ml_ref_se,
+            }
+            v["ml_transcends"] = verdict(best_ml["ml_rating"], best_ml["ml_se"], ml_ref, ml_ref_se)
+            v["ml_low_T_transcends"] = verdict(low["ml_rating"], low["ml_se"], ml_ref, ml_ref_se)
             verdicts.append(v)
     # Figure 1: rating against temperature, one line per model and policy, the references as horizontal lines
     series, yerr = {}, {}
@@ -324,8 +354,16 @@ def report(
     return results
 
 
+def _ml_key(row: dict) -> float:
+    """Sort key on the maximum-likelihood rating; a player with no scored games (NaN) ranks last."""
+    return -math.inf if math.isnan(row["ml_rating"]) else row["ml_rating"]
+
+
 def verdict(rating: float, rd: float, ref: float | None, ref_rd: float) -> str:
-    """`yes` when the rating minus its deviation clears the reference plus its deviation."""
+    """`yes` when the rating minus its deviation clears the reference plus its deviation.
+
+    Used with Glicko-2 (rating, RD) and with the maximum-likelihood (rating, standard error).
+    """
     if ref is None or math.isnan(rating):
         return "unknown"
     if rating - rd > ref + ref_rd:
@@ -336,13 +374,27 @@ def verdict(rating: float, rd: float, ref: float | None, ref_rd: float) -> str:
 
 
 def verdict_line(v: dict) -> str:
+    """Glicko-2 (one period) verdict, then the maximum-likelihood one when the verdict has it."""
     ref = (
         "no reference"
         if v["reference"] is None
         else (f"{v['reference']} {v['reference_rating']:.0f} ± {v['reference_rd']:.0f}")
     )
-    return (
-        f"{v['model']} ({v['policy']}): best T={v['best_T']:g} rating {v['best_rating']:.0f} ± {v['best_rd']:.0f}; "
-        f"T={v['lowest_T']:g}: {v['lowest_T_rating']:.0f} ± {v['lowest_T_rd']:.0f}; vs {ref}: "
-        f"transcends = {v['transcends']} (at lowest T: {v['low_T_transcends']})"
+    line = (
+        f"{v['model']} ({v['policy']}): Glicko-2 (one period): best T={v['best_T']:g} rating "
+        f"{v['best_rating']:.0f} ± {v['best_rd']:.0f}; T={v['lowest_T']:g}: {v['lowest_T_rating']:.0f} ± "
+        f"{v['lowest_T_rd']:.0f}; vs {ref}: transcends = {v['transcends']} (at lowest T: {v['low_T_transcends']})"
+    )
+    if "ml_transcends" not in v:
+        return line
+    ml_ref = (
+        "no reference"
+        if v["ml_reference"] is None
+        else (f"{v['ml_reference']} {v['ml_reference_rating']:.0f} ± {v['ml_reference_se']:.0f}")
+    )
+    return line + (
+        f". Maximum likelihood vs fixed anchors (± SE): best T={v['ml_best_T']:g} rating "
+        f"{v['ml_best_rating']:.0f} ± {v['ml_best_se']:.0f}; T={v['lowest_T']:g}: {v['ml_lowest_T_rating']:.0f} ± "
+        f"{v['ml_lowest_T_se']:.0f}; vs {ml_ref}: transcends = {v['ml_transcends']} "
+        f"(at lowest T: {v['ml_low_T_transcends']})"
     )
