@@ -36,7 +36,9 @@ def run_demo(out_dir: Path) -> Section:
     out = run_sim_bench(bcfg, bench_run)
     keep = ["workload", "policy", "hit_ratio", "hit_ratio_std", "reads", "gap_floor"]
     main = [{k: r[k] for k in keep} for r in out["main"]]
-    exact = [{k: r[k] for k in ("buffer", "policy", "reads", "optimum_reads", "gap_opt")} for r in out["exact"]]
+    exact = [
+        {k: r[k] for k in ("buffer", "policy", "reads", "optimum_reads", "gap_opt")} for r in out["exact"]
+    ]
     images = [
         p for p in (curve, bench_run.plots / "reads_vs_buffer.png") if p is not None and Path(p).exists()
     ]

@@ -7,6 +7,8 @@ import typer
 
 from lab_transcendence import cli_data, cli_eval
 
-app = typer.Typer(help="Transcendence in chess: data, training, games against Stockfish, ratings.", no_args_is_help=True)
+app = typer.Typer(
+    help="Transcendence in chess: data, training, games against Stockfish, ratings.", no_args_is_help=True
+)
 cli_data.register(app)
 cli_eval.register(app)
