@@ -16,7 +16,7 @@ def run_demo(out_dir: Path):
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    steps, lr, beta, p = 50, 1e-3, 0.2, 0.25
+    steps, lr, beta, p = 150, 1e-3, 0.1, 0.5
     methods = [
         MethodConfig(name="seq"),
         MethodConfig(name="sfa", beta=beta, p=p),
@@ -25,9 +25,9 @@ def run_demo(out_dir: Path):
     ]
     rows, images = [], []
     for m in methods:
-        cfg = RunConfig(method=m, pretrain_steps=300, curves=m.name == "sfa")
+        cfg = RunConfig(method=m, pretrain_steps=500, curves=m.name == "sfa")
         cfg.trainer.max_steps, cfg.trainer.lr = steps, lr
-        cfg.sequence.width, cfg.sequence.n_train, cfg.sequence.n_test, cfg.sequence.n_val = 8, 1000, 300, 100
+        cfg.sequence.width, cfg.sequence.n_train, cfg.sequence.n_test, cfg.sequence.n_val = 16, 2000, 300, 100
         res = run_continual(cfg)
         atomic_write_json(out_dir / f"{m.name}.json", res)
         if m.name == "sfa":
