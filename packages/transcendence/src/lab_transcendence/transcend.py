@@ -258,56 +258,15 @@ def report(
             mine = [r for r in model_rows if r["model"] == label and r["policy"] == pol]
             if not mine:
                 continue
-            best = max(mine, key=lambda r: r["rating"])
-            low = min(mine, key=lambda r: r["temperature"])
-            ref_name, ref, ref_rd = (
-                ("data max rating", data_max, 0.0) if data_max is not None else (None, None, 0.0)
-            )
-            if best_expert is not None:
-                ref_name, ref, ref_rd = (
-                    f"best expert ({best_expert['player']})",
-                    best_expert["rating"],
-                    best_expert["rd"],
-                )
             v = {
                 "model": label,
                 "policy": pol,
-                "best_T": best["temperature"],
-                "best_rating": best["rating"],
-                "best_rd": best["rd"],
-                "lowest_T": low["temperature"],
-                "lowest_T_rating": low["rating"],
-                "lowest_T_rd": low["rd"],
-                "reference": ref_name,
-                "reference_rating": ref,
-                "reference_rd": ref_rd,
+                "lowest_T": min(r["temperature"] for r in mine),
                 "data_max_rating": data_max,
             }
-            v["transcends"] = verdict(best["rating"], best["rd"], ref, ref_rd)
-            v["low_T_transcends"] = verdict(low["rating"], low["rd"], ref, ref_rd)
+            v |= _compare(mine, best_expert, data_max, "rating", "rd", lambda r: r["rating"])
             # the same comparison with the maximum-likelihood ratings (best setting and expert by ML)
-            best_ml = max(mine, key=_ml_key)
-            ml_ref_name, ml_ref, ml_ref_se = (
-                ("data max rating", data_max, 0.0) if data_max is not None else (None, None, 0.0)
-            )
-            if best_expert_ml is not None:
-                ml_ref_name, ml_ref, ml_ref_se = (
-                    f"best expert ({best_expert_ml['player']})",
-                    best_expert_ml["ml_rating"],
-                    best_expert_ml["ml_se"],
-                )
-            v |= {
-                "ml_best_T": best_ml["temperature"],
-                "ml_best_rating": best_ml["ml_rating"],
-                "ml_best_se": best_ml["ml_se"],
-                "ml_lowest_T_rating": low["ml_rating"],
-                "ml_lowest_T_se": low["ml_se"],
-                "ml_reference": ml_ref_name,
-                "ml_reference_rating": ml_ref,
-                "ml_reference_se": ml_ref_se,
-            }
-            v["ml_transcends"] = verdict(best_ml["ml_rating"], best_ml["ml_se"], ml_ref, ml_ref_se)
-            v["ml_low_T_transcends"] = verdict(low["ml_rating"], low["ml_se"], ml_ref, ml_ref_se)
+            v |= _compare(mine, best_expert_ml, data_max, "ml_rating", "ml_se", _ml_key, prefix="ml_")
             verdicts.append(v)
     # Figure 1: rating against temperature, one line per model and policy, the references as horizontal lines
     series, yerr = {}, {}
@@ -357,6 +316,46 @@ def report(
 def _ml_key(row: dict) -> float:
     """Sort key on the maximum-likelihood rating; a player with no scored games (NaN) ranks last."""
     return -math.inf if math.isnan(row["ml_rating"]) else row["ml_rating"]
+
+
+def _compare(
+    mine: list[dict],
+    best_expert: dict | None,
+    data_max: float | None,
+    rating_key: str,
+    dev_key: str,
+    sort_key,
+    prefix: str = "",
+) -> dict:
+    """One verdict pass: the best setting (by `sort_key`) and the lowest-temperature one against the reference.
+
+    The reference is the best expert (its `rating_key` ± `dev_key`) when there is one, else the data's max
+    rating (± 0), else none. Output keys carry `prefix`; deviations are named by `dev_key` less the prefix
+    (`rd` for Glicko-2, `se` for `ml_se`).
+    """
+    best = max(mine, key=sort_key)
+    low = min(mine, key=lambda r: r["temperature"])
+    ref_name, ref, ref_dev = ("data max rating", data_max, 0.0) if data_max is not None else (None, None, 0.0)
+    if best_expert is not None:
+        ref_name, ref, ref_dev = (
+            f"best expert ({best_expert['player']})",
+            best_expert[rating_key],
+            best_expert[dev_key],
+        )
+    dev = dev_key.removeprefix(prefix)
+    out = {
+        "best_T": best["temperature"],
+        "best_rating": best[rating_key],
+        f"best_{dev}": best[dev_key],
+        "lowest_T_rating": low[rating_key],
+        f"lowest_T_{dev}": low[dev_key],
+        "reference": ref_name,
+        "reference_rating": ref,
+        f"reference_{dev}": ref_dev,
+        "transcends": verdict(best[rating_key], best[dev_key], ref, ref_dev),
+        "low_T_transcends": verdict(low[rating_key], low[dev_key], ref, ref_dev),
+    }
+    return {prefix + k: x for k, x in out.items()}
 
 
 def verdict(rating: float, rd: float, ref: float | None, ref_rd: float) -> str:
