@@ -1,7 +1,8 @@
-"""Pieces both agents' training loops share: environments, seeds, validation, checkpoints."""
+"""Pieces both agents' training loops share: environments, seeds, validation, checkpoints, the end of a run."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +84,35 @@ def save(
 ) -> Path:
     state = {"agent": meta, "config": config_to_dict(cfg), **extra}
     return save_checkpoint(run.checkpoints, step, net, opt, state, rng=get_rng_state(), keep=2)
+
+
+def finish(
+    agent: str,
+    run: RunDir,
+    step: int,
+    net: SlotNet,
+    opt: torch.optim.Optimizer,
+    meta: dict,
+    cfg: TrainConfig,
+    validate: Validator,
+    seeds: SeedStream,
+    best: float,
+    bar,
+    t0: float,
+) -> dict:
+    """End of training: close the bar, validate once more, save the final checkpoint; the run's result."""
+    if bar is not None:
+        bar.close()
+    final_val = validate(net, meta)
+    ck = save(run, step, net, opt, meta, cfg, {"seed_pos": seeds.pos, "best": max(best, final_val)})
+    return {
+        "agent": agent,
+        "steps": step,
+        "val_hit_ratio": final_val,
+        "val_greedy_hit_ratio": validate.greedy,
+        "checkpoint": str(ck),
+        "train_seconds": time.time() - t0,
+    }
 
 
 def load(resume: str | Path, net: SlotNet, opt: torch.optim.Optimizer) -> dict:

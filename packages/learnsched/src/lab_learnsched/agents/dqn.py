@@ -147,15 +147,4 @@ def train_dqn(
         if next_ckpt is not None and step >= next_ckpt and step < cfg.steps:
             common.save(run, step, net, opt, meta, cfg, {"seed_pos": seeds.pos, "best": best})
             next_ckpt += cfg.ckpt_every
-    if bar is not None:
-        bar.close()
-    final_val = validate(net, meta)
-    ck = common.save(run, step, net, opt, meta, cfg, {"seed_pos": seeds.pos, "best": max(best, final_val)})
-    return {
-        "agent": "dqn",
-        "steps": step,
-        "val_hit_ratio": final_val,
-        "val_greedy_hit_ratio": validate.greedy,
-        "checkpoint": str(ck),
-        "train_seconds": time.time() - t0,
-    }
+    return common.finish("dqn", run, step, net, opt, meta, cfg, validate, seeds, best, bar, t0)
