@@ -1,9 +1,6 @@
 """End to end on a tiny user task sequence (TOML -> .npz + image folder): every method, the CLI, sweeps."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -141,22 +138,15 @@ def test_bad_task_files(tmp_path):
         get_sequence("no-such-sequence")
 
 
-def _lab(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    code = "from lab_shared.cli import main; main()"
-    return subprocess.run(
-        [sys.executable, "-c", code, *args], capture_output=True, text=True, env={**os.environ, **(env or {})}
-    )
-
-
 @pytest.mark.slow
-def test_cli_run_sweep_and_bad_input(taskfile, tmp_path):
+def test_cli_run_sweep_and_bad_input(taskfile, tmp_path, lab_subprocess):
     env = {"LAB_RUNS": str(tmp_path / "runs"), "HF_HUB_OFFLINE": "1"}
     common = [
         "--sequence", str(taskfile), "--steps", "4", "--width", "4",
         "--set", "trainer.batch_size=8", "--set", "pretrain_steps=2", "--set", "sequence.n_train=40",
         "--set", "sequence.n_val=8", "--set", "sequence.n_test=20",
     ]  # fmt: skip
-    r = _lab("sfa", "run", "--method", "sfa", "--beta", "0.3", "--p", "0.5", *common, env=env)
+    r = lab_subprocess("sfa", "run", "--method", "sfa", "--beta", "0.3", "--p", "0.5", *common, env=env)
     assert r.returncode == 0, r.stderr
     run_dir = next((tmp_path / "runs" / "sfa").glob("sfa-*"))
     res = json.loads((run_dir / "results.json").read_text())
@@ -167,7 +157,9 @@ def test_cli_run_sweep_and_bad_input(taskfile, tmp_path):
     )
     assert json.loads((run_dir / "config.json").read_text())["method"]["beta"] == 0.3
 
-    r = _lab("sfa", "run", "--method", "sfa", "--beta", "1.5", *common, env=env)  # the real entry point
+    r = lab_subprocess(
+        "sfa", "run", "--method", "sfa", "--beta", "1.5", *common, env=env
+    )  # the real entry point
     assert r.returncode == 2 and r.stderr.strip() == "error: beta must be in [0, 1], got 1.5", r.stderr
 
     spec = tmp_path / "sweep.toml"
@@ -188,7 +180,7 @@ def test_cli_run_sweep_and_bad_input(taskfile, tmp_path):
         )  # fmt: skip
         + '[[grid]]\nmethod = "seq"\n[[grid]]\nmethod = "sfa"\n"method.beta" = [0.2, 0.5]\n'
     )
-    r = _lab("sfa", "sweep", str(spec), env=env)
+    r = lab_subprocess("sfa", "sweep", str(spec), env=env)
     assert r.returncode == 0, r.stderr
     sweep_dir = next((tmp_path / "runs" / "sfa-sweep").glob("sweep-*"))
     points = sorted((sweep_dir / "points").glob("*.json"))
@@ -196,7 +188,7 @@ def test_cli_run_sweep_and_bad_input(taskfile, tmp_path):
     mtimes = [p.stat().st_mtime_ns for p in points]
     table = (sweep_dir / "table.md").read_text()
     assert "| sfa |" in table and "±" in table
-    r = _lab("sfa", "sweep", "--resume", str(sweep_dir), env=env)  # nothing left to do
+    r = lab_subprocess("sfa", "sweep", "--resume", str(sweep_dir), env=env)  # nothing left to do
     assert r.returncode == 0, r.stderr
     assert [p.stat().st_mtime_ns for p in sorted((sweep_dir / "points").glob("*.json"))] == mtimes
     assert (sweep_dir / "plots" / "acc_by_method.png").exists()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -28,32 +26,6 @@ def _state(path):
     from transformers import AutoModelForCausalLM
 
     return AutoModelForCausalLM.from_pretrained(str(path)).state_dict()
-
-
-class _Result:
-    def __init__(self, returncode, stdout, stderr):
-        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
-
-
-def _lab_inproc(capsys, monkeypatch, *args):
-    """Run the real `lab` entry point (main: LabError -> one line, exit 2) in this process (fast)."""
-    from lab_shared.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["lab", *args])
-    capsys.readouterr()
-    code = 0
-    try:
-        main()
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    out = capsys.readouterr()
-    return _Result(code, out.out, out.err)
-
-
-def _lab(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "lab_shared.cli", *args], capture_output=True, text=True, env={**os.environ}
-    )
 
 
 @pytest.fixture
@@ -87,10 +59,10 @@ def test_wise_ft_endpoints_and_midpoint(tmp_path, models):
         torch.testing.assert_close(v, 0.5 * s_pre[k] + 0.5 * s_a[k])
 
 
-def test_cli_ties_writes_a_loadable_hf_folder(tmp_path, models, capsys, monkeypatch):
+def test_cli_ties_writes_a_loadable_hf_folder(tmp_path, models, lab_inproc):
     pre, a, b = (models[n][0] for n in ("pre", "a", "b"))
     out = tmp_path / "merged"
-    r = _lab_inproc(capsys, monkeypatch, "sfa", "merge", "ties", "--base", str(pre), "--models", str(a), str(b), "--k", "0.2", "--lambda", "1.0",
+    r = lab_inproc("sfa", "merge", "ties", "--base", str(pre), "--models", str(a), str(b), "--k", "0.2", "--lambda", "1.0",
              "--out", str(out))  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert {"config.json", "model.safetensors", "merge.json"} <= {p.name for p in out.iterdir()}
@@ -106,9 +78,7 @@ def test_cli_ties_writes_a_loadable_hf_folder(tmp_path, models, capsys, monkeypa
     want["lm_head.weight"] = want["model.embed_tokens.weight"]
     for k, v in model.state_dict().items():
         torch.testing.assert_close(v, want[k])
-    r = _lab_inproc(
-        capsys,
-        monkeypatch,
+    r = lab_inproc(
         "sfa",
         "merge",
         "task_arithmetic",
@@ -120,7 +90,7 @@ def test_cli_ties_writes_a_loadable_hf_folder(tmp_path, models, capsys, monkeypa
         str(out),
     )
     assert r.returncode == 2 and "already exists" in r.stderr
-    r = _lab_inproc(capsys, monkeypatch, "sfa", "merge", "task_arithmetic", "--base", str(pre), "--models", f"{a},{b}", "--out", str(out),
+    r = lab_inproc("sfa", "merge", "task_arithmetic", "--base", str(pre), "--models", f"{a},{b}", "--out", str(out),
              "--lambda", "0.5", "--overwrite")  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert '"task_arithmetic"' in (out / "merge.json").read_text()
@@ -151,11 +121,11 @@ def test_gpt2_tied_weights(tmp_path):
     assert all(torch.equal(v, want[k]) for k, v in _state(out).items())
 
 
-def test_mismatches_name_the_tensor_and_write_nothing(tmp_path, models, capsys, monkeypatch):
+def test_mismatches_name_the_tensor_and_write_nothing(tmp_path, models, lab_inproc, lab_subprocess):
     pre = models["pre"][0]
     other, _ = _save(tmp_path, "gpt", 0, "tiny-gpt2")
     out = tmp_path / "bad"
-    r = _lab("sfa", "merge", "ties", "--base", str(pre), "--models", str(other), "--out", str(out))
+    r = lab_subprocess("sfa", "merge", "ties", "--base", str(pre), "--models", str(other), "--out", str(out))
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "tensor '" in r.stderr
     assert not out.exists()
     sd = _state(pre)
@@ -174,7 +144,7 @@ def test_mismatches_name_the_tensor_and_write_nothing(tmp_path, models, capsys, 
     with pytest.raises(LabError, match="tensor 'model.norm.weight' is in .* but missing from"):
         merge_checkpoints("task_arithmetic", pre, [tmp_path / "miss.safetensors"], out)
     (tmp_path / "corrupt.safetensors").write_bytes(b"not a tensor file")
-    r = _lab_inproc(capsys, monkeypatch, "sfa", "merge", "wise_ft", "--base", str(pre), "--models", str(tmp_path / "corrupt.safetensors"),
+    r = lab_inproc("sfa", "merge", "wise_ft", "--base", str(pre), "--models", str(tmp_path / "corrupt.safetensors"),
              "--out", str(out))  # fmt: skip
     assert r.returncode == 2 and "not a valid safetensors file" in r.stderr
     (tmp_path / "empty_dir").mkdir()
@@ -184,9 +154,7 @@ def test_mismatches_name_the_tensor_and_write_nothing(tmp_path, models, capsys, 
         merge_checkpoints("ties", pre, [tmp_path / "nope"], out)
     with pytest.raises(LabError, match="one --models"):
         merge_checkpoints("wise_ft", pre, [pre, pre], out)
-    r = _lab_inproc(
-        capsys,
-        monkeypatch,
+    r = lab_inproc(
         "sfa",
         "merge",
         "average",

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -39,30 +37,6 @@ def _taskfile(tmp_path, extra_task=""):
         '[[tasks]]\nname = "poems"\npaths = ["poems/*.txt"]\n' + extra_task
     )
     return toml
-
-
-class _Result:
-    def __init__(self, returncode, stdout, stderr):
-        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
-
-
-def _lab_inproc(capsys, monkeypatch, *args):
-    """Run the real `lab` entry point (main: LabError -> one line, exit 2) in this process (fast)."""
-    from lab_shared.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["lab", *args])
-    capsys.readouterr()
-    code = 0
-    try:
-        main()
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    out = capsys.readouterr()
-    return _Result(code, out.out, out.err)
-
-
-def _lab(*args):
-    return subprocess.run([sys.executable, "-m", "lab_shared.cli", *args], capture_output=True, text=True)
 
 
 def test_text_taskfile_builds_and_evaluates(tmp_path):
@@ -112,23 +86,21 @@ def test_every_method_runs_on_text_domains(tmp_path, method):
     assert all(0.0 <= v <= 1.0 for row in res["R"] for v in row)
 
 
-def test_cli_run_and_bad_input(tmp_path, capsys, monkeypatch):
+def test_cli_run_and_bad_input(tmp_path, lab_inproc, lab_subprocess):
     toml = _taskfile(tmp_path)
-    r = _lab_inproc(capsys, monkeypatch, "sfa", "run", "--sequence", str(toml), "--method", "sfa", "--steps", "2", "--set", "trainer.batch_size=4",
+    r = lab_inproc("sfa", "run", "--sequence", str(toml), "--method", "sfa", "--steps", "2", "--set", "trainer.batch_size=4",
              "--set", "curves=false")  # fmt: skip
     assert r.returncode == 0, r.stderr[-2000:]
     results = list((tmp_path / "runs").rglob("results.json"))
     assert results and len(json.loads(results[0].read_text())["R"]) == 3
 
-    r = _lab_inproc(
-        capsys, monkeypatch, "sfa", "run", "--sequence", "lm-domains", "--model", "bogus", "--steps", "1"
-    )
+    r = lab_inproc("sfa", "run", "--sequence", "lm-domains", "--model", "bogus", "--steps", "1")
     assert r.returncode == 2 and "unknown LM preset 'bogus'" in r.stderr and r.stderr.count("\n") == 1
 
     (tmp_path / "empty.txt").write_text("")
     (tmp_path / "b").mkdir()
     bad = _taskfile(tmp_path / "b", '[[tasks]]\nname = "empty"\npaths = ["../empty.txt"]\n')
-    r = _lab("sfa", "run", "--sequence", str(bad), "--steps", "1")
+    r = lab_subprocess("sfa", "run", "--sequence", str(bad), "--steps", "1")
     assert r.returncode == 2 and "is empty" in r.stderr and r.stderr.count("\n") == 1
 
 
