@@ -175,15 +175,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """FIFO, greedy, lookahead, the exact optimum and a learned policy on the real database."""
         from lab_learnsched.pg.bench import PgBenchConfig, run_bench
+        from lab_learnsched.schedulers import agent_specs
         from lab_shared.cli_utils import config_from_cli
-        from lab_shared.errors import LabError
         from lab_shared.rundir import RunDir
 
-        agents = []
-        for a in agent or []:
-            if not Path(a).exists():
-                raise LabError(f"agent checkpoint not found: {a}")
-            agents += [f"agent:{a}", f"agent+la:{a}"]
+        agents = agent_specs(agent, lookahead=True)
         cfg = config_from_cli(
             PgBenchConfig, config, set_, episodes=episodes, queries=queries,
             policies=[p.strip() for p in policies.split(",") if p.strip()] if policies else None,

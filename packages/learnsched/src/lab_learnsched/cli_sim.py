@@ -122,16 +122,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Every policy on held-out seeds, drift, buffer/queue sweeps and exact-optimum gaps: tables + plots."""
         from lab_learnsched.bench import BenchConfig, main_table_markdown, run_sim_bench
+        from lab_learnsched.schedulers import agent_specs
         from lab_shared.cli_utils import config_from_cli
         from lab_shared.rundir import RunDir
 
-        agents = []
-        for a in agent or []:
-            if not Path(a).exists():
-                raise LabError(f"agent checkpoint not found: {a}")
-            agents.append(f"agent:{a}")
-            if lookahead_agent:
-                agents.append(f"agent+la:{a}")
+        agents = agent_specs(agent, lookahead_agent)
         cfg = config_from_cli(
             BenchConfig,
             config,

@@ -174,6 +174,18 @@ class Optimal(Scheduler):
         return qids[self.plan.pop(0)]
 
 
+def agent_specs(paths: list[str] | None, lookahead: bool) -> list[str]:
+    """Scheduler specs for trained agents (`agent:PATH`, plus `agent+la:PATH` if asked); LabError if missing."""
+    from pathlib import Path
+
+    specs = []
+    for a in paths or []:
+        if not Path(a).exists():
+            raise LabError(f"agent checkpoint not found: {a}")
+        specs += [f"agent:{a}", f"agent+la:{a}"] if lookahead else [f"agent:{a}"]
+    return specs
+
+
 def make_scheduler(spec: str, seed: int = 0) -> Scheduler:
     """Build a scheduler from `name[:arg]` (see module docstring)."""
     name, _, arg = spec.partition(":")
