@@ -7,9 +7,9 @@ from lab_shared.data import TensorData
 from lab_shared.trainer import TrainerConfig
 
 
-def make_problem():
+def make_problem(n: int = 128):
     g = torch.Generator().manual_seed(0)
-    x = torch.randn(128, 8, generator=g)
+    x = torch.randn(n, 8, generator=g)
     return TensorData(x, (x[:, :3].sum(1) > 0).long())
 
 
@@ -23,7 +23,6 @@ def loss_fn(model, batch):
     return nn.functional.cross_entropy(model(x), y)
 
 
-def config(batch_size):
-    return TrainerConfig(
-        max_steps=12, batch_size=batch_size, lr=0.05, progress=False, log_every=4, device="cpu"
-    )
+def config(batch_size, **kw):
+    base = dict(max_steps=12, batch_size=batch_size, lr=0.05, progress=False, log_every=4, device="cpu")
+    return TrainerConfig(**{**base, **kw})

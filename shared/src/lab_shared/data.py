@@ -14,6 +14,8 @@ class ResumableSampler(Sampler[int]):
     Every rank sees the same number of indices (the tail that does not divide by the world size is dropped),
     so DDP ranks never wait on each other. Rank r takes positions r, r + world, ... of the epoch's permutation,
     so a world of W with per-rank batch B covers exactly the same examples per step as one process with batch W*B.
+    `batch_multiple` rounds the batches of an epoch down to a multiple of it (the trainer sets grad_accum under
+    a global batch), so every epoch holds whole optimizer steps, the same for any process count.
     """
 
     def __init__(
@@ -23,9 +25,11 @@ class ResumableSampler(Sampler[int]):
         self.rank, self.world = rank, world
         self.epoch = 0
         self.start_batch = 0
+        self.batch_multiple = 1
 
     def batches_per_epoch(self) -> int:
-        return (self.n // self.world) // self.batch_size
+        batches = (self.n // self.world) // self.batch_size
+        return batches - batches % self.batch_multiple
 
     def __iter__(self) -> Iterator[int]:
         if self.shuffle:

@@ -8,6 +8,7 @@ resume bit-for-bit (weights, optimizer, RNG states, data position, callback stat
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -36,6 +37,9 @@ class TrainerConfig:
     max_steps: int = 1000  # optimizer steps
     batch_size: int = 32  # per-process micro-batch
     grad_accum: int = 1
+    # samples per optimizer step over all processes; when set, grad_accum is derived from it (see
+    # resolve_grad_accum) so the same config trains on the same batch under any torchrun process count
+    global_batch: int = 0
     optimizer: str = "adamw"  # adamw | sgd
     lr: float = 3e-4
     min_lr: float = 0.0  # cosine floor
@@ -63,6 +67,8 @@ class TrainerConfig:
         for name in ("max_steps", "batch_size", "grad_accum"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"trainer.{name} must be >= 1, got {getattr(self, name)}")
+        if self.global_batch < 0:
+            raise ConfigError(f"trainer.global_batch must be >= 0 (0 = off), got {self.global_batch}")
         if self.optimizer not in ("adamw", "sgd"):
             raise ConfigError(f"trainer.optimizer must be adamw or sgd, got '{self.optimizer}'")
         if self.lr_schedule not in ("cosine", "constant"):
@@ -71,6 +77,22 @@ class TrainerConfig:
             raise ConfigError(f"trainer.precision must be auto, fp32 or bf16, got '{self.precision}'")
         if self.lr <= 0:
             raise ConfigError(f"trainer.lr must be > 0, got {self.lr}")
+
+
+def resolve_grad_accum(cfg: TrainerConfig, world_size: int) -> TrainerConfig:
+    """The config with grad_accum = global_batch / (batch_size x processes), as the paper's code does.
+
+    Without global_batch the config is returned as is (global batch = batch_size x grad_accum x processes).
+    """
+    if not cfg.global_batch:
+        return cfg
+    per_step = cfg.batch_size * world_size
+    if cfg.global_batch % per_step:
+        raise ConfigError(
+            f"trainer.global_batch={cfg.global_batch} is not a multiple of trainer.batch_size x processes "
+            f"= {cfg.batch_size} x {world_size}"
+        )
+    return dataclasses.replace(cfg, grad_accum=cfg.global_batch // per_step)
 
 
 LossFn = Callable[[torch.nn.Module, Any], "torch.Tensor | dict[str, torch.Tensor]"]
@@ -119,9 +141,10 @@ class Trainer:
         log_prefix: str = "",
     ):
         config.validate()
-        self.config = config
         self.dist = init_distributed()
         self.is_main, self.world_size = self.dist.is_main, self.dist.world_size
+        config = resolve_grad_accum(config, self.world_size)
+        self.config = config
         self.device = choose_device(config.device)
         self.model = model.to(self.device)
         self.loss_fn = loss_fn
@@ -135,14 +158,17 @@ class Trainer:
         self.should_stop = False
         self.metrics: dict[str, float] = {}
         self.eval_metrics: dict[str, float] = {}
-        if len(train_data) < config.batch_size * self.world_size:
+        # with a global batch, epochs hold whole optimizer steps, so any process count sees the same steps
+        per_epoch = config.grad_accum if config.global_batch else 1
+        if len(train_data) < config.batch_size * self.world_size * per_epoch:
             raise LabError(
                 f"training data has {len(train_data)} examples, fewer than one batch "
-                f"({config.batch_size} x {self.world_size} processes)"
+                f"({config.batch_size} x {per_epoch} x {self.world_size} processes)"
             )
         self.sampler = ResumableSampler(
             len(train_data), config.batch_size, config.seed, config.shuffle, self.dist.rank, self.world_size
         )
+        self.sampler.batch_multiple = per_epoch
         self.collate_fn = collate_fn or getattr(train_data, "collate_fn", None)
         self._batch_in_epoch = 0
         use_bf16 = config.precision == "bf16" or (config.precision == "auto" and self.device.type == "cuda")
@@ -302,6 +328,7 @@ class Trainer:
             state = {
                 "epoch": self.sampler.epoch,
                 "batch_in_epoch": self._batch_in_epoch,
+                "samples_in_epoch": self._batch_in_epoch * self.config.batch_size * self.world_size,
                 "world_size": self.world_size,
                 "config": config_to_dict(self.config),
                 "callbacks": self.callbacks.state_dict(),
@@ -327,10 +354,7 @@ class Trainer:
             where = self.run_dir.path
         path = find_checkpoint(where)
         state, opt_tensors, rng_tensors = read_checkpoint(path)
-        if state.get("world_size", 1) != self.world_size:
-            raise LabError(
-                f"checkpoint {path} was written by {state.get('world_size')} processes; resume with the same number"
-            )
+        batch_in_epoch = self._resume_position(path, state)
         load_model_weights(self.model, path / "model.safetensors")
         if opt_tensors is not None and "optimizer" in state:
             load_optimizer_state(self.optimizer, opt_tensors, state["optimizer"])
@@ -338,6 +362,31 @@ class Trainer:
             set_rng_state(rng_tensors, state["rng"])
         self.step = int(state["step"])
         self.sampler.epoch = int(state.get("epoch", 0))
-        self._batch_in_epoch = int(state.get("batch_in_epoch", 0))
+        self._batch_in_epoch = batch_in_epoch
         self.metrics = state.get("metrics", {})
         self.callbacks.load_state_dict(state.get("callbacks", []))
+
+    def _resume_position(self, path: Path, state: dict) -> int:
+        """Per-process batches already taken this epoch; another process count only with the same global batch.
+
+        The position is stored in global samples, so with trainer.global_batch kept the run resumes on any
+        number of processes at exactly the same sample.
+        """
+        world = int(state.get("world_size", 1))
+        if world == self.world_size:
+            return int(state.get("batch_in_epoch", 0))
+        saved = int(state.get("config", {}).get("global_batch", 0))
+        if (
+            not self.config.global_batch
+            or saved != self.config.global_batch
+            or "samples_in_epoch" not in state
+        ):
+            raise LabError(
+                f"checkpoint {path} was written by {world} processes; resume with the same number, or set the "
+                f"same trainer.global_batch in both runs" + (f" (it was {saved})" if saved else "")
+            )
+        per_batch = self.config.batch_size * self.world_size
+        samples = int(state["samples_in_epoch"])
+        if samples % per_batch:
+            raise LabError(f"checkpoint {path} stopped mid-batch for batch_size x processes = {per_batch}")
+        return samples // per_batch

@@ -166,7 +166,8 @@ def train(cfg: ChessTrainConfig, run_dir=None, resume: str | Path | None = None,
             f"`lab chess train --resume {run_dir.path}`"
         ) from None
     elapsed = time.perf_counter() - t0
-    tokens_per_step = tcfg.batch_size * tcfg.grad_accum * model.config.block_size * trainer.world_size
+    tc = trainer.config  # grad_accum as resolved from trainer.global_batch and the process count
+    tokens_per_step = tc.batch_size * tc.grad_accum * model.config.block_size * trainer.world_size
     results = {
         "step": fit["step"],
         "train_loss": fit.get("loss"),
