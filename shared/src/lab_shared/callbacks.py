@@ -9,7 +9,8 @@ class Callback:
     """Hooks the Trainer calls, in this order per step:
     on_step_start -> (forward/backward per micro-batch) -> clip -> on_before_optimizer_step -> optimizer.step
     -> on_after_optimizer_step (trainer.step already counts this step) -> on_log / on_evaluate when due.
-    `state_dict` is JSON-able state saved in every checkpoint and restored on resume.
+    `state_dict` is JSON-able state (tensors allowed: they go to state.safetensors) saved in every
+    checkpoint and restored on resume.
     """
 
     def on_train_start(self, trainer: Any) -> None: ...

@@ -1,6 +1,8 @@
 """Training checkpoints: model and optimizer tensors in safetensors, everything else in JSON.
 
 Layout: checkpoints/step-00000100/{model.safetensors, optimizer.safetensors, rng.safetensors, state.json}.
+Tensors inside `state` (e.g. a callback's anchor weights) go to state.safetensors; state.json keeps a
+{"__tensor__": key} marker in their place, restored by `read_checkpoint`.
 A checkpoint is written into a hidden temp folder and renamed into place, then `checkpoints/latest` is
 updated atomically, so a crash mid-save leaves the previous good checkpoint untouched. Nothing is unpickled.
 """
@@ -19,6 +21,41 @@ from lab_shared.errors import LabError
 from lab_shared.io import atomic_write_json, atomic_write_text, load_tensors, read_json, save_tensors
 
 MODEL_FILE = "model.safetensors"
+STATE_TENSORS_FILE = "state.safetensors"
+
+
+def split_tensors(obj: Any, prefix: str = "") -> tuple[Any, dict[str, torch.Tensor]]:
+    """(obj with every tensor replaced by {"__tensor__": key}, {key: tensor}): JSON for the rest."""
+    if torch.is_tensor(obj):
+        return {"__tensor__": prefix}, {prefix: obj}
+    tensors: dict[str, torch.Tensor] = {}
+    if isinstance(obj, dict):
+        out = {}
+        for k, v in obj.items():
+            out[k], t = split_tensors(v, f"{prefix}.{k}" if prefix else str(k))
+            tensors.update(t)
+        return out, tensors
+    if isinstance(obj, (list, tuple)):
+        items = []
+        for i, v in enumerate(obj):
+            item, t = split_tensors(v, f"{prefix}.{i}" if prefix else str(i))
+            items.append(item)
+            tensors.update(t)
+        return items, tensors
+    return obj, tensors
+
+
+def join_tensors(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    """Inverse of `split_tensors`: put the tensors back where the markers are."""
+    if isinstance(obj, dict):
+        if set(obj) == {"__tensor__"}:
+            if obj["__tensor__"] not in tensors:
+                raise LabError(f"checkpoint state refers to a missing tensor '{obj['__tensor__']}'")
+            return tensors[obj["__tensor__"]]
+        return {k: join_tensors(v, tensors) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [join_tensors(v, tensors) for v in obj]
+    return obj
 
 
 def save_model_weights(model: torch.nn.Module, path: str | Path) -> None:
@@ -89,6 +126,9 @@ def save_checkpoint(
         if rng is not None:
             save_tensors(rng[0], tmp / "rng.safetensors")
             state = {**state, "rng": rng[1]}
+        state, state_tensors = split_tensors(state)
+        if state_tensors:
+            save_tensors(state_tensors, tmp / STATE_TENSORS_FILE)
         atomic_write_json(tmp / "state.json", {**state, "step": step, "complete": True})
         if final.exists():
             shutil.rmtree(final)
@@ -128,6 +168,8 @@ def read_checkpoint(path: Path) -> tuple[dict, dict | None, dict | None]:
         raise LabError(f"checkpoint {path} is incomplete or corrupt (bad state.json)")
     opt = load_tensors(path / "optimizer.safetensors") if (path / "optimizer.safetensors").exists() else None
     rng = load_tensors(path / "rng.safetensors") if (path / "rng.safetensors").exists() else None
+    if (path / STATE_TENSORS_FILE).exists():
+        state = join_tensors(state, load_tensors(path / STATE_TENSORS_FILE))
     if not (path / MODEL_FILE).is_file():
         raise LabError(f"checkpoint {path} has no {MODEL_FILE}")
     return state, opt, rng

@@ -48,6 +48,19 @@ class AnchorPenalty(Callback):
         self._capped = (lr, out, capped)
         return out, capped
 
+    def on_train_start(self, trainer) -> None:
+        params = trainable_params(trainer.model)
+        if params and any(t.device != params[0].device for a, f, _ in self.anchors for t in a + (f or [])):
+            self.anchors = [
+                (
+                    [t.to(params[0].device) for t in a],
+                    None if f is None else [t.to(params[0].device) for t in f],
+                    lam,
+                )
+                for a, f, lam in self.anchors
+            ]
+            self._capped = None
+
     @torch.no_grad()
     def on_before_optimizer_step(self, trainer) -> None:
         params = trainable_params(trainer.model)
@@ -78,4 +91,35 @@ class AnchorPenalty(Callback):
         metrics[f"{trainer.log_prefix}penalty_capped_frac"] = self.capped_fraction
 
     def state_dict(self) -> dict:
-        return {"capped_fraction": self.capped_fraction}
+        """Anchors, Fisher diagonals and strengths: a resumed run pulls toward exactly the same points."""
+        return {
+            "capped_fraction": self.capped_fraction,
+            "anchors": [list(a) for a, _, _ in self.anchors],
+            "fishers": [list(f) if f is not None else None for _, f, _ in self.anchors],
+            "lams": [float(lam) for _, _, lam in self.anchors],
+        }
+
+    @torch.no_grad()
+    def load_state_dict(self, state: dict) -> None:
+        self.capped_fraction = float(state.get("capped_fraction", 0.0))
+        if "anchors" not in state:
+            return
+        loaded = []
+        for i, (anchor, fisher, lam) in enumerate(zip(state["anchors"], state["fishers"], state["lams"])):
+            # copy in place: the method holding these lists sees the restored values
+            if i < len(self.anchors):
+                old_a, old_f, _ = self.anchors[i]
+                anchor = _copy_into(old_a, anchor)
+                fisher = _copy_into(old_f, fisher) if fisher is not None and old_f is not None else fisher
+            loaded.append((list(anchor), None if fisher is None else list(fisher), float(lam)))
+        self.anchors = loaded
+        self._capped = None
+
+
+def _copy_into(dst: list[Tensor], src: list[Tensor]) -> list[Tensor]:
+    """Copy ``src`` into ``dst`` in place when the shapes match (else return ``src``)."""
+    if len(dst) != len(src) or any(d.shape != s.shape for d, s in zip(dst, src)):
+        return list(src)
+    for d, s in zip(dst, src):
+        d.copy_(s)
+    return dst

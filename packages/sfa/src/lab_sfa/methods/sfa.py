@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from lab_sfa.averaging import average_into, float_buffers, snapshot, trainable_params
 from lab_sfa.methods.base import Method
 from lab_shared.callbacks import Callback
+from lab_shared.errors import LabError
 
 
 class SFACallback(Callback):
@@ -28,6 +29,8 @@ class SFACallback(Callback):
 
     Works with any model on the core trainer: the anchor is the model at ``on_train_start`` unless given.
     ``listeners`` are called as ``fn(trainer)`` right after each averaging (e.g. to record accuracy curves).
+    The anchor is part of the checkpoint state (saved as safetensors by the trainer), so a run resumed from
+    any checkpoint averages toward the same theta_o and ends bit-identical to an uninterrupted one.
     """
 
     def __init__(
@@ -49,8 +52,13 @@ class SFACallback(Callback):
         return trainable_params(model) + (float_buffers(model) if self.buffers == "average" else [])
 
     def on_train_start(self, trainer) -> None:
+        tensors = self._tensors(trainer.model)
         if self.anchor is None:
-            self.anchor = snapshot(self._tensors(trainer.model))
+            self.anchor = snapshot(tensors)
+        elif len(self.anchor) != len(tensors):
+            raise LabError(f"SFA anchor has {len(self.anchor)} tensors, the model {len(tensors)}")
+        else:  # e.g. restored from a checkpoint on the CPU: keep it beside the weights
+            self.anchor = [a.to(t.device, t.dtype) for a, t in zip(self.anchor, tensors)]
 
     def on_after_optimizer_step(self, trainer) -> None:
         if trainer.step % self.every and trainer.step != trainer.config.max_steps:
@@ -63,10 +71,15 @@ class SFACallback(Callback):
             fn(trainer)
 
     def state_dict(self) -> dict:
-        return {"n_averages": self.n_averages}
+        state: dict = {"n_averages": self.n_averages}
+        if self.anchor is not None:
+            state["anchor"] = list(self.anchor)
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         self.n_averages = int(state.get("n_averages", 0))
+        if state.get("anchor") is not None:
+            self.anchor = [a.detach().clone() for a in state["anchor"]]
 
 
 def averaging_interval(p: float, steps: int) -> int:
