@@ -11,14 +11,20 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from lab_shared.errors import LabError
-from lab_shared.io import atomic_write_json, atomic_write_text, load_tensors, read_json, save_tensors
+from lab_shared.io import (
+    atomic_write_json,
+    atomic_write_text,
+    load_tensors,
+    read_json,
+    save_tensors,
+    temp_dir,
+)
 
 MODEL_FILE = "model.safetensors"
 STATE_TENSORS_FILE = "state.safetensors"
@@ -116,7 +122,7 @@ def save_checkpoint(
     """Write one checkpoint folder atomically and prune all but the newest `keep`."""
     ckpt_root.mkdir(parents=True, exist_ok=True)
     final = ckpt_root / f"step-{step:08d}"
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=ckpt_root))
+    tmp = temp_dir(ckpt_root)
     try:
         save_model_weights(model, tmp / MODEL_FILE)
         if optimizer is not None:

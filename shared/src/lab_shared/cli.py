@@ -71,16 +71,32 @@ def _plug_in_packages() -> None:
 _plug_in_packages()
 
 
+def os_error_line(e: OSError) -> str:
+    """`<strerror>: <path>` of an OSError (read-only folder, full disk, permissions, missing file)."""
+    what = e.strerror or str(e) or type(e).__name__
+    paths = [p for p in (e.filename, e.filename2) if p is not None]
+    return f"{what}: {' -> '.join(str(p) for p in paths)}" if paths else what
+
+
 def main() -> None:
-    """Entry point: LabError anywhere below becomes one line on stderr and exit code 2."""
+    """Entry point: LabError and OSError anywhere below become one line on stderr and exit code 2; a job
+    stopped by a signal (signals.Preempted) prints how to resume and exits 128 + the signal number."""
+    from lab_shared.signals import Preempted
+
     try:
         app()
+    except Preempted as e:
+        print(str(e), file=sys.stderr)
+        sys.exit(e.exit_code)
     except LabError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    except OSError as e:
+        print(f"error: {os_error_line(e)}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

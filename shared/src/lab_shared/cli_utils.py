@@ -21,6 +21,14 @@ SetOpt = Annotated[
     ),
 ]
 
+ForceOpt = Annotated[
+    bool,
+    typer.Option(
+        "--force",
+        help="Resume even though the config or inputs differ from the run's record (recorded in provenance.json).",
+    ),
+]
+
 
 def config_from_cli(cls: type[T], config_file: Path | None, sets: list[str] | None, **typed_values: Any) -> T:
     """Defaults <- --config file <- typed options that were given <- --set overrides."""

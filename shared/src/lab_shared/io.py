@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,9 +18,35 @@ from typing import Any
 from lab_shared.errors import LabError
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it (/proc/self/status), else via a quick set-and-restore."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
+def file_mode() -> int:
+    """Mode of a new file under the current umask (0644 under umask 022)."""
+    return 0o666 & ~current_umask()
+
+
+def dir_mode() -> int:
+    """Mode of a new folder under the current umask (0755 under umask 022)."""
+    return 0o777 & ~current_umask()
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
-    """Yield a temp path beside `path`; rename it onto `path` on success, delete it on error."""
+    """Yield a temp path beside `path`; rename it onto `path` on success, delete it on error.
+
+    The temp file (mkstemp makes it 0600) gets the umask's mode before the rename, like any new file.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(
@@ -31,9 +58,47 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
         yield tmp_path
         with open(tmp_path, "rb+") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp_path, file_mode())
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def temp_dir(parent: str | Path, prefix: str = ".tmp-") -> Path:
+    """A new hidden temp folder in `parent` with the umask's mode (mkdtemp alone makes it 0700), to fill and
+    rename into place; `clean_temp_files` removes leftovers of killed writers."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    os.chmod(tmp, dir_mode())
+    return tmp
+
+
+_ATOMIC_TMP = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp")  # what atomic_path's mkstemp names look like
+
+
+def is_temp_name(name: str) -> bool:
+    """Names of this module's temp files and folders: `.tmp-*` and `.<name>.<random>.tmp*`."""
+    return name.startswith(".tmp-") or _ATOMIC_TMP.match(name) is not None
+
+
+def clean_temp_files(root: str | Path) -> list[Path]:
+    """Delete leftover temp files/folders (from killed writers) anywhere under `root`; returns what went.
+
+    Only call this while holding the folder's lock: a live writer's temp files look the same.
+    """
+    import shutil
+
+    removed = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in [*filenames, *dirnames]:
+            if is_temp_name(name):
+                p = Path(dirpath) / name
+                if p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p, ignore_errors=True)
+                else:
+                    p.unlink(missing_ok=True)
+                removed.append(p)
+        dirnames[:] = [d for d in dirnames if not is_temp_name(d)]
+    return removed
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:

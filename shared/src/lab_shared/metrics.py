@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lab_shared.io import to_json
+from lab_shared.io import atomic_write_text, to_json
 
 
 class MetricsLogger:
@@ -37,6 +37,25 @@ class MetricsLogger:
             for k, v in values.items():
                 if isinstance(v, int | float) and not isinstance(v, bool):
                     self._tb.add_scalar(k, v, step)
+
+    def truncate_after(self, step: int) -> int:
+        """Drop rows logged after `step` (a resume from the checkpoint at `step` logs them again) and a torn
+        last line; rows without a step are kept. Rewritten atomically; returns the number of rows dropped."""
+        self._f.close()
+        lines = self.path.read_text(encoding="utf-8").splitlines() if self.path.exists() else []
+        kept = []
+        for line in lines:
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            s = row.get("step") if isinstance(row, dict) else None
+            if not isinstance(s, int | float) or s <= step:
+                kept.append(line)
+        if len(kept) != len(lines):
+            atomic_write_text(self.path, "".join(k + "\n" for k in kept))
+        self._f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        return len(lines) - len(kept)
 
     def close(self) -> None:
         if not self._f.closed:

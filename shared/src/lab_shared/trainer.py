@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from lab_shared import signals
 from lab_shared.callbacks import Callback, CallbackList
 from lab_shared.checkpoint import find_checkpoint, load_model_weights, load_optimizer_state, read_checkpoint
 from lab_shared.checkpoint import save_checkpoint as _save_checkpoint
@@ -64,9 +65,11 @@ class TrainerConfig:
     progress: bool = True
 
     def validate(self) -> None:
-        for name in ("max_steps", "batch_size", "grad_accum"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"trainer.{name} must be >= 1, got {getattr(self, name)}")
+        """Ranges of every knob: one ConfigError naming the key (lr=nan would otherwise train NaNs)."""
+        for name in ("max_steps", "batch_size", "grad_accum", "log_every", "keep_checkpoints"):
+            _check_int(name, getattr(self, name), 1)
+        for name in ("lr_decay_steps", "warmup_steps", "eval_every", "ckpt_every", "num_workers"):
+            _check_int(name, getattr(self, name), 0)
         if self.global_batch < 0:
             raise ConfigError(f"trainer.global_batch must be >= 0 (0 = off), got {self.global_batch}")
         if self.optimizer not in ("adamw", "sgd"):
@@ -75,8 +78,21 @@ class TrainerConfig:
             raise ConfigError(f"trainer.lr_schedule must be cosine or constant, got '{self.lr_schedule}'")
         if self.precision not in ("auto", "fp32", "bf16"):
             raise ConfigError(f"trainer.precision must be auto, fp32 or bf16, got '{self.precision}'")
-        if self.lr <= 0:
-            raise ConfigError(f"trainer.lr must be > 0, got {self.lr}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"trainer.lr must be a finite number > 0, got {self.lr}")
+        for name in ("min_lr", "weight_decay", "momentum", "grad_clip"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v >= 0):
+                raise ConfigError(f"trainer.{name} must be a finite number >= 0, got {v}")
+        for name in ("beta1", "beta2"):
+            v = getattr(self, name)
+            if not (0 <= v < 1):
+                raise ConfigError(f"trainer.{name} must be in [0, 1), got {v}")
+
+
+def _check_int(name: str, value: int, lo: int) -> None:
+    if value < lo:
+        raise ConfigError(f"trainer.{name} must be >= {lo}, got {value}")
 
 
 def resolve_grad_accum(cfg: TrainerConfig, world_size: int) -> TrainerConfig:
@@ -217,6 +233,27 @@ class Trainer:
 
     # ---- the loop ---------------------------------------------------------------------------------------
     def fit(self, resume: str | Path | None = None) -> dict:
+        """Train to max_steps. SIGINT/SIGTERM/SIGUSR1 stop it at the next step boundary with an exact
+        checkpoint and `signals.Preempted` (exit code 128 + signal at the CLI)."""
+        with signals.catch_stop_signals():
+            return self._fit(resume)
+
+    def _stop_requested(self) -> bool:
+        """The signal flag; under DDP the ranks agree on it every 10th step (one tiny all-reduce), so all
+        of them stop at the same step."""
+        if not self.dist.enabled:
+            return signals.stop_requested()
+        if self.step % 10:
+            return False
+        return all_reduce_mean([float(signals.stop_requested())])[0] > 0
+
+    def _preempt(self, checkpointed: bool) -> None:
+        path = None
+        if self.run_dir is not None:
+            path = find_checkpoint(self.run_dir.path) if checkpointed else self.save_checkpoint()
+        raise signals.Preempted(self.step, path, self.run_dir.path if self.run_dir else None)
+
+    def _fit(self, resume: str | Path | None) -> dict:
         cfg = self.config
         if resume is not None:
             self.load_checkpoint(resume)
@@ -237,6 +274,8 @@ class Trainer:
         bar.n = self.step
         try:
             while self.step < cfg.max_steps and not self.should_stop:
+                if self._stop_requested():  # a step boundary: everything up to self.step is done
+                    self._preempt(checkpointed=last_ckpt == self.step)
                 lr = lr_at(self.step, cfg)
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
@@ -361,6 +400,8 @@ class Trainer:
         if rng_tensors is not None and "rng" in state:
             set_rng_state(rng_tensors, state["rng"])
         self.step = int(state["step"])
+        if self.is_main and self.run_dir is not None:  # rows logged after this checkpoint come again
+            self.run_dir.metrics.truncate_after(self.step)
         self.sampler.epoch = int(state.get("epoch", 0))
         self._batch_in_epoch = batch_in_epoch
         self.metrics = state.get("metrics", {})
