@@ -186,16 +186,27 @@ def map_tasks(
 # ---------------------------------------------------------------- Ray
 
 
+def _call_pickled(fn: Callable, blob: bytes) -> bytes:
+    """A Ray task: arguments and result travel as pickles, so the task gets private, writable copies (Ray
+    would hand over numpy arrays zero-copy and read-only), exactly as in-process."""
+    from ray import cloudpickle
+
+    return cloudpickle.dumps(fn(cloudpickle.loads(blob)))
+
+
 def _ray_map(fn: Callable, todo: Sequence[tuple[str, Any]], backend: Backend, finished: Callable) -> None:
     ray = _ray_connect(backend.address, backend.workers)
-    remote = ray.remote(max_retries=MAX_RETRIES, retry_exceptions=False)(fn)
-    pending = {remote.remote(arg): key for key, arg in todo}
+    from ray import cloudpickle
+
+    remote = ray.remote(max_retries=MAX_RETRIES, retry_exceptions=False)(_call_pickled)
+    fn_ref = ray.put(fn)
+    pending = {remote.remote(fn_ref, cloudpickle.dumps(arg)): key for key, arg in todo}
     try:
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
             for ref in done:
                 key = pending.pop(ref)
-                finished(key, _get(ray, ref, key))
+                finished(key, cloudpickle.loads(_get(ray, ref, key)))
     finally:
         for ref in pending:  # an error or Ctrl-C: stop what has not finished (it was never recorded)
             ray.cancel(ref, force=True)

@@ -21,6 +21,7 @@ from lab_learnsched.env import BufferPoolEnv
 from lab_learnsched.evaluate import episodes, run_episode, summarize
 from lab_learnsched.schedulers import Scheduler, make_scheduler
 from lab_learnsched.workload import load_workload
+from lab_shared.backend import Backend, map_tasks
 from lab_shared.errors import LabError
 from lab_shared.io import read_json
 from lab_shared.metrics import read_metrics
@@ -59,7 +60,7 @@ class BenchConfig:
     exact_batches: int = 20
     exact_size: int = 8
     exact_buffers: list[int] = field(default_factory=lambda: [0, 300])  # 0 = the workload's pool size
-    backend: str = "sim"  # sim | postgres
+    backend: str = "sim"  # sim | postgres | ray (the simulator's episodes as Ray tasks)
 
 
 def _scheds(specs: list[str]) -> list[tuple[str, Scheduler]]:
@@ -87,14 +88,27 @@ def _fits(sched: Scheduler, env: BufferPoolEnv) -> bool:
     )
 
 
-def _eval(env: BufferPoolEnv, scheds, eps, seeds) -> list[dict]:
+def _episodes_task(arg) -> tuple[list, float]:
+    """One scheduler on fixed episodes, where a backend runs it: (env, spec, seeds, episodes) -> (results, s)."""
+    env, spec, seeds, eps = arg
+    sched = make_scheduler(spec)
+    t = time.perf_counter()
+    res = [run_episode(env, sched, sd, q) for sd, q in zip(seeds, eps)]
+    return res, time.perf_counter() - t
+
+
+def _eval(env: BufferPoolEnv, scheds, eps, seeds, backend: Backend | None = None) -> list[dict]:
     rows = []
-    for spec, s in scheds:
-        if not _fits(s, env):
-            continue
-        t = time.perf_counter()
-        res = [run_episode(env, s, sd, q) for sd, q in zip(seeds, eps)]
-        dt = time.perf_counter() - t
+    fitting = [(spec, s) for spec, s in scheds if _fits(s, env)]
+    if backend is not None and backend.is_ray:  # a task per scheduler, results back in scheduler order
+        tasks = [(spec, (env, spec, seeds, eps)) for spec, _ in fitting]
+        runs = map_tasks(_episodes_task, tasks, backend)
+    else:
+        runs = []
+        for _, s in fitting:
+            t = time.perf_counter()
+            runs.append(([run_episode(env, s, sd, q) for sd, q in zip(seeds, eps)], time.perf_counter() - t))
+    for (spec, _), (res, dt) in zip(fitting, runs):
         row = {
             "policy": _label(spec),
             **summarize(res),
@@ -114,8 +128,10 @@ def _eval(env: BufferPoolEnv, scheds, eps, seeds) -> list[dict]:
     return rows
 
 
-def run_sim_bench(cfg: BenchConfig, run: RunDir) -> dict:
-    """Everything in the module docstring; returns the results dict (also written to results.json)."""
+def run_sim_bench(cfg: BenchConfig, run: RunDir, backend: Backend | None = None) -> dict:
+    """Everything in the module docstring; returns the results dict (also written to results.json).
+
+    With a Ray `backend` each scheduler's episodes of a table row are one task (same results as local)."""
     if cfg.seeds < 1:
         raise LabError("bench needs --seeds >= 1")
     import torch
@@ -130,7 +146,7 @@ def run_sim_bench(cfg: BenchConfig, run: RunDir) -> dict:
         env = BufferPoolEnv(wl, cfg.buffer_pages or None, cfg.queue_size or None, cfg.policy)
         eps = episodes(env, seeds)
         log.info("bench %s: %d policies x %d episodes", wl.name, len(scheds), len(eps))
-        for r in _eval(env, scheds, eps, seeds):
+        for r in _eval(env, scheds, eps, seeds, backend):
             out["main"].append(
                 {"workload": wl.name, "buffer": env.buffer_pages, "queue": env.queue_size, **r}
             )
@@ -144,11 +160,11 @@ def run_sim_bench(cfg: BenchConfig, run: RunDir) -> dict:
             log.info("skipping buffer %d: holds all %d pages", b, wl.tables.n_pages)
             continue
         env = BufferPoolEnv(wl, b, cfg.queue_size or None, cfg.policy)
-        for r in _eval(env, sw, episodes(env, sw_seeds), sw_seeds):
+        for r in _eval(env, sw, episodes(env, sw_seeds), sw_seeds, backend):
             out["buffer_sweep"].append({"workload": wl.name, "buffer": b, "queue": env.queue_size, **r})
     for qs in cfg.queue_sweep:
         env = BufferPoolEnv(wl, cfg.buffer_pages or None, qs, cfg.policy)
-        for r in _eval(env, sw, episodes(env, sw_seeds), sw_seeds):
+        for r in _eval(env, sw, episodes(env, sw_seeds), sw_seeds, backend):
             out["queue_sweep"].append({"workload": wl.name, "buffer": env.buffer_pages, "queue": qs, **r})
     # exact optimum on small batches: the queue holds the whole batch
     if cfg.exact_batches > 0:

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from lab_shared.backend import AddressOpt
 from lab_shared.cli_utils import ConfigOpt, SetOpt
 from lab_shared.errors import LabError
 
@@ -116,7 +117,10 @@ def register(app: typer.Typer) -> None:
         queue_size: Annotated[int | None, typer.Option()] = None,
         buffer_sweep: Annotated[str | None, typer.Option(help="Comma-separated pool sizes.")] = None,
         queue_sweep: Annotated[str | None, typer.Option(help="Comma-separated queue windows.")] = None,
-        backend: Annotated[str, typer.Option(help="sim | postgres")] = "sim",
+        backend: Annotated[
+            str, typer.Option(help="sim | postgres | ray (the simulator's episodes on a Ray cluster)")
+        ] = "sim",
+        address: AddressOpt = None,
         config: ConfigOpt = None,
         set_: SetOpt = None,
     ) -> None:
@@ -141,11 +145,17 @@ def register(app: typer.Typer) -> None:
             queue_sweep=_csv(queue_sweep, int),
             backend=backend,
         )
-        if cfg.backend not in ("sim", "postgres"):
-            raise LabError(f"--backend must be sim or postgres, got '{cfg.backend}'")
+        if cfg.backend not in ("sim", "postgres", "ray"):
+            raise LabError(f"--backend must be sim, postgres or ray, got '{cfg.backend}'")
+        tasks = None
+        if cfg.backend == "ray":
+            from lab_shared.backend import Backend
+
+            tasks = Backend("ray", address)
+            tasks.start()  # Ray missing or unreachable: one line before any work
         run = RunDir.create("sched-bench", cfg.backend, cfg)
-        if cfg.backend == "sim":
-            out = run_sim_bench(cfg, run)
+        if cfg.backend in ("sim", "ray"):
+            out = run_sim_bench(cfg, run, tasks)
             typer.echo(main_table_markdown(out))
         elif cfg.backend == "postgres":
             try:
