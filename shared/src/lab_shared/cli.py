@@ -6,6 +6,7 @@ Start-up stays light (no torch import): package CLI modules import heavy code in
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated
@@ -78,13 +79,14 @@ def os_error_line(e: OSError) -> str:
     return f"{what}: {' -> '.join(str(p) for p in paths)}" if paths else what
 
 
-def main() -> None:
-    """Entry point: LabError and OSError anywhere below become one line on stderr and exit code 2; a job
-    stopped by a signal (signals.Preempted) prints how to resume and exits 128 + the signal number."""
+def run_cli(entry: Callable[[], object]) -> None:
+    """Run `entry` as a command: LabError and OSError become one line on stderr and exit code 2; a job
+    stopped by a signal (signals.Preempted) prints how to resume and exits 128 + the signal number;
+    Ctrl-C outside a job exits 130 with one line."""
     from lab_shared.signals import Preempted
 
     try:
-        app()
+        entry()
     except Preempted as e:
         print(str(e), file=sys.stderr)
         sys.exit(e.exit_code)
@@ -97,6 +99,11 @@ def main() -> None:
     except OSError as e:
         print(f"error: {os_error_line(e)}", file=sys.stderr)
         sys.exit(2)
+
+
+def main() -> None:
+    """Entry point of `lab`."""
+    run_cli(app)
 
 
 if __name__ == "__main__":

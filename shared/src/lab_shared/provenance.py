@@ -28,6 +28,11 @@ FILE = "provenance.json"
 _META_FILES = ("meta.json", "manifest.json")  # a folder input is identified by these when it has them
 
 
+def absolute(path: str | Path) -> Path:
+    """An absolute, normalised path (symlinks kept: they may be how the user names the data)."""
+    return Path(os.path.abspath(path))
+
+
 def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
@@ -39,7 +44,7 @@ def _absolute_paths(obj: Any) -> Any:
             obj, **{f.name: _absolute_paths(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
         )
     if isinstance(obj, Path):
-        return obj.absolute()
+        return absolute(obj)
     return obj
 
 
@@ -82,7 +87,7 @@ def hash_input(path: str | Path) -> str:
 
 def hash_inputs(paths: Iterable[str | Path | None]) -> dict[str, str]:
     """{absolute path: hash} for the given inputs (None entries skipped)."""
-    return {str(Path(p).absolute()): hash_input(p) for p in paths if p is not None}
+    return {str(absolute(p)): hash_input(p) for p in paths if p is not None}
 
 
 def git_state(where: str | Path | None = None) -> dict | None:

@@ -210,13 +210,15 @@ class RunDir:
         if old is None and (self.path / "config.json").is_file():  # a folder from before provenance.json
             old = read_json(self.path / "config.json")
         new = provenance.resolved_config(config)
-        changed = provenance.config_diff(old, new, allow) if old is not None and new is not None else []
+        comparable = old is not None and new is not None
+        changed = provenance.config_diff(old, new) if comparable else []
+        refused = provenance.config_diff(old, new, allow) if comparable else []
         new_inputs = provenance.hash_inputs(inputs)
         changed_in = provenance.inputs_diff(rec.get("inputs", {}), new_inputs) if rec and inputs else []
-        if (changed or changed_in) and not force:
+        if (refused or changed_in) and not force:
             what = []
-            if changed:
-                what.append("config differs: " + provenance.describe_diff(old, new, changed))
+            if refused:
+                what.append("config differs: " + provenance.describe_diff(old, new, refused))
             if changed_in:
                 what.append("inputs differ: " + ", ".join(changed_in))
             raise LabError(

@@ -22,7 +22,30 @@ Tokenizer = Annotated[
 
 
 def _workers(n: int) -> int:
+    if n < 0:
+        from lab_shared.errors import LabError
+
+        raise LabError(f"--workers must be >= 0 (0 = all cores), got {n}")
     return n if n > 0 else max(1, os.cpu_count() or 1)
+
+
+def _check_train(cfg) -> None:
+    """Every chess training option in range before any data is read or any file written (one LabError
+    naming the option): `--block-size 0` would otherwise train a NaN model and exit 0."""
+    from lab_shared.errors import LabError
+    from lab_transcendence.model import preset_config
+    from lab_transcendence.train import apply_preset_defaults
+
+    if not 0 <= cfg.val_fraction < 1:
+        raise LabError(f"val_fraction must be in [0, 1), got {cfg.val_fraction}")
+    if cfg.eval_batches < 1:
+        raise LabError(f"eval_batches must be >= 1, got {cfg.eval_batches}")
+    if not 0 <= cfg.dropout < 1:
+        raise LabError(f"dropout must be in [0, 1), got {cfg.dropout}")
+    if getattr(cfg, "model", "transcript") == "transcript":
+        sizes = {k: getattr(cfg, k) for k in ("block_size", "n_layer", "n_head", "n_embd")}
+        preset_config(apply_preset_defaults(cfg).preset, 32, dropout=cfg.dropout, **sizes).validate()
+    cfg.trainer.validate()
 
 
 def _print_summary(meta: dict, out: Path) -> None:
@@ -77,6 +100,12 @@ def data_lichess(
     force: Annotated[
         bool, typer.Option("--force", help="Start over instead of resuming an unfinished ingest in --out.")
     ] = False,
+    allow_empty: Annotated[
+        bool,
+        typer.Option(
+            "--allow-empty", help="Accept a file that yields no game (else: an error, nothing written)."
+        ),
+    ] = False,
 ) -> None:
     """Stream a Lichess PGN(.zst) dump into filtered transcripts and token shards (resumable, parallel)."""
     from lab_transcendence.lichess import IngestFilters, ingest
@@ -87,7 +116,8 @@ def data_lichess(
         time_controls=tcs, require_ratings=not allow_missing_ratings or max_elo is not None or min_elo is not None,
     )  # fmt: skip
     meta = ingest(pgn, out, filters, tokenizer=tokenizer, validate=validate, workers=_workers(workers),
-                  block_chars=block_mb << 20, max_games=max_games, force=force)  # fmt: skip
+                  block_chars=block_mb << 20, max_games=max_games, force=force,
+                  allow_empty=allow_empty)  # fmt: skip
     _print_summary(meta, out)
 
 
@@ -112,8 +142,11 @@ def data_synth(
     tokenizer: Tokenizer = "char",
     workers: Workers = 0,
     stockfish: Annotated[
-        Path | None,
-        typer.Option(help="Stockfish binary (default: LAB_STOCKFISH, PATH, /usr/games/stockfish)."),
+        str | None,
+        typer.Option(
+            help="Stockfish binary: a path (./sf is relative to here) or a bare name looked up on PATH "
+            "(default: LAB_STOCKFISH, PATH, /usr/games/stockfish)."
+        ),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Start over instead of resuming.")] = False,
 ) -> None:
@@ -121,7 +154,7 @@ def data_synth(
     import time
 
     from lab_shared.errors import LabError
-    from lab_shared.tools import find_stockfish
+    from lab_transcendence.engines import resolve_stockfish
     from lab_transcendence.synth import SynthSettings, generate_corpus
 
     try:
@@ -130,7 +163,7 @@ def data_synth(
         raise LabError(f"--anchors must be comma-separated skill levels, got {anchors!r}") from None
     settings = SynthSettings(players=players, games=games, seed=seed, depth=depth, rating_games=rating_games,
                              anchors=levels, max_plies=max_plies, vote_games=vote_games)  # fmt: skip
-    engine = find_stockfish(stockfish)
+    engine = resolve_stockfish(stockfish)
     t0 = time.perf_counter()
     meta = generate_corpus(out, settings, engine, workers=_workers(workers), tokenizer=tokenizer, force=force)
     dt = time.perf_counter() - t0
@@ -201,3 +234,4 @@ def register(app: typer.Typer) -> None:
             + f", {res['tokens_per_s']:,.0f} tokens/s on {res['device']}"
         )
         typer.echo(f"run: {res['run_dir']}  (model: {res['run_dir']}/model, loads with AutoModelForCausalLM)")
+        _check_train(cfg)

@@ -22,6 +22,7 @@ import chess
 import chess.engine
 
 from lab_shared.errors import LabError
+from lab_transcendence.procs import preexec_die_with_parent
 
 
 class EngineFailure(RuntimeError):
@@ -98,7 +99,7 @@ class Engine:
     def _start(self) -> chess.engine.SimpleEngine:
         if self._engine is None:
             try:
-                self._engine = chess.engine.SimpleEngine.popen_uci(self.path, timeout=30.0)
+                self._engine = popen_engine(self.path, timeout=30.0)
             except (OSError, chess.engine.EngineError, TimeoutError) as e:
                 raise EngineFailure(f"cannot start engine {self.path}: {e}") from e
             self._options = {}
@@ -248,11 +249,154 @@ class EnginePool:
         self.close()
 
 
-def open_pool(stockfish: str | Path | None = None, size: int = 2, grace: float = 20.0) -> EnginePool:
-    """A pool on the located Stockfish binary (LabError with install advice when missing)."""
-    from lab_shared.tools import find_stockfish
+def popen_engine(path: str | Path, timeout: float = 30.0) -> chess.engine.SimpleEngine:
+    """python-chess's popen_uci on an absolute path; the engine process dies with this one (Linux)."""
+    return chess.engine.SimpleEngine.popen_uci(str(path), timeout=timeout, preexec_fn=preexec_die_with_parent)
 
-    path = find_stockfish(stockfish)
+
+def resolve_stockfish(spec: str | Path | None = None) -> Path:
+    """The engine binary as an absolute path, checked to be an executable file.
+
+    A spec with a slash (`./sf`, `bin/sf`, `/usr/games/stockfish`) or a Path is a path relative to the
+    current folder, never looked up on PATH; a bare name (`stockfish`) is looked up on PATH, then in the
+    current folder. None: $LAB_STOCKFISH, PATH, /usr/games/stockfish (lab_shared.tools.find_stockfish).
+    """
+    import shutil
+
+    from lab_shared.tools import STOCKFISH_ADVICE, find_stockfish
+
+    if spec is None or (isinstance(spec, str) and not spec.strip()):
+        return find_stockfish(None).absolute()
+    text = str(spec)
+    if isinstance(spec, str) and "/" not in text:
+        found = shutil.which(text)
+        if found:
+            return Path(found).absolute()
+    p = Path(text).expanduser()
+    if not p.exists():
+        where = "on PATH or " if isinstance(spec, str) and "/" not in text else ""
+        raise LabError(f"Stockfish not found {where}at {p.absolute()}: {STOCKFISH_ADVICE}")
+    if not p.is_file():
+        raise LabError(f"--stockfish {text}: not a file ({p.absolute()} is a folder or a device)")
+    if not os.access(p, os.X_OK):
+        raise LabError(f"--stockfish {text}: {p.absolute()} is not executable (chmod +x it?)")
+    return p.absolute()
+
+
+HEALTHY_FOR_S = 60.0
+_HEALTHY: dict[tuple, tuple[float, str]] = {}  # (path, mtime, size) -> (when it passed, engine name)
+
+
+def health_check(path: str | Path, timeout: float = 10.0, tries: int = 3) -> str:
+    """Start the engine and require the UCI handshake (`uci` -> `uciok`, `isready` -> `readyok`) within
+    `timeout` seconds; up to `tries` attempts. Returns the engine's `id name`; LabError (one line) otherwise.
+
+    Run before work fans out to pool workers, so that a broken binary is one clear error instead of workers
+    failing (and being respawned) one after another.
+    """
+    import time
+
+    try:
+        st = os.stat(path)
+        stamp = (str(path), st.st_mtime_ns, st.st_size)
+    except OSError:
+        stamp = None
+    seen = _HEALTHY.get(stamp) if stamp else None
+    if seen is not None and time.monotonic() - seen[0] < HEALTHY_FOR_S:
+        return seen[1]  # passed a moment ago (e.g. the corpus after the round robin): no second start
+    last = ""
+    for attempt in range(max(1, tries)):
+        try:
+            name = _handshake(Path(path), timeout)
+            if stamp:
+                _HEALTHY[stamp] = (time.monotonic(), name)
+            return name
+        except _HandshakeError as e:
+            last = str(e)
+            if e.final:
+                break
+        if attempt + 1 < tries:
+            threading.Event().wait(0.2 * (attempt + 1))
+    raise LabError(f"engine {path} failed its health check ({attempt + 1} tries): {last}")
+
+
+class _HandshakeError(Exception):
+    def __init__(self, message: str, final: bool = False):
+        super().__init__(message)
+        self.final = final  # retrying cannot help (e.g. the file cannot be executed at all)
+
+
+def _handshake(path: Path, timeout: float) -> str:
+    import selectors
+    import subprocess
+    import time
+
+    try:
+        proc = subprocess.Popen(
+            [str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            preexec_fn=preexec_die_with_parent,
+        )  # fmt: skip
+    except OSError as e:
+        raise _HandshakeError(f"cannot run it: {e.strerror or e}", final=True) from None
+    name = ""
+    try:
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            proc.stdin.write(b"uci\n")
+            proc.stdin.flush()
+        except OSError:
+            pass  # it exited already: reported below
+        sel = selectors.DefaultSelector()
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        deadline = time.monotonic() + timeout
+        buf = b""
+        want, sent_ready = b"uciok", False
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise _HandshakeError(f"no {want.decode()} within {timeout:g}s")
+            if not sel.select(left):
+                continue
+            chunk = os.read(proc.stdout.fileno(), 65536)
+            if not chunk:
+                code = proc.wait(timeout=5)
+                raise _HandshakeError(f"exited with status {code} before answering {want.decode()}")
+            buf += chunk
+            if len(buf) > 1 << 20:
+                raise _HandshakeError("over 1 MB of output without completing the UCI handshake")
+            *lines, buf = buf.split(b"\n")
+            for raw in lines:
+                line = raw.strip()
+                if line.startswith(b"id name ") and not name:
+                    name = line[8:].decode("utf-8", "replace")[:100]
+                if line == want == b"uciok" and not sent_ready:
+                    proc.stdin.write(b"isready\n")
+                    proc.stdin.flush()
+                    want, sent_ready = b"readyok", True
+                elif line == want == b"readyok":
+                    return name or path.name
+    except OSError as e:
+        raise _HandshakeError(f"broken pipe during the handshake ({e})") from None
+    finally:
+        try:
+            if proc.stdin is not None:
+                proc.stdin.write(b"quit\n")
+                proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def open_pool(stockfish: str | Path | None = None, size: int = 2, grace: float = 20.0) -> EnginePool:
+    """A pool on the located Stockfish binary (LabError with install advice when missing), health-checked."""
+    path = resolve_stockfish(stockfish)
+    health_check(path)
     pool = EnginePool(path, size=size, grace=grace)
     try:  # fail early with one clear line if the binary is not a UCI engine
         pool.engines[0]._start()

@@ -97,24 +97,83 @@ def _find_export(path: Path) -> Path:
     raise LabError(f"no exported chess model in {path} (expected config.json + model.safetensors)")
 
 
+HF_SIZE_KEYS = {"vocab_size": "vocab_size", "n_positions": "block_size", "n_layer": "n_layer",
+                "n_head": "n_head", "n_embd": "n_embd"}  # fmt: skip
+
+
+def read_export_config(folder: Path) -> tuple[dict, dict]:
+    """config.json and lab_chess.json of an export, checked to be JSON objects of the right kind."""
+    hf = read_json(folder / "config.json")
+    if not isinstance(hf, dict):
+        raise LabError(f"{folder}/config.json must hold a JSON object, got {type(hf).__name__}")
+    if hf.get("model_type") != "gpt2":
+        raise LabError(f"{folder}: not a GPT-2 model folder (model_type={hf.get('model_type')!r})")
+    meta = read_json(folder / META_FILE) if (folder / META_FILE).is_file() else {}
+    if not isinstance(meta, dict):
+        raise LabError(f"{folder}/{META_FILE} must hold a JSON object, got {type(meta).__name__}")
+    kind = meta.get("tokenizer", "char")
+    if not isinstance(kind, str):
+        raise LabError(f"{folder}/{META_FILE}: tokenizer must be a name, got {kind!r}")
+    get_tokenizer(kind)  # unknown kind: LabError
+    return hf, meta
+
+
+def config_from_hf(hf: dict, folder: Path) -> GPTConfig:
+    """Our GPTConfig from config.json's sizes: every key present, an integer, in range (nothing allocated)."""
+    values = {}
+    for key, field in HF_SIZE_KEYS.items():
+        if key not in hf:
+            raise LabError(f"{folder}/config.json lacks the key {key!r}")
+        v = hf[key]
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise LabError(f"{folder}/config.json: {key} must be an integer, got {v!r}")
+        values[field] = v
+    config = GPTConfig(**values)
+    try:
+        config.validate()
+    except LabError as e:
+        raise LabError(f"{folder}/config.json: {e}") from None
+    return config
+
+
+def check_tensor_shapes(path: Path, config: GPTConfig) -> None:
+    """The safetensors header (read alone, no tensor loaded) agrees with the config's sizes, so that a lying
+    config.json cannot make us allocate a model the file does not hold."""
+    from safetensors import safe_open
+
+    if not path.is_file():
+        raise LabError(f"file not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except Exception as e:  # safetensors raises several types for truncated/garbage headers
+        raise LabError(f"corrupt safetensors file {path}: {e}") from None
+    want = {
+        "transformer.wte.weight": (config.vocab_size, config.n_embd),
+        "transformer.wpe.weight": (config.block_size, config.n_embd),
+    }
+    for name, shape in want.items():
+        if shapes.get(name) != shape:
+            raise LabError(f"{path}: {name} has shape {shapes.get(name)}, config.json says {shape}")
+    layers = {k.split(".")[2] for k in shapes if k.startswith("transformer.h.")}
+    if len(layers) != config.n_layer:
+        raise LabError(f"{path}: holds {len(layers)} layers, config.json says n_layer={config.n_layer}")
+
+
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[GPT, Any, dict]:
     """Load an exported folder (or a training run holding `model/`) as (GPT in eval mode, tokenizer, meta)."""
     folder = _find_export(Path(path))
-    hf = read_json(folder / "config.json")
-    meta = read_json(folder / META_FILE) if (folder / META_FILE).is_file() else {}
-    if hf.get("model_type") != "gpt2":
-        raise LabError(f"{folder}: not a GPT-2 model folder (model_type={hf.get('model_type')!r})")
+    hf, meta = read_export_config(folder)
     tokenizer_kind = meta.get("tokenizer", "char")
+    config = config_from_hf(hf, folder)
+    if get_tokenizer(tokenizer_kind).vocab_size > config.vocab_size:
+        raise LabError(
+            f"{folder}: vocab_size {config.vocab_size} is smaller than the {tokenizer_kind} tokenizer's"
+        )
+    check_tensor_shapes(folder / "model.safetensors", config)
     tensors = load_tensors(folder / "model.safetensors")
     has_bias = any(k.endswith(".bias") and v.abs().max().item() > 0 for k, v in tensors.items())
-    config = GPTConfig(
-        vocab_size=hf["vocab_size"],
-        block_size=hf["n_positions"],
-        n_layer=hf["n_layer"],
-        n_head=hf["n_head"],
-        n_embd=hf["n_embd"],
-        bias=has_bias,
-    )
+    config.bias = has_bias
     model = GPT(config)
     own = model.state_dict()
     state = {}

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -26,6 +27,7 @@ import numpy as np
 
 from lab_shared.errors import LabError
 from lab_shared.io import atomic_path, atomic_write_json, read_json
+from lab_transcendence.procs import die_with_parent
 from lab_transcendence.tokenizer import get_tokenizer
 from lab_transcendence.transcript import RESULTS, BadGame, fast_transcript, replay_transcript
 
@@ -51,7 +53,16 @@ class IngestFilters:
         if bad:
             raise LabError(f"unknown time control class {bad[0]!r} (choose from {', '.join(TIME_CONTROLS)})")
         if self.min_plies < 0:
-            raise LabError("--min-plies must be >= 0")
+            raise LabError(f"--min-plies must be >= 0, got {self.min_plies}")
+        if self.max_plies is not None and self.max_plies < max(1, self.min_plies):
+            raise LabError(f"--max-plies must be >= 1 and >= --min-plies, got {self.max_plies}")
+        for opt, v in (("--max-elo", self.max_elo), ("--min-elo", self.min_elo)):
+            if v is not None and not 0 <= v <= 10_000:
+                raise LabError(f"{opt} must be a rating in 0..10000, got {v}")
+        if self.max_elo is not None and self.min_elo is not None and self.min_elo > self.max_elo:
+            raise LabError(
+                f"--min-elo ({self.min_elo}) is above --max-elo ({self.max_elo}): no game can pass"
+            )
 
 
 def time_control_class(tc: str) -> str | None:
@@ -199,36 +210,128 @@ def process_block(text: str, filters: IngestFilters, tokenizer_kind: str, valida
     return res
 
 
-def _open_text(path: Path) -> io.TextIOBase:
-    raw = open(path, "rb")  # noqa: SIM115 - closed by the wrapper
-    if path.suffix == ".zst" or raw.read(4) == b"\x28\xb5\x2f\xfd":
-        raw.seek(0)
-        import zstandard
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+READ_BYTES = 1 << 20
 
-        stream = zstandard.ZstdDecompressor().stream_reader(raw, read_size=1 << 20, closefd=True)
-        return io.TextIOWrapper(
-            io.BufferedReader(stream, 1 << 20), encoding="utf-8", errors="replace", newline=""
+
+class CorruptInput(LabError):
+    """The input file is broken (truncated or garbage zstd): the ingest stops and writes nothing finished."""
+
+
+def _zstd_chunks(raw: io.BufferedReader, path: Path) -> Iterator[bytes]:
+    """Decompressed bytes of every zstd frame in `raw`, checked to the end: a file that stops inside a frame
+    (a truncated download) or holds bytes that are not zstd raises CorruptInput naming where."""
+    import zstandard
+
+    dctx = zstandard.ZstdDecompressor()
+    obj = dctx.decompressobj()
+    pos = 0  # compressed bytes consumed
+    out_bytes = 0
+    frames = 0
+    in_frame = False
+    while True:
+        data = raw.read(READ_BYTES)
+        if not data:
+            break
+        while data:
+            try:
+                out = obj.decompress(data)
+            except zstandard.ZstdError as e:
+                raise CorruptInput(
+                    f"{path}: not valid zstd data after byte {pos:,} of {path.stat().st_size:,} "
+                    f"({frames} whole frames, {out_bytes:,} bytes decompressed before it): {e}"
+                ) from None
+            if out:
+                out_bytes += len(out)
+                yield out
+            if obj.eof:
+                rest = obj.unused_data
+                pos += len(data) - len(rest)
+                frames += 1
+                in_frame = False
+                data = rest
+                obj = dctx.decompressobj()
+            else:
+                pos += len(data)
+                in_frame = True
+                data = b""
+    if in_frame:
+        raise CorruptInput(
+            f"{path}: truncated zstd file: the data stops inside frame {frames + 1} at byte {pos:,} "
+            f"({out_bytes:,} bytes decompressed); `zstd -t` confirms, download it again"
         )
-    raw.seek(0)
-    return io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
+
+
+def _byte_chunks(path: Path) -> Iterator[bytes]:
+    """The file's bytes (decompressed when it is zstd: by the .zst suffix or the zstd magic number)."""
+    with open(path, "rb") as raw:
+        head = raw.read(4)
+        if head == ZSTD_MAGIC:
+            raw.seek(0)
+            yield from _zstd_chunks(raw, path)
+            return
+        if path.suffix == ".zst":
+            what = "an empty file" if not head else f"it starts with {head!r}, not the zstd magic number"
+            raise CorruptInput(f"{path}: not a zstd file ({what})")
+        yield head
+        while data := raw.read(READ_BYTES):
+            yield data
+
+
+def text_chunks(path: Path) -> Iterator[str]:
+    """The file as text (UTF-8, undecodable bytes replaced), in pieces."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    for data in _byte_chunks(path):
+        text = decoder.decode(data)
+        if text:
+            yield text
+    tail = decoder.decode(b"", final=True)
+    if tail:
+        yield tail
+
+
+class _TextReader:
+    """read(n) over text_chunks: exactly n characters a call until the end (blocks keep their sizes)."""
+
+    def __init__(self, chunks: Iterator[str]):
+        self.chunks = chunks
+        self.rest = ""
+        self.pos = 0
+
+    def read(self, n: int) -> str:
+        parts = []
+        want = n
+        while want > 0:
+            if self.pos >= len(self.rest):
+                nxt = next(self.chunks, None)
+                if nxt is None:
+                    break
+                self.rest, self.pos = nxt, 0
+            piece = self.rest[self.pos : self.pos + want]
+            self.pos += len(piece)
+            want -= len(piece)
+            parts.append(piece)
+        return "".join(parts)
 
 
 def read_blocks(path: Path, block_chars: int) -> Iterator[str]:
     """Whole-game blocks of about block_chars characters (cut before a line starting a header block)."""
     buf = ""
-    with _open_text(path) as f:
-        while True:
-            chunk = f.read(block_chars)
-            if not chunk:
-                break
-            buf += chunk
-            cut = buf.rfind("\n\n[")
-            if cut < 0:
-                cut = buf.rfind("\n[Event ")
-            if cut <= 0:
-                continue
-            yield buf[: cut + 1]
-            buf = buf[cut + 1 :]
+    f = _TextReader(text_chunks(path))
+    while True:
+        chunk = f.read(block_chars)
+        if not chunk:
+            break
+        buf += chunk
+        cut = buf.rfind("\n\n[")
+        if cut < 0:
+            cut = buf.rfind("\n[Event ")
+        if cut <= 0:
+            continue
+        yield buf[: cut + 1]
+        buf = buf[cut + 1 :]
     if buf.strip():
         yield buf
 
@@ -267,16 +370,31 @@ def ingest(
     force: bool = False,
     show_progress: bool = True,
     extra_meta: dict | None = None,
+    allow_empty: bool = False,
 ) -> dict:
-    """Ingest a PGN(.zst) file into token shards in `out`; resumes an interrupted run. Returns meta."""
+    """Ingest a PGN(.zst) file into token shards in `out`; resumes an interrupted run. Returns meta.
+
+    A truncated or garbage zstd file is a CorruptInput error, and a file that yields no game an error unless
+    `allow_empty`: in both cases meta.json (the mark of a finished data set) is not written."""
     from lab_shared.progress import progress
 
     source, out = Path(source), Path(out)
     filters = filters or IngestFilters()
     filters.check()
     get_tokenizer(tokenizer)
-    if not source.is_file():
+    if workers < 1:
+        raise LabError(f"--workers must be >= 1, got {workers}")
+    if not 1 <= block_chars <= 1 << 30:
+        raise LabError(f"--block-mb must be in 1..1024, got {block_chars / (1 << 20):g}")
+    if max_games is not None and max_games < 1:
+        raise LabError(f"--max-games must be >= 1, got {max_games}")
+    if not source.exists():
         raise LabError(f"PGN file not found: {source}")
+    if not source.is_file():
+        raise LabError(f"{source} is not a file")
+    if out.exists() and not out.is_dir():
+        raise LabError(f"--out {out} exists and is not a folder")
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     key = _settings_key(source, filters, tokenizer, validate, block_chars) + f"-{max_games}"
     state = {"key": key, "blocks_done": 0, "seen": 0, "kept": 0, "plies": 0, "tokens": 0, "mismatches": 0,
@@ -289,14 +407,14 @@ def ingest(
             p.unlink()
     if meta_file.is_file():
         meta = read_json(meta_file)
-        if meta.get("settings_key") == key:
+        if isinstance(meta, dict) and meta.get("settings_key") == key:
             return meta  # already complete
         raise LabError(
             f"{out} already holds a finished data set made with other settings (use --force or another --out)"
         )
     if prog_file.is_file():
         prev = read_json(prog_file)
-        if prev.get("key") != key:
+        if not isinstance(prev, dict) or prev.get("key") != key or set(state) - set(prev):
             raise LabError(
                 f"{out} holds an unfinished ingest with other settings (use --force or another --out)"
             )
@@ -316,7 +434,7 @@ def ingest(
             for i, text in blocks():
                 yield i, process_block(text, filters, tokenizer, validate)
             return
-        with ProcessPoolExecutor(workers) as pool:
+        with ProcessPoolExecutor(workers, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
             pending = []
             for i, text in blocks():
                 pending.append((i, pool.submit(process_block, text, filters, tokenizer, validate)))
@@ -352,8 +470,24 @@ def ingest(
             bar.update(res.seen, kept=state["kept"], shards=len(state["shards"]))
             if max_games is not None and state["kept"] >= max_games:
                 break
+    except CorruptInput as e:
+        _remove_if_empty(out, created)
+        raise CorruptInput(
+            f"{e}; {state['seen']:,} games ingested before it; no finished data set written in {out}"
+        ) from None
     finally:
         bar.close()
+    if state["kept"] == 0 and not allow_empty:
+        for i in state["shards"]:
+            for p in shard_paths(out, i):
+                p.unlink(missing_ok=True)
+        prog_file.unlink(missing_ok=True)
+        _remove_if_empty(out, created)
+        why = ", ".join(f"{k} {v:,}" for k, v in sorted(dropped.items())) or "no game text found"
+        raise LabError(
+            f"no games kept from {source} ({state['seen']:,} seen; dropped: {why}); nothing written "
+            "(not a PGN file? pass --allow-empty to accept an empty data set)"
+        )
     meta = {
         "source": str(source),
         "source_bytes": size,
@@ -381,6 +515,15 @@ def ingest(
     return meta
 
 
+def _remove_if_empty(folder: Path, created: bool) -> None:
+    """Take back a folder this run created when the run failed before writing anything into it."""
+    if created:
+        try:
+            folder.rmdir()
+        except OSError:
+            pass  # not empty (or gone): leave it
+
+
 def load_games(data_dir: str | Path) -> tuple[list[np.ndarray], dict]:
     """The data folder's games as memory-mapped token arrays, one per game (views, no copies), plus meta."""
     data_dir = Path(data_dir)
@@ -390,8 +533,12 @@ def load_games(data_dir: str | Path) -> tuple[list[np.ndarray], dict]:
             f"{data_dir} is not a finished chess data folder (no meta.json); run `lab chess data ...` first"
         )
     meta = read_json(meta_file)
+    if not isinstance(meta, dict) or not isinstance(meta.get("shards"), list):
+        raise LabError(f"{meta_file} is not a chess data set's meta.json (no list of shards)")
     games: list[np.ndarray] = []
     for name in meta["shards"]:
+        if not isinstance(name, str) or "/" in name or name.startswith("."):
+            raise LabError(f"{meta_file}: bad shard name {name!r}")
         try:
             toks = np.load(data_dir / f"{name}.tokens.npy", mmap_mode="r")
             offs = np.load(data_dir / f"{name}.offsets.npy")

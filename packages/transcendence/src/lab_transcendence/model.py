@@ -35,6 +35,50 @@ class GPTConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def validate(self) -> None:
+        """Every size an integer in a sane range, checked before anything is allocated (LabError, one line
+        naming the option). The caps keep a typo or a hostile config.json from allocating terabytes."""
+        from lab_shared.errors import LabError
+
+        for name, low, high in _SIZE_RANGES:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise LabError(f"model {name} must be an integer, got {v!r}")
+            if not low <= v <= high:
+                raise LabError(
+                    f"model {name} (--{name.replace('_', '-')}) must be in {low}..{high:,}, got {v:,}"
+                )
+        if self.n_embd % self.n_head:
+            raise LabError(f"model n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head})")
+        if (
+            isinstance(self.dropout, bool)
+            or not isinstance(self.dropout, int | float)
+            or not 0 <= self.dropout < 1
+        ):
+            raise LabError(f"model dropout must be in [0, 1), got {self.dropout!r}")
+        if not isinstance(self.bias, bool):
+            raise LabError(f"model bias must be true or false, got {self.bias!r}")
+        if self.approx_params() > MAX_PARAMS:
+            raise LabError(
+                f"model of ~{self.approx_params() / 1e9:.1f}B parameters exceeds the cap of {MAX_PARAMS / 1e9:.0f}B"
+            )
+
+    def approx_params(self) -> int:
+        """Parameters of GPT(self) without building it (embeddings + 12 d^2 a layer)."""
+        d = self.n_embd
+        return (self.vocab_size + self.block_size) * d + self.n_layer * (12 * d * d + 4 * d) + 2 * d
+
+
+# Sane maxima (the paper's model: vocab 32, context 1023, 16 layers, 8 heads, width 512).
+_SIZE_RANGES = (
+    ("vocab_size", 1, 1 << 20),
+    ("block_size", 2, 1 << 16),
+    ("n_layer", 1, 256),
+    ("n_head", 1, 256),
+    ("n_embd", 1, 1 << 14),
+)
+MAX_PARAMS = 4_000_000_000
+
 
 # Model shapes by name. Vocab size comes from the tokenizer; block size may be overridden.
 PRESETS: dict[str, dict] = {
@@ -53,7 +97,9 @@ def preset_config(name: str, vocab_size: int, **overrides) -> GPTConfig:
         raise LabError(f"unknown model preset {name!r} (choose {', '.join(PRESETS)})")
     values = {**PRESETS[name], "vocab_size": vocab_size}
     values.update({k: v for k, v in overrides.items() if v is not None})
-    return GPTConfig(**values)
+    config = GPTConfig(**values)
+    config.validate()
+    return config
 
 
 class KVCache:
@@ -135,6 +181,7 @@ class Block(nn.Module):
 class GPT(nn.Module):
     def __init__(self, config: GPTConfig):
         super().__init__()
+        config.validate()
         self.config = config
         self.transformer = nn.ModuleDict(
             dict(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import multiprocessing
+import os
 import random
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -25,6 +26,9 @@ from typing import Any
 
 import chess
 import chess.engine
+
+from lab_shared.errors import LabError
+from lab_transcendence.procs import die_with_parent
 
 PIECE_LETTERS = {
     "P": chess.PAWN,
@@ -191,7 +195,10 @@ def vote_check(experts: list[Expert], anchor: Anchor, games: int, stockfish: str
 
 
 def open_engine(stockfish: str | Path, hash_mb: int = 16) -> chess.engine.SimpleEngine:
-    engine = chess.engine.SimpleEngine.popen_uci(str(stockfish))
+    """Stockfish at `stockfish` (one thread), started so that it dies with this process."""
+    from lab_transcendence.engines import popen_engine
+
+    engine = popen_engine(stockfish)
     engine.configure({"Threads": 1, "Hash": hash_mb})
     return engine
 
@@ -223,44 +230,100 @@ def play_game(
     return {"sans": sans, "result": outcome.result(), "termination": outcome.termination.name.lower()}
 
 
+class SynthEngineError(LabError):
+    """A worker's engine could not start or kept dying (a one-argument LabError: it pickles across processes
+    and the CLI prints it as one line)."""
+
+
+ENGINE_RETRIES = 2  # restarts of a worker's engine within one game before the game (and the run) fails
+_ENGINE_ERRORS = (chess.engine.EngineError, chess.engine.EngineTerminatedError, TimeoutError, OSError)
 _ENGINE: chess.engine.SimpleEngine | None = None
+_STOCKFISH: str | None = None
 
 
-def _init_worker(stockfish: str) -> None:
+def _init_worker(stockfish: str, parent: int | None = None) -> None:
+    """Pool initializer: die with the parent, then start the engine. Never raises: a raising initializer
+    makes multiprocessing.Pool respawn the worker forever; a failed start is reported by the first task."""
+    global _ENGINE, _STOCKFISH
+    if parent is not None:
+        die_with_parent(parent)
+    _STOCKFISH, _ENGINE = stockfish, None
+    try:
+        _ENGINE = open_engine(stockfish)
+    except _ENGINE_ERRORS:
+        _ENGINE = None
+
+
+def _drop_engine() -> None:
     global _ENGINE
-    _ENGINE = open_engine(stockfish)
+    eng, _ENGINE = _ENGINE, None
+    if eng is not None:
+        try:
+            eng.quit()
+        except Exception:  # noqa: BLE001 - it may be dead already; closing is best effort
+            try:
+                eng.close()
+            except Exception:  # noqa: BLE001
+                pass
 
 
 def _play_task(task: tuple) -> tuple[int, dict]:
-    """Worker entry: (index, white spec, black spec, seed string, max_plies, phase) -> (index, game)."""
+    """Worker entry: (index, white spec, black spec, seed string, max_plies, phase) -> (index, game).
+
+    A crashed or hung engine is restarted and the game replayed from its start (same RNG seed, fresh engine
+    game: the same moves), at most ENGINE_RETRIES times; then SynthEngineError."""
+    global _ENGINE
     index, wspec, bspec, seed, max_plies, phase = task
-    assert _ENGINE is not None
-    rng = random.Random(f"{seed}-{phase}-{index}")
-    game = play_game(
-        player_from_spec(wspec), player_from_spec(bspec), _ENGINE, rng, (phase, index), max_plies
+    last: Exception | None = None
+    for _ in range(ENGINE_RETRIES + 1):
+        if _ENGINE is None:
+            try:
+                _ENGINE = open_engine(str(_STOCKFISH))
+            except _ENGINE_ERRORS as e:
+                last = e
+                continue
+        rng = random.Random(f"{seed}-{phase}-{index}")
+        try:
+            game = play_game(
+                player_from_spec(wspec), player_from_spec(bspec), _ENGINE, rng, (phase, index), max_plies
+            )
+        except _ENGINE_ERRORS as e:
+            last = e
+            _drop_engine()
+            continue
+        game.update(white=wspec["name"], black=bspec["name"])
+        return index, game
+    raise SynthEngineError(
+        f"engine {_STOCKFISH} failed {ENGINE_RETRIES + 1} times in {phase} game {index}: "
+        f"{type(last).__name__}: {last}"
     )
-    game.update(white=wspec["name"], black=bspec["name"])
-    return index, game
 
 
 def play_many(tasks: list[tuple], stockfish: str | Path, workers: int = 1) -> Iterator[tuple[int, dict]]:
-    """Play tasks (see _play_task) on `workers` processes, each with its own engine; yields in task order."""
-    global _ENGINE
+    """Play tasks (see _play_task) on `workers` processes, each with its own engine; yields in task order.
+
+    The engine is health-checked (UCI handshake, with a timeout and bounded retries) before work fans out;
+    workers and their engines die with this process (no orphans after kill -9)."""
+    from lab_transcendence.engines import health_check
+
+    global _ENGINE, _STOCKFISH
+    if not tasks:
+        return
+    health_check(stockfish)
     if workers <= 1 or len(tasks) <= 1:
-        prev = _ENGINE
+        prev = _ENGINE, _STOCKFISH
         _init_worker(str(stockfish))
         try:
             for t in tasks:
                 yield _play_task(t)
         finally:
-            assert _ENGINE is not None
-            _ENGINE.quit()
-            _ENGINE = prev
+            _drop_engine()
+            _ENGINE, _STOCKFISH = prev
         return
     # multiprocessing.Pool, not ProcessPoolExecutor: its exit terminates the workers, whose engine threads
     # would otherwise keep them alive (Stockfish itself quits when its stdin closes)
     with multiprocessing.get_context("fork").Pool(
-        workers, initializer=_init_worker, initargs=(str(stockfish),)
+        workers, initializer=_init_worker, initargs=(str(stockfish), os.getpid())
     ) as pool:
         yield from pool.imap(_play_task, tasks, chunksize=1)
 
@@ -453,7 +516,9 @@ def generate_corpus(
     from lab_shared.io import atomic_path, atomic_write_json, read_json
     from lab_shared.progress import progress
     from lab_transcendence.lichess import IngestFilters, ingest
+    from lab_transcendence.engines import health_check
 
+    from lab_transcendence.tokenizer import get_tokenizer
     out = Path(out)
     s = settings
     if s.players < 2:
@@ -461,6 +526,18 @@ def generate_corpus(
     if s.games < 1:
         raise LabError("--games must be at least 1")
     bad = [lv for lv in s.anchors if lv not in ANCHOR_RATINGS]
+    for opt, value, low in (("--depth", s.depth, 1), ("--rating-games", s.rating_games, 0),
+                            ("--vote-games", s.vote_games, 0), ("--max-plies", s.max_plies, 1)):  # fmt: skip
+        if value < low:
+            raise LabError(f"{opt} must be >= {low}, got {value}")
+    if s.depth > 30:
+        raise LabError(f"--depth must be <= 30 (a search limit per move), got {s.depth}")
+    if workers < 1 or chunk_games < 1:
+        raise LabError(f"workers and chunk_games must be >= 1, got {workers} and {chunk_games}")
+    get_tokenizer(tokenizer)  # an unknown tokenizer fails now, not after every game is played
+    if out.exists() and not out.is_dir():
+        raise LabError(f"--out {out} exists and is not a folder")
+    health_check(stockfish)  # a broken engine: one line before anything is written
     if bad:
         raise LabError(
             f"no anchor rating for Stockfish skill level {bad[0]} (choose from {sorted(ANCHOR_RATINGS)})"
@@ -476,7 +553,11 @@ def generate_corpus(
     experts_file = out / "experts.json"
     if (out / "meta.json").is_file() and experts_file.is_file():
         meta = read_json(out / "meta.json")
-        if meta.get("synth_settings") == settings_dict and meta.get("tokenizer") == tokenizer:
+        if (
+            isinstance(meta, dict)
+            and meta.get("synth_settings") == settings_dict
+            and meta.get("tokenizer") == tokenizer
+        ):
             return meta
         raise LabError(
             f"{out} already holds a corpus made with other settings (use --force or another --out)"
@@ -485,6 +566,8 @@ def generate_corpus(
     # 1. experts and their measured ratings
     if experts_file.is_file():
         doc = read_json(experts_file)
+        if not isinstance(doc, dict) or not isinstance(doc.get("experts"), list):
+            raise LabError(f"{experts_file} is not an experts file (use --force to make the corpus again)")
         if doc.get("settings") != settings_dict:
             raise LabError(f"{out}/experts.json was made with other settings (use --force or another --out)")
         experts = [Expert.from_dict(d) for d in doc["experts"]]
