@@ -515,10 +515,10 @@ def generate_corpus(
     from lab_shared.errors import LabError
     from lab_shared.io import atomic_path, atomic_write_json, read_json
     from lab_shared.progress import progress
-    from lab_transcendence.lichess import IngestFilters, ingest
     from lab_transcendence.engines import health_check
-
+    from lab_transcendence.lichess import IngestFilters, ingest
     from lab_transcendence.tokenizer import get_tokenizer
+
     out = Path(out)
     s = settings
     if s.players < 2:
