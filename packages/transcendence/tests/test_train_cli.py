@@ -4,7 +4,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from lab_shared.io import load_tensors
+from lab_shared.io import load_tensors, read_json
 from lab_transcendence.cli import app
 
 pytestmark = [pytest.mark.slow, pytest.mark.stockfish]
@@ -60,6 +60,14 @@ def test_synth_train_resume(tmp_path, monkeypatch):
     a = load_tensors(f"{full}/model/model.safetensors")
     b = load_tensors(f"{part}/model/model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    # a resume that changes a setting is refused (one line naming the key) unless --force, which is recorded
+    res = CliRunner().invoke(app, ["train", "--resume", part, "--set", "trainer.lr=0.5"])
+    assert res.exit_code != 0 and "trainer.lr (0.001 -> 0.5)" in str(res.exception)
+    assert read_json(f"{part}/config.json")["trainer"]["lr"] == 0.001
+    run("train", "--resume", part, "--set", "trainer.lr=0.5", "--force")
+    prov = read_json(f"{part}/provenance.json")
+    assert [r["forced"] for r in prov["resumes"]] == [False, True] and prov["config"]["trainer"]["lr"] == 0.5
+    assert read_json(f"{part}/config.json")["trainer"]["lr"] == 0.5
 
 
 def test_bad_inputs_are_one_line_errors(tmp_path):

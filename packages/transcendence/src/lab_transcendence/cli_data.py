@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from lab_shared.cli_utils import ConfigOpt, SetOpt
+from lab_shared.cli_utils import ConfigOpt, ForceOpt, SetOpt
 
 data_app = typer.Typer(
     help="Build training data: Lichess dumps or synthetic Stockfish experts -> token shards.",
@@ -207,6 +207,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
         config: ConfigOpt = None,
         set_: SetOpt = None,
+        force: ForceOpt = False,
     ) -> None:
         """Train the chess GPT with the core trainer (paper's optimizer defaults); exports RUN/model (HF GPT-2)."""
         from lab_shared.config import load_config
@@ -225,6 +226,8 @@ def register(app: typer.Typer) -> None:
             if not run_dir.file("config.json").is_file():
                 raise LabError(f"{resume} has no config.json: not a `lab chess train` run directory")
             cfg = load_config(ChessTrainConfig, run_dir.file("config.json"), set_ or (), values)
+            # a changed setting needs --force; --max-steps may extend the run
+            run_dir.check_resume(cfg, inputs=[cfg.data], force=force, allow=("trainer.max_steps",))
         else:
             cfg = load_config(ChessTrainConfig, config, set_ or (), values)
         res = train(cfg, run_dir=run_dir, resume="auto" if resume is not None else None, name=name)

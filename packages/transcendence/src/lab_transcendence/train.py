@@ -3,7 +3,8 @@
 Defaults are the paper's optimizer settings (AdamW 3e-4, betas 0.9/0.95, weight decay 0.1, clip 1.0, 2,000
 warmup steps, cosine to 3e-5 over 4e6 steps, batch 125 x 4); the `tiny` and `small` presets replace the
 fields the user left at those defaults with CPU-sized ones. bf16 autocast and torch.compile on CUDA, DDP
-under torchrun (the core trainer), checkpoints in the run directory; Ctrl-C saves one before stopping.
+under torchrun (the core trainer), checkpoints in the run directory; SIGINT/SIGTERM/SIGUSR1 stop at a step
+boundary with an exact checkpoint and the resume command (lab_shared.signals).
 """
 
 from __future__ import annotations
@@ -141,7 +142,7 @@ def train(cfg: ChessTrainConfig, run_dir=None, resume: str | Path | None = None,
     if cfg.compile == "on" or (cfg.compile == "auto" and device.type == "cuda"):
         tcfg = dataclasses.replace(tcfg, compile=True)
     if run_dir is None:
-        run_dir = RunDir.create("chess-train", name=name, config=cfg)
+        run_dir = RunDir.create("chess-train", name=name, config=cfg, inputs=[cfg.data])
 
     def evaluate(trainer) -> dict[str, float]:
         if val_blocks is None or len(val_blocks) == 0:
@@ -157,14 +158,7 @@ def train(cfg: ChessTrainConfig, run_dir=None, resume: str | Path | None = None,
     data = BlockDataset(train_blocks)
     trainer = Trainer(model, chess_loss, data, tcfg, eval_fn=evaluate, run_dir=run_dir, log_prefix="")
     t0 = time.perf_counter()
-    try:
-        fit = trainer.fit(resume=resume)
-    except KeyboardInterrupt:
-        path = trainer.save_checkpoint()
-        raise LabError(
-            f"interrupted at step {trainer.step}; checkpoint {path}; resume with "
-            f"`lab chess train --resume {run_dir.path}`"
-        ) from None
+    fit = trainer.fit(resume=resume)  # a stop signal: exact checkpoint, then signals.Preempted
     elapsed = time.perf_counter() - t0
     tc = trainer.config  # grad_accum as resolved from trainer.global_batch and the process count
     tokens_per_step = tc.batch_size * tc.grad_accum * model.config.block_size * trainer.world_size
