@@ -1,6 +1,6 @@
 """Benchmark: buffer-pool-aware schedulers on a real PostgreSQL 15 (issue 7).
 
-Starts a throwaway cluster (4 MB shared_buffers, loopback only), loads the TPC-H-like data (scale 0.2),
+Starts a private throwaway cluster (4 MB shared_buffers, Unix socket only, owner only), loads the TPC-H-like data (scale 0.2),
 trains the learned scheduler in simulation on probed training instances, then runs FIFO, greedy,
 lookahead, the window optimum and the learned policy on held-out episodes on the real server. Prints the
 simulator-vs-PostgreSQL agreement and the learned policy's shared reads against FIFO and greedy.
@@ -65,11 +65,11 @@ def main() -> int:
             train_steps=args.train_steps or (150_000 if args.full else 16_000),
             train_instances=3000 if args.full else 1500,
             seed=args.seed,
-            dsn="" if cluster else dsn,
+            dsn="",  # passed to run_bench below: a DSN (and its password) is never written to the run folder
             pg_dir=str(cluster.base_dir) if cluster else "",
         )
         run = RunDir.create("sched-bench", "postgres-bench", cfg)
-        out = run_bench(cfg, run, show_progress=False, echo=False)
+        out = run_bench(cfg, run, show_progress=False, echo=False, dsn=None if cluster else dsn)
     except LabError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

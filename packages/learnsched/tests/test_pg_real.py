@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -153,22 +154,16 @@ def test_small_bench_writes_tables(cluster, tmp_path, monkeypatch):
 
 
 def test_bad_template_is_named(cluster):
-    temps = parse_templates(
-        {
-            "template": [
-                {
-                    "name": "broken",
-                    "sql": "SELEC count(*) FROM lineitem WHERE l_orderkey BETWEEN %(lo)s AND %(hi)s",
-                    "range": {"column": "orders.o_orderkey", "width": [0.1, 0.2]},
-                    "access": [
-                        {"table": "lineitem", "index": "lineitem_pkey", "where": "l_orderkey > %(lo)s"}
-                    ],
-                }
-            ]
-        }
-    )
-    with connect(cluster.dsn) as conn, pytest.raises(LabError, match="template 'broken': syntax error"):
-        check_templates(conn, temps)
+    t = {
+        "name": "broken",
+        "sql": "SELECT count(*) FROM lineitem WHERE l_nosuchcol BETWEEN %(lo)s AND %(hi)s",
+        "range": {"column": "orders.o_orderkey", "width": [0.1, 0.2]},
+        "access": [{"table": "lineitem", "index": "lineitem_pkey", "where": "l_orderkey > %(lo)s"}],
+    }
+    with connect(cluster.dsn) as conn, pytest.raises(LabError, match="template 'broken': column"):
+        check_templates(conn, parse_templates({"template": [t]}))
+    with pytest.raises(LabError, match="template 'broken': not valid SQL: syntax error"):
+        parse_templates({"template": [{**t, "sql": "SELEC count(*) FROM lineitem WHERE %(lo)s < %(hi)s"}]})
 
 
 def test_unreachable_and_missing_extension_and_no_rights(cluster):
@@ -182,10 +177,13 @@ def test_unreachable_and_missing_extension_and_no_rights(cluster):
         conn.execute("CREATE DATABASE lab_empty")
         conn.execute("DROP ROLE IF EXISTS lab_weak")
         conn.execute("CREATE ROLE lab_weak LOGIN")
-    with connect(f"host=127.0.0.1 port={cluster.port} dbname=lab_empty user=lab_weak") as conn:
+    # only the cluster's owner may log in (peer map): act as a weaker role through SET ROLE
+    with connect(cluster.dsn.replace("dbname=lab ", "dbname=lab_empty ")) as conn:
+        conn.execute("SET ROLE lab_weak")
         with pytest.raises(LabError, match="no right to create extension pageinspect"):
             ensure_extensions(conn, required=("pageinspect",), optional=())
-    with connect(f"host=127.0.0.1 port={cluster.port} dbname=lab user=lab_weak") as conn:
+    with connect(cluster.dsn) as conn:
+        conn.execute("SET ROLE lab_weak")
         with pytest.raises(LabError, match="permission denied"):
             load_dataset(conn, 0.001, 0, load_templates(), replace=False)
     with connect(cluster.dsn) as conn:  # the real tables are untouched
@@ -209,6 +207,7 @@ def _cli_roundtrip(base: Path, tmp_path: Path) -> None:
         r = run("up", "--shared-buffers", "2MB")
         assert r.returncode == 0, r.stderr
         assert (base / "cluster.json").is_file()
+        assert stat.S_IMODE(base.stat().st_mode) == (0o711 if os.geteuid() == 0 else 0o700)
         dsn = Cluster.load(base).dsn
         with connect(dsn) as conn:  # a table of the user's with one of our names: load must not touch it
             conn.execute("CREATE TABLE public.orders (note text)")

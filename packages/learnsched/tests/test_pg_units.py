@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -140,3 +142,129 @@ def test_resolve_without_database_is_a_clear_error(tmp_path, monkeypatch):
         resolve(None, tmp_path)
     assert "secret" not in redact("host=x password=secret user=u")
     assert "secret" not in redact("postgresql://u:secret@h/db")
+
+
+# --- issue 14: SELECT only, secrets redacted, paths from --dir only (no server needed) -------------------
+READ_ONLY_OK = [
+    "SELECT count(*) FROM t WHERE a BETWEEN %(lo)s AND %(hi)s",
+    "WITH x AS (SELECT * FROM t) SELECT a FROM x UNION ALL SELECT b FROM u WHERE b > %(lo)s",
+    "SELECT extract(year FROM d), '50%%' FROM t WHERE d < %(hi)s",
+]
+WRITES = {
+    "DELETE FROM part WHERE p_partkey > %(lo)s": "only SELECT is allowed, got DELETE",
+    "UPDATE t SET a = %(lo)s": "got UPDATE",
+    "INSERT INTO t VALUES (%(lo)s)": "got INSERT",
+    "CREATE TABLE x AS SELECT %(lo)s": "got CREATE",
+    "DROP TABLE t": "got DROP",
+    "COPY (SELECT 1) TO PROGRAM 'id'": "got COPY",
+    "SELECT 1; DELETE FROM t": "exactly one statement",
+    "WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d": "data-modifying DELETE",
+    "SELECT * FROM t WHERE EXISTS (WITH u AS (UPDATE t SET a = 1 RETURNING 1) SELECT 1 FROM u)": "UPDATE",
+    "SELECT * INTO x FROM t": "SELECT INTO",
+    "SELECT * FROM (SELECT * FROM t FOR SHARE) s": "FOR UPDATE/SHARE",
+    "SELECT pg_catalog.set_config('role', 'x', true)": "set_config",
+    "SELECT query_to_xml('COPY (SELECT 1) TO PROGRAM ''id''', true, true, '')": "query_to_xml",
+    "SELECT lo_export(1, '/tmp/x')": "lo_export",
+    "SELECT pg_read_file('/etc/passwd')": "pg_read_file",
+    "SELEC 1": "not valid SQL",
+}
+
+
+@pytest.mark.parametrize("sql", READ_ONLY_OK)
+def test_read_only_selects_pass(sql):
+    from lab_learnsched.pg.sqlcheck import check_select
+
+    check_select(sql, "q")
+
+
+@pytest.mark.parametrize("sql", sorted(WRITES))
+def test_anything_but_a_read_only_select_is_one_line(sql):
+    from lab_learnsched.pg.sqlcheck import check_select
+
+    with pytest.raises(LabError, match=WRITES[sql]) as e:
+        check_select(sql, "template 'x'")
+    assert "\n" not in str(e.value) and str(e.value).startswith("template 'x'")
+
+
+def test_templates_from_files_and_storage_are_checked():
+    from lab_learnsched.pg.templates import Template, templates_from_stored
+
+    with pytest.raises(LabError, match="only SELECT"):
+        parse_templates(_tpl(sql="DELETE FROM lineitem WHERE l_orderkey BETWEEN %(lo)s AND %(hi)s"))
+    acc = [
+        {"table": "lineitem", "index": "lineitem_pkey", "where": "1=1) OR (l_orderkey > %(lo)s; DROP TABLE x"}
+    ]
+    with pytest.raises(LabError, match="access on lineitem"):
+        parse_templates(_tpl(access=acc))
+    good = load_templates()
+    assert [t.name for t in templates_from_stored([t.to_dict() for t in good])] == [t.name for t in good]
+    bad = {**good[0].to_dict(), "sql": "UPDATE lineitem SET l_tax = 0 WHERE l_orderkey < %(lo)s + %(hi)s"}
+    with pytest.raises(LabError, match="only SELECT"):
+        Template.from_dict(bad)
+    with pytest.raises(LabError, match="lacks keys"):
+        templates_from_stored([{"name": "x"}])
+
+
+def test_redaction_hides_passwords_in_every_form():
+    from lab_learnsched.pg.conn import redact_config
+
+    for dsn in (
+        "host=x password=s3cr3t user=u",
+        "host=x password='s3 cr3t' user=u",
+        "postgresql://u:s3cr3t@h/db",
+        "postgresql://u@h/db?password=s3cr3t&sslmode=disable",
+        "not a dsn password=s3cr3t '",
+    ):
+        assert "s3cr3t" not in redact(dsn) and "cr3t" not in redact(dsn), dsn
+    assert redact("host=x user=u") == "host=x user=u"
+    d = redact_config(
+        {"dsn": "host=x password=s3cr3t", "nested": {"url": "postgresql://u:s3cr3t@h/db"}, "n": 3}
+    )
+    assert "s3cr3t" not in str(d) and d["n"] == 3
+
+
+def test_dir_text_and_default_dir(monkeypatch, tmp_path):
+    from lab_learnsched.pg.cluster import check_dir_text, conf_string, default_dir
+
+    for bad, msg in (("/tmp/a\nb", "control"), ("/tmp/a,b", "comma"), ("/" + "x" * 120, "too long")):
+        with pytest.raises(LabError, match=msg):
+            check_dir_text(Path(bad))
+    check_dir_text(Path("/tmp/x';$(id)`id`\" \\"))
+    assert conf_string("a'b\\c") == "'a''b\\\\c'"
+    monkeypatch.delenv("LAB_PG_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    d = default_dir()
+    assert not str(d).startswith("/tmp/lab-pg") and (
+        d == Path("/var/lib/lab/pg") or d == tmp_path / "lab" / "pg"
+    )
+
+
+def test_cluster_json_cannot_point_elsewhere(tmp_path):
+    import json
+
+    from lab_learnsched.pg.cluster import MARKER, STATE_FILE, Cluster
+
+    base = tmp_path / "c"
+    base.mkdir()
+    with pytest.raises(LabError, match="no cluster in"):  # a description alone is not a cluster of ours
+        (base / STATE_FILE).write_text(json.dumps({"port": 5432}))
+        Cluster.load(base)
+    (base / MARKER).write_text("")
+    planted = {
+        "base_dir": "/etc",
+        "bin_dir": "/tmp/evil",
+        "port": 5433,
+        "shared_buffers": "2MB",
+        "tcp": False,
+    }
+    (base / STATE_FILE).write_text(json.dumps(planted))
+    c = Cluster.load(base)
+    assert c.base_dir == base and c.data_dir == base / "data" and c.port == 5433 and not hasattr(c, "bin_dir")
+    for bad in ({"port": "5432; rm -rf /"}, {"port": 5432, "shared_buffers": "1MB' x"}, [1]):
+        (base / STATE_FILE).write_text(json.dumps(bad))
+        with pytest.raises(LabError, match="corrupt cluster description"):
+            Cluster.load(base)
+    link = tmp_path / "link"
+    link.symlink_to(base)
+    with pytest.raises(LabError, match="symbolic link"):
+        Cluster.load(link)

@@ -21,7 +21,9 @@ DsnOpt = Annotated[
 DirOpt = Annotated[
     Path | None,
     typer.Option(
-        "--dir", envvar="LAB_PG_DIR", help="Folder of our throwaway cluster (default <tmp>/lab-pg)."
+        "--dir",
+        envvar="LAB_PG_DIR",
+        help="Private folder of our throwaway cluster (default ~/.cache/lab/pg; /var/lib/lab/pg as root).",
     ),
 ]
 
@@ -37,13 +39,20 @@ def register(app: typer.Typer) -> None:
         shared_buffers: Annotated[
             str, typer.Option(help="Buffer pool size (PostgreSQL units, >= 128kB).")
         ] = "4MB",
-        port: Annotated[int, typer.Option(help="TCP port on 127.0.0.1 (0 = a free one).")] = 0,
+        tcp: Annotated[
+            bool,
+            typer.Option(
+                help="Also listen on 127.0.0.1 (scram-sha-256, random password in <dir>/pgpass, 0600)."
+            ),
+        ] = False,
+        port: Annotated[int, typer.Option(help="With --tcp: TCP port on 127.0.0.1 (0 = a free one).")] = 0,
         dir_: DirOpt = None,
         dsn: DsnOpt = None,
     ) -> None:
-        """Start a throwaway cluster (initdb as `postgres` when root, loopback only) or check a --dsn."""
-        from lab_learnsched.pg.cluster import STATE_FILE, Cluster, create_cluster, default_dir
+        """Start a private throwaway cluster (Unix socket, peer auth, owner only) or check a --dsn."""
+        from lab_learnsched.pg.cluster import MARKER, Cluster, create_cluster, default_dir
         from lab_learnsched.pg.conn import connect, ensure_extensions, redact
+        from lab_shared.errors import LabError
 
         if dsn:
             with connect(dsn) as conn:
@@ -51,26 +60,31 @@ def register(app: typer.Typer) -> None:
                 sb = conn.execute("SHOW shared_buffers").fetchone()[0]
             typer.echo(f"using {redact(dsn)}: shared_buffers {sb}, extensions {', '.join(exts)}")
             return
-        base = dir_ or default_dir()
-        if (base / STATE_FILE).is_file():
+        base = (dir_ or default_dir()).absolute()
+        if (base / MARKER).is_file():
             c = Cluster.load(base)
+            if tcp != c.tcp or (port and port != c.port):
+                raise LabError(f"the cluster in {base} was made {'with' if c.tcp else 'without'} --tcp "
+                               f"(port {c.port}): `lab sched pg down` it to change that")  # fmt: skip
             if not c.is_running():
                 c.start()
             if shared_buffers and shared_buffers != c.shared_buffers:
                 c.set_shared_buffers(shared_buffers)
             typer.echo(f"cluster up in {base} (shared_buffers {c.shared_buffers}): {c.dsn}")
             return
-        c = create_cluster(base, shared_buffers or "4MB", port or None)
+        c = create_cluster(base, shared_buffers or "4MB", port or None, tcp=tcp)
         with connect(c.dsn) as conn:
             exts = ensure_extensions(conn)
         typer.echo(f"cluster up in {base} (shared_buffers {c.shared_buffers}, {', '.join(exts)}): {c.dsn}")
+        if c.tcp:
+            typer.echo(f"TCP on 127.0.0.1:{c.port}, password in {c.passfile}: {c.tcp_dsn}")
 
     @pg.command()
     def down(
         dir_: DirOpt = None,
         keep: Annotated[bool, typer.Option(help="Only stop the server; keep its folder.")] = False,
     ) -> None:
-        """Stop our cluster and remove its folder."""
+        """Stop our cluster and remove what `up` made in --dir (nothing outside it)."""
         from lab_learnsched.pg.cluster import Cluster, default_dir
 
         base = dir_ or default_dir()
@@ -168,6 +182,18 @@ def register(app: typer.Typer) -> None:
         train_steps: Annotated[
             int | None, typer.Option(help="Simulation steps to train the learned policy.")
         ] = None,
+        drop_os_cache: Annotated[
+            bool,
+            typer.Option(
+                "--drop-os-cache",
+                help="Root only: drop the OS page cache before every episode. This affects the WHOLE machine "
+                "(every program's cached files), not just PostgreSQL.",
+            ),
+        ] = False,
+        resume: Annotated[
+            Path | None,
+            typer.Option(help="Run folder of an interrupted `pg bench`: measure only what is missing."),
+        ] = None,
         dsn: DsnOpt = None,
         dir_: DirOpt = None,
         config: ConfigOpt = None,
@@ -175,16 +201,30 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """FIFO, greedy, lookahead, the exact optimum and a learned policy on the real database."""
         from lab_learnsched.pg.bench import PgBenchConfig, run_bench
+        from lab_learnsched.pg.conn import redact_config
         from lab_learnsched.schedulers import agent_specs
         from lab_shared.cli_utils import config_from_cli
+        from lab_shared.config import config_to_dict
+        from lab_shared.errors import LabError
         from lab_shared.rundir import RunDir
 
         agents = agent_specs(agent, lookahead=True)
+        if resume is not None:  # the run's own settings are the base; anything given must agree with them
+            if not (resume / "pg_config.json").is_file():
+                raise LabError(f"{resume} is not a `pg bench` run folder (no pg_config.json)")
+            if config is not None:
+                raise LabError("--resume continues with the run's own settings: drop --config")
+            config = resume / "pg_config.json"
         cfg = config_from_cli(
             PgBenchConfig, config, set_, episodes=episodes, queries=queries,
             policies=[p.strip() for p in policies.split(",") if p.strip()] if policies else None,
             agents=agents or None, train_steps=train_steps, dsn=dsn, pg_dir=str(dir_) if dir_ else None,
+            drop_os_cache=drop_os_cache or None,
         )  # fmt: skip
-        run = RunDir.create("sched-bench", "postgres", cfg)
-        run_bench(cfg, run, echo=True)
+        real_dsn, cfg.dsn = cfg.dsn, ""  # the DSN (and any password in it) is passed on, never stored
+        if resume is not None:
+            run = RunDir.open(resume)
+        else:
+            run = RunDir.create("sched-bench", "postgres", redact_config(config_to_dict(cfg)))
+        run_bench(cfg, run, echo=True, dsn=real_dsn or None)
         typer.echo(f"tables and plots: {run.path}")

@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from lab_learnsched.pg import bridge
-from lab_learnsched.pg.conn import Target, connect, resolve
+from lab_learnsched.pg.conn import Target, connect, redact_config, resolve
 from lab_learnsched.pg.execute import PgExecutor, QueryRun, Snapshot
 from lab_learnsched.pg.load import read_meta
 from lab_learnsched.pg.probe import ProbeCache
@@ -32,7 +32,7 @@ from lab_learnsched.pg.templates import Domain, Instance, Template, check_templa
 from lab_learnsched.workload import Query, Tables, save_trace
 from lab_shared.config import config_to_dict
 from lab_shared.errors import LabError
-from lab_shared.io import atomic_write_json
+from lab_shared.io import atomic_write_json, read_json
 from lab_shared.progress import get_logger
 from lab_shared.report import bar_plot, markdown_table, save_figure, write_table
 from lab_shared.rundir import RunDir
@@ -58,7 +58,7 @@ class PgBenchConfig:
     train_instances: int = 2_000
     train_envs: int = 8
     seed: int = 0
-    drop_os_cache: bool = True
+    drop_os_cache: bool = False  # root only; drops the page cache of the WHOLE machine before every episode
     shared_buffers: str = ""  # e.g. "3MB": run at this pool size (our cluster only; restored afterwards)
     dsn: str = ""  # default: $LAB_PG_DSN, else the cluster of `lab sched pg up`
     pg_dir: str = ""
@@ -165,6 +165,36 @@ def run_episode(
     )  # fmt: skip
 
 
+def episode_to_json(ep: EpisodeRun, spec: str, keys: list[str]) -> dict:
+    """One finished episode as JSON (the run folder's record that makes `pg bench` resumable)."""
+    return {
+        "spec": spec, "instances": keys, "policy": ep.policy, "order": ep.order,
+        "runs": [asdict(r) for r in ep.runs], "predicted": ep.predicted, "predicted_packed": ep.predicted_packed,
+        "predicted_lru": ep.predicted_lru, "decide_ms": ep.decide_ms, "reset": ep.reset, "pgss_reads": ep.pgss_reads,
+        "start": {"nbuffers": ep.start.nbuffers, "relation": ep.start.relation, "block": ep.start.block,
+                  "usage": ep.start.usage},
+    }  # fmt: skip
+
+
+def episode_from_json(d: Any, spec: str, path: Path) -> EpisodeRun:
+    try:
+        if d["spec"] != spec:
+            raise LabError(f"{path}: recorded for policy {d['spec']}, expected {spec} (start a new run)")
+        st = d["start"]
+        return EpisodeRun(
+            d["policy"], [int(x) for x in d["order"]], [QueryRun(**r) for r in d["runs"]],
+            np.asarray(d["predicted"], np.int64), np.asarray(d["predicted_packed"], np.int64),
+            np.asarray(d["predicted_lru"], np.int64), float(d["decide_ms"]), dict(d["reset"]),
+            Snapshot(int(st["nbuffers"]), list(st["relation"]), np.asarray(st["block"], np.int64),
+                     np.asarray(st["usage"], np.int64)),
+            d.get("pgss_reads"),
+        )  # fmt: skip
+    except (KeyError, TypeError, ValueError) as e:
+        raise LabError(
+            f"corrupt episode record {path}: {e} (delete it to measure that episode again)"
+        ) from None
+
+
 # --- training the learned policy in simulation -----------------------------------------------------------
 def train_in_sim(
     cfg: PgBenchConfig, wl: PgWorkload, cap: int, out_dir: Path, show_progress: bool = True
@@ -232,17 +262,33 @@ def _summary(policy: str, eps: list[EpisodeRun]) -> dict:
     }
 
 
-def run_bench(cfg: Any, run: RunDir, show_progress: bool = True, echo: bool = True) -> dict:
+def run_bench(
+    cfg: Any, run: RunDir, show_progress: bool = True, echo: bool = True, dsn: str | None = None
+) -> dict:
     """Everything in the module docstring. `cfg`: a PgBenchConfig or `lab sched bench`'s BenchConfig.
 
+    `dsn` (else cfg.dsn, else $LAB_PG_DSN / the cluster) is the database; only its redacted form is written.
+    Resumable: every finished episode is stored in `<run>/episodes/`; calling this again on the same run
+    folder (same settings, same loaded data) measures only the missing ones.
     With `echo`, the main table and the agreement line are printed at the end (for the CLI)."""
     cfg = from_sim_config(cfg)
     if cfg.episodes < 1 or cfg.queries < 1 or cfg.queue_size < 1:
         raise LabError("postgres bench needs episodes, queries and queue_size >= 1")
     if cfg.exact_size > 8:
         raise LabError("the exact optimum needs batches of at most 8 queries (exact_size <= 8)")
-    atomic_write_json(run.path / "pg_config.json", config_to_dict(cfg))
-    wl = PgWorkload.open(cfg.dsn, cfg.pg_dir)
+    if cfg.exact_batches < 0 or cfg.exact_size < 1:
+        raise LabError("exact_batches must be >= 0 and exact_size >= 1")
+    dsn = dsn or cfg.dsn
+    stored = redact_config(config_to_dict(cfg))  # a DSN's password never reaches the run folder
+    stored_path = run.path / "pg_config.json"
+    if stored_path.is_file():  # resuming: the same settings or nothing
+        old = read_json(stored_path)
+        diff = sorted(k for k in set(old) | set(stored) if old.get(k) != stored.get(k))
+        if diff:
+            raise LabError(f"cannot resume {run.path}: settings differ from the run's ({', '.join(diff)})")
+    else:
+        atomic_write_json(stored_path, stored)
+    wl = PgWorkload.open(dsn, cfg.pg_dir)
     cluster = wl.target.cluster
     if cfg.shared_buffers and cluster is None:
         raise LabError("shared_buffers can only be changed on our own cluster (not on a --dsn server)")
@@ -269,30 +315,53 @@ def _bench(cfg: PgBenchConfig, run: RunDir, wl: PgWorkload, show_progress: bool)
     exact = [wl.instances(cfg.exact_size, EXACT_SEED0 + b) for b in range(cfg.exact_batches)]
     test_q = [wl.queries(i) for i in test]
     exact_q = [wl.queries(i) for i in exact]
+    state_path = run.path / "pg_state.json"
+    state = read_json(state_path) if state_path.is_file() else {}
+    if state and state.get("load_id") != wl.meta["load_id"]:
+        raise LabError(f"cannot resume {run.path}: it measured load {state.get('load_id')}, the database now "
+                       f"holds load {wl.meta['load_id']} (start a new run)")  # fmt: skip
     with PgExecutor(wl.target, list(wl.tables.names), cfg.drop_os_cache) as ex:
         if not ex.reset()["os_cache_dropped"]:
-            log.warning("OS page cache not dropped (not root, or a --dsn server): PostgreSQL's reads may be "
-                        "served from it; read counts are unaffected, times are not")  # fmt: skip
+            log.warning("OS page cache not dropped (not asked with --drop-os-cache, not root, or a --dsn "
+                        "server): reads may be served from it; read counts are unaffected, times are not")  # fmt: skip
         ex.warm(wl.templates, test[0])
         cap = bridge.capacity(ex.snapshot())
-        agents = list(cfg.agents)
+        agents = list(state.get("agents") or cfg.agents)
         if not agents and cfg.learned:
             trained = train_in_sim(cfg, wl, cap, run.path, show_progress)
             agents = [trained, trained.replace("agent:", "agent+la:", 1)]
+        atomic_write_json(state_path, {"load_id": wl.meta["load_id"], "agents": agents, "capacity": cap})
         specs = list(dict.fromkeys(list(cfg.policies) + agents))
         labels = labels_for(specs + ["optimal"])
         scheds = [(s, make_scheduler(s, cfg.seed)) for s in specs]
+        ep_dir = run.path / "episodes"
+        done = len(list(ep_dir.glob("*.json"))) if ep_dir.is_dir() else 0
+        if done:
+            log.info("resuming %s: %d episode(s) already measured are not redone", run.path, done)
+
+        def episode(
+            kind: str, i: int, k: int, spec: str, insts, qs, sched, queue: int, seed: int
+        ) -> EpisodeRun:
+            path = ep_dir / f"{kind}-{i:04d}-{k:02d}.json"
+            if path.is_file():
+                return episode_from_json(read_json(path), spec, path)
+            ep = run_episode(ex, wl, insts, qs, sched, queue, seed)
+            atomic_write_json(path, episode_to_json(ep, spec, [x.key() for x in insts]))
+            return ep
+
         main: dict[str, list[EpisodeRun]] = {s: [] for s in specs}
         for e, (insts, qs) in enumerate(zip(test, test_q)):
-            for spec, sched in scheds:
-                main[spec].append(run_episode(ex, wl, insts, qs, sched, cfg.queue_size, e))
+            for k, (spec, sched) in enumerate(scheds):
+                main[spec].append(episode("main", e, k, spec, insts, qs, sched, cfg.queue_size, e))
                 log.info("episode %d %s: reads %d", e, labels[spec], int(main[spec][-1].measured.sum()))
         ex_specs = [s for s in specs if s.partition(":")[0] != "optimal"] + ["optimal"]
         small: dict[str, list[EpisodeRun]] = {s: [] for s in ex_specs}
         for b, (insts, qs) in enumerate(zip(exact, exact_q)):
-            for spec in ex_specs:
+            for k, spec in enumerate(ex_specs):
                 sched = make_scheduler(spec, cfg.seed)
-                small[spec].append(run_episode(ex, wl, insts, qs, sched, cfg.exact_size, EXACT_SEED0 + b))
+                small[spec].append(
+                    episode("exact", b, k, spec, insts, qs, sched, cfg.exact_size, EXACT_SEED0 + b)
+                )
     out = _tables(main, small, specs, labels)
     out["meta"] = {
         "load": wl.meta, "target": wl.target.label, "capacity": cap, "nbuffers": ex.nbuffers,
@@ -309,7 +378,7 @@ def _tables(main: dict, small: dict, specs: list[str], labels: dict[str, str]) -
         out["pg_main"].append(_summary(labels[spec], main[spec]))
     opt = np.array([e.measured.sum() for e in small["optimal"]], dtype=float)
     opt_sim = np.array([e.predicted_packed.sum() for e in small["optimal"]], dtype=float)
-    for spec, eps in small.items():
+    for spec, eps in small.items() if opt.size else ():  # exact_batches=0: no exact table
         row = _summary("optimal (exact)" if spec == "optimal" else labels[spec], eps)
         reads = np.array([e.measured.sum() for e in eps], dtype=float)
         row["optimum_reads"] = float(opt.mean())

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lab_learnsched.pg.cluster import STATE_FILE, Cluster, default_dir
+from lab_learnsched.pg.cluster import Cluster, default_dir
 from lab_shared.errors import LabError
 
 if TYPE_CHECKING:
@@ -40,16 +40,15 @@ class Target:
 
 
 def resolve(dsn: str | None = None, pg_dir: Path | None = None) -> Target:
-    """--dsn, then $LAB_PG_DSN, then the cluster in `pg_dir` (default $LAB_PG_DIR or <tmp>/lab-pg)."""
+    """--dsn, then $LAB_PG_DSN, then the cluster in `pg_dir` (default: see cluster.default_dir).
+
+    A DSN's password may come from PGPASSWORD or a passfile (libpq reads both), so it need not be in the DSN;
+    wherever it is, it is only ever written to disk redacted."""
     dsn = dsn or os.environ.get("LAB_PG_DSN") or None
     if dsn:
         return Target(dsn)
     base = Path(pg_dir) if pg_dir else default_dir()
-    if not (base / STATE_FILE).is_file():
-        raise LabError(
-            f"no database: run `lab sched pg up` (looked in {base}) or pass --dsn / set LAB_PG_DSN"
-        )
-    cluster = Cluster.load(base)
+    cluster = Cluster.load(base)  # one clear line when there is none (or --dir is refused)
     if not cluster.is_running():
         raise LabError(
             f"the cluster in {base} is not running: `lab sched pg up --dir {base}` starts it again"
@@ -57,10 +56,40 @@ def resolve(dsn: str | None = None, pg_dir: Path | None = None) -> Target:
     return Target(cluster.dsn, cluster)
 
 
+SECRET_KEYS = ("password", "sslpassword")
+
+
 def redact(dsn: str) -> str:
-    """A DSN safe to print (password hidden)."""
-    dsn = re.sub(r"(password\s*=\s*)\S+", r"\1***", dsn)
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", dsn)
+    """A DSN safe to print or write (passwords hidden), for key=value and URI forms alike."""
+    if not dsn:
+        return dsn
+    try:
+        from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+        d = conninfo_to_dict(dsn)
+        if not any(k in d for k in SECRET_KEYS):
+            return dsn
+        return make_conninfo(**{k: ("***" if k in SECRET_KEYS else v) for k, v in d.items()})
+    except Exception:  # unparsable: hide anything that looks like a secret
+        return _redact_text(dsn)
+
+
+def _redact_text(dsn: str) -> str:
+    dsn = re.sub(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&]+)", r"\1***", dsn, flags=re.I)
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", dsn)
+
+
+def redact_config(d: dict) -> dict:
+    """A config dict with every DSN-like string redacted (for config.json, pg_config.json, results)."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out[k] = redact_config(v)
+        elif isinstance(v, str) and ("dsn" in k.lower() or "password" in v.lower() or "://" in v):
+            out[k] = redact(v)
+        else:
+            out[k] = v
+    return out
 
 
 def first_line(err: BaseException) -> str:

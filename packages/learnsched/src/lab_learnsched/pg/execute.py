@@ -1,11 +1,13 @@
 """Running query instances on the real server and reading its buffer pool.
 
-An episode: `reset()` (cold restart of our cluster, plus dropping the OS page cache as root; on a user's
---dsn, which we cannot restart, evict our pages by prewarming a filler table), `warm(...)` (plan every
+An episode: `reset()` (cold restart of our cluster, plus, only when asked, dropping the whole machine's OS
+page cache as root; on a user's --dsn, which we cannot restart, evict our pages by prewarming a filler
+table), `warm(...)` (plan every
 instance once without running it, so catalog pages, btree metapages and the planner's index probes are in the
 pool identically for every policy), `snapshot()` (pg_buffercache: which page of which relation sits in
 which buffer, with its usage count), then `run(...)` per query: EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)
-with bound parameters gives shared hits/reads (execution; planning reported apart) and times.
+with bound parameters gives shared hits/reads (execution; planning reported apart) and times. Every template
+runs inside a READ ONLY transaction that is rolled back afterwards.
 
 Session settings: sequential scans off (a seq scan of a relation larger than a quarter of shared_buffers goes
 through a private 256 kB ring and would bypass the pool we schedule for), no parallel workers, no JIT.
@@ -20,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lab_learnsched.pg.conn import SCHEMA, Target, connect, first_line
-from lab_learnsched.pg.templates import Instance, Template
+from lab_learnsched.pg.templates import Instance, Template, read_only
 from lab_shared.errors import LabError
 
 if TYPE_CHECKING:
@@ -92,7 +94,7 @@ def _scans(plan: dict, out: list[str]) -> list[str]:
 class PgExecutor:
     """One measurement session on a database (our cluster or a user's DSN) over the workload's relations."""
 
-    def __init__(self, target: Target, relations: list[str], drop_os_cache: bool = True):
+    def __init__(self, target: Target, relations: list[str], drop_os_cache: bool = False):
         self.target = target
         self.relations = list(relations)
         self.drop_os_cache = drop_os_cache
@@ -187,7 +189,8 @@ class PgExecutor:
 
         opts = "ANALYZE, BUFFERS, FORMAT JSON" if analyze else "BUFFERS, FORMAT JSON"
         try:
-            row = self.conn.execute(f"EXPLAIN ({opts}) {t.sql}", inst.params).fetchone()
+            with read_only(self.conn):  # a READ ONLY transaction, rolled back after EXPLAIN ANALYZE
+                row = self.conn.execute(f"EXPLAIN ({opts}) {t.sql}", inst.params).fetchone()
         except psycopg.Error as e:
             raise LabError(f"template '{t.name}' ({inst.key()}): {first_line(e)}") from None
         doc = row[0]

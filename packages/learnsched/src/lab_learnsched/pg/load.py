@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from lab_learnsched.pg.conn import SCHEMA, ensure_extensions, first_line, sql_error
-from lab_learnsched.pg.templates import Template, check_templates
+from lab_learnsched.pg.templates import Template, check_templates, templates_from_stored
 from lab_shared.errors import LabError
 
 if TYPE_CHECKING:
@@ -273,4 +273,6 @@ def read_meta(conn: psycopg.Connection) -> tuple[dict, list[Template]]:
         raise LabError("lab_meta is incomplete: run `lab sched pg load` again")
     meta = rows["load"] if isinstance(rows["load"], dict) else json.loads(rows["load"])
     temps = rows["templates"] if isinstance(rows["templates"], list) else json.loads(rows["templates"])
-    return meta, [Template.from_dict(t) for t in temps]
+    if not isinstance(meta, dict) or not {"load_id", "pages"} <= set(meta):
+        raise LabError("lab_meta's load description is incomplete: run `lab sched pg load` again")
+    return meta, templates_from_stored(temps, "lab_meta")  # checked again: SELECT only

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from lab_learnsched.pg.conn import first_line
-from lab_learnsched.pg.templates import Instance, Template, params_to_json
+from lab_learnsched.pg.templates import Instance, Template, params_to_json, read_only
 from lab_shared.errors import LabError
 from lab_shared.io import atomic_write_text
 
@@ -133,7 +133,8 @@ def heap_tids(conn: psycopg.Connection, table: str, where: str, params: dict) ->
 
     q = psql.SQL("SELECT " + TID % ("ctid", "ctid") + " FROM {t} WHERE ").format(t=psql.Identifier(table))
     try:
-        rows = conn.execute(q + psql.SQL(where), params).fetchall()
+        with read_only(conn):  # the condition came from a template: checked, and still read-only here
+            rows = conn.execute(q + psql.SQL(where), params).fetchall()
     except psycopg.Error as e:
         raise LabError(f"probe of {table} WHERE {where}: {first_line(e)}") from None
     return np.sort(np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)))

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lab_learnsched.pg.conn import first_line
+from lab_learnsched.pg.sqlcheck import check_select, function_names
 from lab_shared.errors import LabError
 
 if TYPE_CHECKING:
@@ -64,10 +65,8 @@ class Template:
 
     @classmethod
     def from_dict(cls, d: dict) -> Template:
-        return cls(
-            d["name"], d["sql"], d["column"], tuple(d["width"]), tuple(d["region"]),
-            tuple(Access(**a) for a in d["access"]), float(d.get("weight", 1.0)),
-        )  # fmt: skip
+        """A stored template (lab_meta), validated again exactly like one read from a file."""
+        return templates_from_stored([d], "stored template")[0]
 
 
 @dataclass(frozen=True)
@@ -145,6 +144,7 @@ def parse_templates(data: dict, name: str = "templates") -> list[Template]:
         if not isinstance(sql, str) or not sql.strip():
             raise LabError(f"{where}: needs 'sql'")
         _check_params(sql, where)
+        check_select(sql, where)
         rng = t.get("range")
         if not isinstance(rng, dict) or set(rng) - {"column", "width", "region"}:
             raise LabError(
@@ -167,12 +167,68 @@ def parse_templates(data: dict, name: str = "templates") -> list[Template]:
             if not (IDENT.match(str(a["table"])) and IDENT.match(str(a["index"]))):
                 raise LabError(f"{where}: access table/index must be lowercase identifiers")
             _check_params(str(a["where"]), f"{where} access on {a['table']}")
+            check_select(probe_sql(a["table"], str(a["where"])), f"{where} access on {a['table']}")
             accesses.append(Access(a["table"], a["index"], a["where"]))
         weight = t.get("weight", 1.0)
         if not isinstance(weight, (int, float)) or weight <= 0:
             raise LabError(f"{where}: weight must be > 0")
         out.append(Template(tname, sql.strip(), col, width, region, tuple(accesses), float(weight)))
     return out
+
+
+def probe_sql(table: str, where: str) -> str:
+    """The statement probe.py runs for an access (the condition is pasted, so it is checked as a whole)."""
+    return f"SELECT ctid FROM {table} WHERE {where}"
+
+
+def templates_from_stored(items: Any, name: str = "lab_meta") -> list[Template]:
+    """Templates read back from the database or a file of dicts (Template.to_dict), re-validated."""
+    if not isinstance(items, list):
+        raise LabError(f"{name}: templates must be a list")
+    conv = []
+    for d in items:
+        if not isinstance(d, dict) or not {"name", "sql", "column", "width", "region", "access"} <= set(d):
+            raise LabError(f"{name}: a stored template lacks keys (run `lab sched pg load` again)")
+        extra = {k: d[k] for k in ("weight",) if k in d}
+        conv.append({"name": d["name"], "sql": d["sql"], "access": d["access"], **extra,
+                     "range": {"column": d["column"], "width": list(d["width"]), "region": list(d["region"])}})  # fmt: skip
+    return parse_templates({"template": conv}, name)
+
+
+def read_only(conn: psycopg.Connection):
+    """A READ ONLY transaction that is always rolled back (templates and probes run inside one)."""
+    tx = conn.transaction(force_rollback=True)
+    return _ReadOnly(conn, tx)
+
+
+class _ReadOnly:
+    def __init__(self, conn, tx):
+        self.conn, self.tx = conn, tx
+
+    def __enter__(self):
+        self.tx.__enter__()
+        self.conn.execute("SET TRANSACTION READ ONLY")
+        return self.conn
+
+    def __exit__(self, *exc):
+        return self.tx.__exit__(*exc)
+
+
+def check_functions(conn: psycopg.Connection, t: Template) -> None:
+    """Reject a template calling a function the catalog marks volatile (it could change state)."""
+    names = set(function_names(t.sql))
+    for a in t.access:
+        names |= function_names(probe_sql(a.table, a.where))
+    if not names:
+        return
+    rows = conn.execute(
+        "SELECT DISTINCT proname FROM pg_proc WHERE proname = ANY(%s) AND provolatile = 'v' AND prokind <> 'a'",
+        (sorted(names),),
+    ).fetchall()
+    if rows:
+        raise LabError(
+            f"template '{t.name}': calls volatile function {rows[0][0]}() (only read-only SELECTs)"
+        )
 
 
 # --- checking against a database -------------------------------------------------------------------------
@@ -217,17 +273,20 @@ def check_templates(conn: psycopg.Connection, templates: list[Template]) -> dict
         if t.column not in domains:
             domains[t.column] = column_domain(conn, t.column)
         params = sample_params(t, domains[t.column], np.random.default_rng(0))
+        check_functions(conn, t)
         try:
-            conn.execute("EXPLAIN " + t.sql, params)
+            with read_only(conn):
+                conn.execute("EXPLAIN " + t.sql, params)
         except psycopg.Error as e:
             raise LabError(f"template '{t.name}': {first_line(e)}") from None
         for a in t.access:
             try:
-                conn.execute(
-                    psql.SQL("EXPLAIN SELECT ctid FROM {t} WHERE ").format(t=psql.Identifier(a.table))
-                    + psql.SQL(a.where),
-                    params,
-                )
+                with read_only(conn):
+                    conn.execute(
+                        psql.SQL("EXPLAIN SELECT ctid FROM {t} WHERE ").format(t=psql.Identifier(a.table))
+                        + psql.SQL(a.where),
+                        params,
+                    )
             except psycopg.Error as e:
                 raise LabError(f"template '{t.name}', access on {a.table}: {first_line(e)}") from None
             kind = conn.execute(
