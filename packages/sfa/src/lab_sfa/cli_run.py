@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from lab_shared.backend import AddressOpt, BackendOpt
 from lab_shared.cli_utils import ConfigOpt, SetOpt
 
 
@@ -96,12 +97,18 @@ def register(app: typer.Typer) -> None:
         ] = None,
         name: Annotated[str, typer.Option(help="Sweep folder name prefix.")] = "sweep",
         set_: SetOpt = None,
+        backend: BackendOpt = "local",
+        address: AddressOpt = None,
     ) -> None:
         """Run a grid of methods x hyperparameters x seeds (resumable) and write the comparison table."""
         from lab_sfa.sweep import load_spec, run_sweep
+        from lab_shared.backend import Backend
         from lab_shared.errors import LabError
         from lab_shared.io import read_json
         from lab_shared.rundir import RunDir
+
+        tasks = Backend(backend, address)
+        tasks.start()  # Ray missing or unreachable: one line before the sweep folder is touched
 
         if resume is not None:
             run_dir = RunDir.open(resume)
@@ -111,7 +118,7 @@ def register(app: typer.Typer) -> None:
             run_dir = RunDir.create("sfa-sweep", name)
         else:
             raise LabError("give a sweep file, or --resume FOLDER")
-        summary = run_sweep(spec, run_dir, list(set_ or []), only)
+        summary = run_sweep(spec, run_dir, list(set_ or []), only, tasks)
         _write_sweep_index(run_dir, summary)
         from lab_shared.report import markdown_table
 

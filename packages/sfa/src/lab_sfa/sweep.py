@@ -26,10 +26,11 @@ from typing import Any
 
 from lab_sfa.continual import RunConfig, run_continual, validate_run
 from lab_sfa.metrics import mean_std
+from lab_shared.backend import Backend, map_tasks
 from lab_shared.config import load_config
 from lab_shared.errors import ConfigError, LabError
 from lab_shared.io import atomic_write_json, read_json
-from lab_shared.progress import get_logger, progress
+from lab_shared.progress import get_logger
 from lab_shared.report import bar_plot, line_plot, write_table
 from lab_shared.rundir import RunDir
 
@@ -115,8 +116,27 @@ def point_config(base: dict[str, Any], point: GridPoint, seed: int, extra: list[
     return cfg
 
 
-def run_sweep(spec: dict, run_dir: RunDir, extra: list[str] = (), only_method: str | None = None) -> dict:
-    """Run every (grid point, seed) not yet done in ``run_dir``, then write the tables and plots."""
+def _run_point(arg: tuple[RunConfig, str]) -> dict | None:
+    """One (grid point, seed) run, wherever the backend runs it; None if its result file appeared meanwhile."""
+    cfg, done_file = arg
+    if Path(done_file).exists():  # finished meanwhile by another process on this folder
+        return None
+    res = run_continual(cfg)
+    res.pop("curves", None)
+    return res
+
+
+def run_sweep(
+    spec: dict,
+    run_dir: RunDir,
+    extra: list[str] = (),
+    only_method: str | None = None,
+    backend: Backend | None = None,
+) -> dict:
+    """Run every (grid point, seed) not yet done in ``run_dir``, then write the tables and plots.
+
+    Each run is one task of `backend` (local: one after another here; Ray: in parallel on the cluster); its
+    result comes back here and is written to ``points/`` as it finishes, so resume works the same on both."""
     base, points, seeds, select = parse_spec(spec)
     if only_method:  # one method or a comma-separated list (lets several processes share a sweep folder)
         wanted = set(only_method.split(","))
@@ -128,14 +148,18 @@ def run_sweep(spec: dict, run_dir: RunDir, extra: list[str] = (), only_method: s
     pdir.mkdir(exist_ok=True)
     todo = [(p, s) for p, s in jobs if not (pdir / f"{p.key()}-s{s}.json").exists()]
     log.info("sweep: %d runs (%d points x %d seeds), %d to do", len(jobs), len(points), len(seeds), len(todo))
-    for p, s in progress(todo, desc="sweep"):
-        if (pdir / f"{p.key()}-s{s}.json").exists():  # finished meanwhile by another process on this folder
-            continue
-        res = run_continual(configs[(p.key(), s)])
-        res.pop("curves", None)
+    by_task = {f"{p.key()}-s{s}": (p, s) for p, s in todo}
+
+    def save(task: str, res: dict | None) -> None:
+        if res is None:
+            return
+        p, s = by_task[task]
         res.update(point=p.label, point_key=p.key(), overrides=p.overrides)
-        atomic_write_json(pdir / f"{p.key()}-s{s}.json", res)
+        atomic_write_json(pdir / f"{task}.json", res)
         run_dir.metrics.log(point=p.label, seed=s, acc=res["acc"], val_acc=res.get("val_acc"), bwt=res["bwt"])
+
+    tasks = [(t, (configs[(p.key(), s)], str(pdir / f"{t}.json"))) for t, (p, s) in by_task.items()]
+    map_tasks(_run_point, tasks, backend, on_result=save, desc="sweep")
     return summarize_sweep(run_dir, points, seeds, select)
 
 
