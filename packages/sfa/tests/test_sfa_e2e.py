@@ -192,6 +192,22 @@ def test_cli_run_sweep_and_bad_input(taskfile, tmp_path, lab_subprocess):
     assert r.returncode == 0, r.stderr
     assert [p.stat().st_mtime_ns for p in sorted((sweep_dir / "points").glob("*.json"))] == mtimes
     assert (sweep_dir / "plots" / "acc_by_method.png").exists()
+    # a changed base config: refused in one line unless --force; forced, it reuses no old point
+    changed = tmp_path / "sweep2.toml"
+    changed.write_text(spec.read_text().replace('"trainer.max_steps" = 4', '"trainer.max_steps" = 3'))
+    recorded = (sweep_dir / "sweep.json").read_text()
+    r = lab_subprocess("sfa", "sweep", str(changed), "--resume", str(sweep_dir), env=env)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert "base.trainer.max_steps (4 -> 3)" in r.stderr and "--force" in r.stderr
+    assert (sweep_dir / "sweep.json").read_text() == recorded
+    r = lab_subprocess(
+        "sfa", "sweep", str(changed), "--resume", str(sweep_dir), "--only", "seq", "--force", env=env
+    )
+    assert r.returncode == 0, r.stderr
+    assert len(list((sweep_dir / "points").glob("*.json"))) == 8  # 2 new seq runs beside the 6 old ones
+    assert json.loads((sweep_dir / "sweep.json").read_text())["base"]["trainer.max_steps"] == 3
+    prov = json.loads((sweep_dir / "provenance.json").read_text())
+    assert [r["forced"] for r in prov["resumes"]] == [False, True]
 
 
 def test_cli_bad_input_is_one_clear_error(taskfile, tmp_path, monkeypatch):

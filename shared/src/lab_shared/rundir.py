@@ -149,6 +149,13 @@ class RunDir:
         run.check_resume(config, inputs, force, allow)
         return run
 
+    def share(self) -> None:
+        """Make this process's lock shared, so cooperating processes (`sfa sweep --only`) can join with
+        `open(path, lock="shared")`; an exclusive writer is still refused."""
+        fd = _held.get(str(self.path.resolve()))
+        if fd is not None:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+
     @property
     def plots(self) -> Path:
         return self.path / "plots"
@@ -214,7 +221,8 @@ class RunDir:
         changed = provenance.config_diff(old, new) if comparable else []
         refused = provenance.config_diff(old, new, allow) if comparable else []
         new_inputs = provenance.hash_inputs(inputs)
-        changed_in = provenance.inputs_diff(rec.get("inputs", {}), new_inputs) if rec and inputs else []
+        recorded_in = rec.get("inputs") if rec else None  # none recorded: nothing to compare with
+        changed_in = provenance.inputs_diff(recorded_in, new_inputs) if recorded_in and inputs else []
         if (refused or changed_in) and not force:
             what = []
             if refused:

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from lab_shared.backend import AddressOpt, BackendOpt
-from lab_shared.cli_utils import ConfigOpt, SetOpt
+from lab_shared.cli_utils import ConfigOpt, ForceOpt, SetOpt
 
 
 def register(app: typer.Typer) -> None:
@@ -96,12 +96,13 @@ def register(app: typer.Typer) -> None:
             str | None, typer.Option(help="Run only these methods' grid points (comma-separated).")
         ] = None,
         name: Annotated[str, typer.Option(help="Sweep folder name prefix.")] = "sweep",
+        force: ForceOpt = False,
         set_: SetOpt = None,
         backend: BackendOpt = "local",
         address: AddressOpt = None,
     ) -> None:
         """Run a grid of methods x hyperparameters x seeds (resumable) and write the comparison table."""
-        from lab_sfa.sweep import load_spec, run_sweep
+        from lab_sfa.sweep import load_spec, resolved_spec, run_sweep
         from lab_shared.backend import Backend
         from lab_shared.errors import LabError
         from lab_shared.io import read_json
@@ -111,11 +112,14 @@ def register(app: typer.Typer) -> None:
         tasks.start()  # Ray missing or unreachable: one line before the sweep folder is touched
 
         if resume is not None:
-            run_dir = RunDir.open(resume)
+            run_dir = RunDir.open(resume, lock="shared" if only else True)  # --only: processes may share
             spec = read_json(run_dir.file("sweep.json")) if grid is None else load_spec(grid)
+            run_dir.check_resume(resolved_spec(spec, set_ or []), force=force)  # changed spec: needs --force
         elif grid is not None:
             spec = load_spec(grid)
-            run_dir = RunDir.create("sfa-sweep", name)
+            run_dir = RunDir.create("sfa-sweep", name, config=resolved_spec(spec, set_ or []))
+            if only:
+                run_dir.share()
         else:
             raise LabError("give a sweep file, or --resume FOLDER")
         summary = run_sweep(spec, run_dir, list(set_ or []), only, tasks)

@@ -27,7 +27,7 @@ from typing import Any
 from lab_sfa.continual import RunConfig, run_continual, validate_run
 from lab_sfa.metrics import mean_std
 from lab_shared.backend import Backend, map_tasks
-from lab_shared.config import load_config
+from lab_shared.config import config_to_dict, load_config
 from lab_shared.errors import ConfigError, LabError
 from lab_shared.io import atomic_write_json, read_json
 from lab_shared.progress import get_logger
@@ -43,6 +43,7 @@ class GridPoint:
 
     method: str
     overrides: dict[str, Any] = field(default_factory=dict)
+    config_hash: str = ""  # of the full resolved config (defaults + base + point + set), set by parse_spec
 
     @property
     def label(self) -> str:
@@ -50,7 +51,8 @@ class GridPoint:
         return f"{self.method}({short})" if short else self.method
 
     def key(self) -> str:
-        blob = json.dumps({"method": self.method, **self.overrides}, sort_keys=True, default=str)
+        point = {"method": self.method, **self.overrides, "_config": self.config_hash}
+        blob = json.dumps(point, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
@@ -66,11 +68,14 @@ def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
 
 def parse_spec(spec: dict) -> tuple[dict[str, Any], list[GridPoint], list[int], str]:
     """(base overrides, grid points, seeds, selection metric) from a parsed sweep spec."""
-    unknown = set(spec) - {"seeds", "select", "base", "grid", "name"}
+    unknown = set(spec) - {"seeds", "select", "base", "grid", "name", "set"}
     if unknown:
         raise LabError(
-            f"sweep file: unknown key '{sorted(unknown)[0]}' (known: seeds, select, base, grid, name)"
+            f"sweep file: unknown key '{sorted(unknown)[0]}' (known: seeds, select, base, grid, name, set)"
         )
+    sets = spec.get("set", [])
+    if not isinstance(sets, list) or not all(isinstance(x, str) for x in sets):
+        raise LabError("sweep file: set must be a list of key=value strings")
     seeds = spec.get("seeds", [0])
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
         raise LabError("sweep file: seeds must be a non-empty list of integers")
@@ -88,7 +93,17 @@ def parse_spec(spec: dict) -> tuple[dict[str, Any], list[GridPoint], list[int], 
         values = [v if isinstance(v, list) else [v] for v in (entry[k] for k in keys)]
         for combo in itertools.product(*values):
             points.append(GridPoint(str(method), dict(zip(keys, combo))))
+    for p in points:  # a changed base or --set gives new keys: old results are never reused for it
+        cfg = config_to_dict(point_config(base, p, 0, sets))
+        p.config_hash = hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()
     return base, points, seeds, str(spec.get("select", "val_acc"))
+
+
+def resolved_spec(spec: dict, extra: list[str] | tuple = ()) -> dict:
+    """The spec with the --set overrides added to its `set` list: what sweep.json records and the keys hash."""
+    have = list(spec.get("set", []))
+    more = [e for e in extra if e not in have]
+    return {**spec, "set": have + more} if more else spec
 
 
 def load_spec(path: Path) -> dict:
@@ -137,6 +152,8 @@ def run_sweep(
 
     Each run is one task of `backend` (local: one after another here; Ray: in parallel on the cluster); its
     result comes back here and is written to ``points/`` as it finishes, so resume works the same on both."""
+    spec = resolved_spec(spec, extra)  # --set values are part of the spec and of every point's key
+    extra = spec.get("set", [])
     base, points, seeds, select = parse_spec(spec)
     if only_method:  # one method or a comma-separated list (lets several processes share a sweep folder)
         wanted = set(only_method.split(","))

@@ -167,9 +167,15 @@ def reward_analysis(
     temps = sorted(set(temperatures) | {1.0})
     probs: dict[float, list[dict]] = {t: [] for t in temps}
     for t in temps:
-        pl = ModelPlayer(model, tokenizer, t, "masked")
+        if tokenizer is None:  # a position model: the board alone
+            from lab_transcendence.position_player import PositionPlayer
+
+            pp = PositionPlayer(model, t)
+            score = lambda reqs, pp=pp: pp.legal_logprobs([r.board for r in reqs])  # noqa: E731
+        else:
+            score = ModelPlayer(model, tokenizer, t, "masked").legal_logprobs
         for i in range(0, len(positions), batch):
-            for moves, lp in pl.legal_logprobs(positions[i : i + batch]):
+            for moves, lp in score(positions[i : i + batch]):
                 probs[t].append(dict(zip(moves, np.exp(lp), strict=True)))
     rewards = {t: [] for t in temps}
     best = []
@@ -277,7 +283,7 @@ def run_rewards(
     from lab_shared.rundir import RunDir
     from lab_transcendence.arena import read_records
     from lab_transcendence.engines import EngineSettings, open_pool
-    from lab_transcendence.export import load_model
+    from lab_transcendence.loading import load_any
 
     for t in temperatures:
         if not t > 0:
@@ -290,7 +296,7 @@ def run_rewards(
         if not names:
             raise LabError("no model player in those games: pass --player NAME")
         player = names[0]
-    model, tok, _ = load_model(model_dir, choose_device(device))
+    _kind, model, tok, _ = load_any(model_dir, choose_device(device))
     run = RunDir.create(
         "chess-analyze",
         name,

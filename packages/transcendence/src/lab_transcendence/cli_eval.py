@@ -79,6 +79,10 @@ def _run_eval(command: str, name: str, resume: Path | None, config, sets, values
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the package's Typer app."""
+    from lab_transcendence import cli_positions
+    from lab_transcendence.cli_data import data_app
+
+    cli_positions.register(data_app)
 
     @app.command("eval")
     def eval_cmd(
@@ -142,6 +146,30 @@ def register(app: typer.Typer) -> None:
         expert_games: Annotated[
             int | None, typer.Option("--expert-games", help="Games per expert and level.")
         ] = None,
+        design: Annotated[
+            str | None,
+            typer.Option(
+                "--design",
+                help="anchors (vs Stockfish levels) or pool (experts' pool, selection + confirmation).",
+            ),
+        ] = None,
+        selection_games: Annotated[
+            int | None, typer.Option("--selection-games", help="pool: games a pair, selection set.")
+        ] = None,
+        confirm_games: Annotated[
+            int | None,
+            typer.Option("--confirm-games", help="pool: games a pair, confirmation set (fresh seeds)."),
+        ] = None,
+        h2h_games: Annotated[
+            int | None, typer.Option("--h2h-games", help="pool: confirmation games vs the best expert.")
+        ] = None,
+        positions: Annotated[
+            int | None,
+            typer.Option("--positions", help="pool: held-out positions for the per-position measure."),
+        ] = None,
+        position_depth: Annotated[
+            int | None, typer.Option("--position-depth", help="Stockfish depth of the per-position measure.")
+        ] = None,
         levels: LevelsOpt = None,
         games: GamesOpt = None,
         limit: LimitOpt = None,
@@ -165,6 +193,12 @@ def register(app: typer.Typer) -> None:
             policies=_split(policies, str),
             experts=experts,
             expert_games=expert_games,
+            design=design,
+            selection_games=selection_games,
+            confirm_games=confirm_games,
+            h2h_games=h2h_games,
+            positions=positions,
+            position_depth=position_depth,
             levels=_split(levels, int),
             games=games,
             limit=limit,
@@ -300,7 +334,7 @@ def register(app: typer.Typer) -> None:
         """Serve the model as a UCI engine on stdin/stdout (for GUIs, cutechess-cli, lichess-bot)."""
         from lab_shared.device import choose_device
         from lab_shared.errors import LabError
-        from lab_transcendence.export import load_model
+        from lab_transcendence.loading import load_any
         from lab_transcendence.uci import UciEngine, serve
 
         if not temperature > 0:
@@ -309,5 +343,5 @@ def register(app: typer.Typer) -> None:
             raise LabError(f"unknown policy {policy!r} (choose masked or paper)")
         if not model.exists():
             raise LabError(f"model folder not found: {model}")
-        m, tok, _meta = load_model(model, choose_device(device))
+        _kind, m, tok, _meta = load_any(model, choose_device(device))
         serve(UciEngine(m, tok, temperature, policy, seed))

@@ -9,6 +9,7 @@ and the move limit, the pin only sets the scale's origin).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -246,3 +247,96 @@ def calibrate(
     res = {"anchors": anchors, "crosstable": cross, "games": len(records), "limit": limit}
     run.write_results(res)
     return res
+
+
+# ---------------------------------------------------------------- one pool, maximum likelihood, bootstrap
+
+
+def _pool_arrays(games: Sequence[tuple[str, str, float]], fixed: dict[str, float]):
+    import numpy as np
+
+    names = sorted({a for a, _, _ in games} | {b for _, b, _ in games})
+    idx = {n: i for i, n in enumerate(names)}
+    ia = np.array([idx[a] for a, _, _ in games], dtype=np.int64)
+    ib = np.array([idx[b] for _, b, _ in games], dtype=np.int64)
+    s = np.array([x for _, _, x in games], dtype=np.float64)
+    free = np.array([n not in fixed for n in names])
+    r0 = np.array([fixed.get(n, 0.0) for n in names], dtype=np.float64)
+    return names, ia, ib, s, free, r0
+
+
+def _newton(ia, ib, s, w, free, r, prior_mean, prior_sd, iters=100):
+    """MAP Elo of the free players (Bradley-Terry on the Elo scale, game weights w) from start r."""
+    import numpy as np
+
+    k = math.log(10) / 400
+    n = len(r)
+    fi = np.flatnonzero(free)
+    r = r.copy()
+    for _ in range(iters):
+        p = 1 / (1 + np.exp(-k * (r[ia] - r[ib])))
+        g = np.zeros(n)
+        np.add.at(g, ia, w * k * (s - p))
+        np.add.at(g, ib, -w * k * (s - p))
+        g -= (r - prior_mean) / prior_sd**2
+        h = np.zeros((n, n))
+        q = w * k * k * p * (1 - p)
+        np.add.at(h, (ia, ia), q)
+        np.add.at(h, (ib, ib), q)
+        np.add.at(h, (ia, ib), -q)
+        np.add.at(h, (ib, ia), -q)
+        h[np.diag_indices(n)] += 1 / prior_sd**2
+        step = np.linalg.solve(h[np.ix_(fi, fi)], g[fi])
+        step = np.clip(step, -300, 300)
+        r[fi] += step
+        if np.abs(step).max() < 1e-4:
+            break
+    return r
+
+
+def pool_ml(
+    games: Sequence[tuple[str, str, float]],
+    fixed: dict[str, float],
+    bootstrap: int = 1000,
+    seed: int = 0,
+    prior_sd: float = ML_PRIOR_SD,
+) -> dict:
+    """Maximum-likelihood Elo of every player of one pool against the fixed anchors, with 95% intervals.
+
+    `games` are (a, b, score of a), every pair of players may meet. Intervals: percentile bootstrap over
+    games (resample the games with replacement, refit; `bootstrap` times). The prior N(mean of the anchors,
+    prior_sd^2) is weak: it only keeps an all-win or all-loss record finite. Returns {"ratings": {name:
+    elo}, "ci95": {name: [lo, hi]}, "samples": (B, n) array, "names": [...]}; `diff_ci` reads intervals of
+    differences from the samples.
+    """
+    import numpy as np
+
+    if not games:
+        return {"ratings": {}, "ci95": {}, "samples": np.zeros((0, 0)), "names": []}
+    names, ia, ib, s, free, r0 = _pool_arrays(games, fixed)
+    mean = float(np.mean(list(fixed.values()))) if fixed else 1500.0
+    r0[free] = mean
+    w = np.ones(len(s))
+    full = _newton(ia, ib, s, w, free, r0, mean, prior_sd)
+    rng = np.random.default_rng(seed)
+    samples = np.zeros((bootstrap, len(names)))
+    for b in range(bootstrap):
+        wb = np.bincount(rng.integers(0, len(s), len(s)), minlength=len(s)).astype(np.float64)
+        samples[b] = _newton(ia, ib, s, wb, free, full, mean, prior_sd, iters=30)
+    lo, hi = np.percentile(samples, [2.5, 97.5], axis=0) if bootstrap else (full, full)
+    return {
+        "ratings": {n: float(full[i]) for i, n in enumerate(names)},
+        "ci95": {n: [float(lo[i]), float(hi[i])] for i, n in enumerate(names)},
+        "samples": samples,
+        "names": names,
+    }
+
+
+def diff_ci(fit: dict, a: str, b: str) -> tuple[float, list[float]]:
+    """Elo of a minus b and its 95% bootstrap interval (the same resamples for both: paired)."""
+    import numpy as np
+
+    i, j = fit["names"].index(a), fit["names"].index(b)
+    d = fit["samples"][:, i] - fit["samples"][:, j]
+    lo, hi = np.percentile(d, [2.5, 97.5]) if len(d) else (float("nan"), float("nan"))
+    return fit["ratings"][a] - fit["ratings"][b], [float(lo), float(hi)]

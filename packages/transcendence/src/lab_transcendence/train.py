@@ -17,6 +17,7 @@ from typing import Literal
 
 from lab_shared.errors import LabError
 from lab_shared.trainer import TrainerConfig
+from lab_transcendence.position_config import PositionConfig
 
 
 def paper_trainer_config() -> TrainerConfig:
@@ -67,7 +68,8 @@ PRESET_TRAINER: dict[str, dict] = {
 
 @dataclass
 class ChessTrainConfig:
-    data: Path | None = None  # a folder made by `lab chess data ...`
+    data: Path | None = None  # a folder made by `lab chess data ...` (positions folder for model=position)
+    model: str = "transcript"  # transcript (the paper's GPT) | position (position_model.py)
     preset: str = "small"  # tiny | small | 50m | 300m
     block_size: int | None = None  # context (default: the preset's; blocks are block_size + 1 tokens)
     n_layer: int | None = None
@@ -78,6 +80,7 @@ class ChessTrainConfig:
     compile: Literal["auto", "on", "off"] = "auto"  # auto = on for CUDA
     val_fraction: float = 0.02
     eval_batches: int = 20
+    position: PositionConfig = field(default_factory=PositionConfig)  # model=position only
     trainer: TrainerConfig = field(default_factory=paper_trainer_config)
 
 
@@ -112,6 +115,16 @@ def build_model(cfg: ChessTrainConfig, vocab_size: int):
 
 def train(cfg: ChessTrainConfig, run_dir=None, resume: str | Path | None = None, name: str = "chess") -> dict:
     """Train on cfg.data in a run directory (created, or given to resume); returns the results dict."""
+    if cfg.model == "position":
+        from lab_transcendence.position_train import train_position
+
+        return train_position(cfg, run_dir=run_dir, resume=resume, name=name)
+    if cfg.model != "transcript":
+        raise LabError(f"unknown model kind {cfg.model!r} (choose transcript or position)")
+    from lab_transcendence.positions import is_positions
+
+    if cfg.data is not None and is_positions(cfg.data):
+        raise LabError(f"{cfg.data} is a positions folder: train it with --model position")
     import torch
 
     from lab_shared.device import choose_device

@@ -38,6 +38,19 @@ class EvalConfig:
     stockfish: str | None = None
     device: str = "auto"
     seed: int = 0
+    # the pool design (pool.py): one rating pool with the experts, selection then confirmation
+    design: str = "anchors"  # anchors (vs Stockfish levels, the paper's) | pool
+    selection_games: int = 12  # pool: games a pair in the selection set
+    confirm_games: int = 40  # pool: games a pair in the confirmation set (fresh seeds)
+    h2h_games: int = 100  # pool: confirmation games of the selected setting vs the selection's best expert
+    anchor_depth: int = 1  # pool: the fixed anchor is Stockfish at this depth ...
+    anchor_random: float = 0.5  # ... playing a random legal move with this probability ...
+    anchor_rating: float = (
+        1500.0  # ... pinned at this Elo (the Glicko-2 start, so its columns are comparable)
+    )
+    bootstrap: int = 1000  # bootstrap resamples (over games) for the 95% intervals
+    positions: int = 300  # pool: held-out positions of the per-position measure (position models; 0 = off)
+    position_depth: int = 8  # Stockfish depth of the per-position measure
 
 
 def validate(cfg: EvalConfig) -> None:
@@ -56,6 +69,12 @@ def validate(cfg: EvalConfig) -> None:
         raise LabError(f"games must be >= 1, got {cfg.games}")
     if cfg.concurrency < 1 or cfg.engines < 1:
         raise LabError("concurrency and engines must be >= 1")
+    if cfg.design not in ("anchors", "pool"):
+        raise LabError(f"unknown design {cfg.design!r} (choose anchors or pool)")
+    if cfg.design == "pool" and (cfg.selection_games < 1 or cfg.confirm_games < 1):
+        raise LabError("selection_games and confirm_games must be >= 1")
+    if not 0 <= cfg.anchor_random <= 1 or cfg.anchor_depth < 1:
+        raise LabError("anchor_random must be in [0, 1] and anchor_depth >= 1")
     if cfg.rating_method not in ("period", "sequential"):
         raise LabError(f"unknown rating method {cfg.rating_method!r} (choose period or sequential)")
     parse_limit(cfg.limit)
@@ -97,6 +116,20 @@ def experts_from_meta(meta: dict) -> list:
     return out
 
 
+def make_model_player(m: dict, temperature: float, policy: str, name: str, cfg: EvalConfig):
+    """The arena player of a loaded model (dict from load_any + label/path/hash) at one setting."""
+    headers = {"Model": str(m["path"]), "WeightsHash": m["hash"], "ModelKind": m["kind"]}
+    if m["kind"] == "position":
+        from lab_transcendence.position_player import PositionPlayer
+
+        return PositionPlayer(m["model"], temperature, name=name, headers=headers)
+    from lab_transcendence.player import ModelPlayer
+
+    return ModelPlayer(
+        m["model"], m["tok"], temperature, policy, name=name, attempts=cfg.attempts, headers=headers
+    )
+
+
 def _model_moves(rec: dict, name: str) -> int:
     white = rec["white"] == name
     return (rec["plies"] + 1) // 2 if white else rec["plies"] // 2
@@ -108,20 +141,24 @@ def run_experiment(cfg: EvalConfig, run, show_progress: bool = True) -> dict:
     from lab_shared.progress import progress
     from lab_transcendence.arena import EnginePlayer, ExpertPlayer, GameLog, GameSpec, game_seed, play_games
     from lab_transcendence.engines import level_settings, open_pool
-    from lab_transcendence.export import load_model
-    from lab_transcendence.player import ModelPlayer
+    from lab_transcendence.loading import load_any, weights_hash
     from lab_transcendence.rating import check_levels, load_anchors
 
     validate(cfg)
     anchors = load_anchors(cfg.anchors)
     check_levels(cfg.levels, anchors)
     device = choose_device(cfg.device)
-    models, taken = [], set()
+    models, taken, loaded = [], set(), []
     for path in cfg.models:
         if not Path(path).exists():
             raise LabError(f"model folder not found: {path}")
-        model, tok, meta = load_model(path, device)
-        models.append((_label(path, taken), path, model, tok, meta))
+        kind, model, tok, meta = load_any(path, device)
+        label = _label(path, taken)
+        loaded.append({"label": label, "path": str(path), "kind": kind, "model": model, "tok": tok, "meta": meta,
+                       "hash": weights_hash(path)})  # fmt: skip
+        models.append((label, path, model, tok, meta))
+    if cfg.design == "pool":
+        return _run_pool(cfg, run, loaded, show_progress)
 
     pool = open_pool(cfg.stockfish, size=cfg.engines)
     try:
@@ -134,26 +171,26 @@ def run_experiment(cfg: EvalConfig, run, show_progress: bool = True) -> dict:
         rated: list[dict] = []  # one entry per rated player
         specs: list[GameSpec] = []
 
-        def add_games(name: str, n: int) -> None:
+        def add_games(name: str, n: int, key: str | None = None) -> None:
             for lv in cfg.levels:
                 opp = level_settings(lv, cfg.limit).name
                 for g in range(n):
-                    gid = f"{name}|{opp}|{g}"
+                    gid = f"{key or name}|{opp}|{g}"  # a model's games are keyed by its weights' hash
                     w, b = (name, opp) if g % 2 == 0 else (opp, name)
                     specs.append(GameSpec(gid, w, b, round=g + 1, seed=game_seed(cfg.seed, gid)))
 
         experts: dict[str, object] = {}
-        for label, path, model, tok, meta in models:
-            for pol in cfg.policies:
+        for m in loaded:
+            label, meta = m["label"], m["meta"]
+            for pol in ["position"] if m["kind"] == "position" else cfg.policies:
                 for t in cfg.temperatures:
                     name = player_name(label, t, pol)
-                    players[name] = ModelPlayer(
-                        model, tok, t, pol, name=name, attempts=cfg.attempts, headers={"Model": str(path)}
-                    )
+                    players[name] = make_model_player(m, t, pol, name, cfg)
                     rated.append(
-                        {"kind": "model", "name": name, "model": label, "policy": pol, "temperature": t}
-                    )
-                    add_games(name, cfg.games)
+                        {"kind": "model", "name": name, "model": label, "policy": pol, "temperature": t,
+                         "model_kind": m["kind"]}
+                    )  # fmt: skip
+                    add_games(name, cfg.games, key=f"{name}#{m['hash']}")
             if cfg.experts:
                 for e in experts_from_meta(meta):
                     experts.setdefault(e.name, e)
@@ -210,6 +247,9 @@ def report(
                     "rating"
                 ]
         rows.append(row)
+    for row in rows:  # the headline fields of both designs (Wald interval here: no bootstrap set)
+        ml, se = row["ml_rating"], row["ml_se"]
+        row["ml_elo"], row["ml_ci95"] = ml, [ml - 1.96 * se, ml + 1.96 * se]
     model_rows = [r for r in rows if r["kind"] == "model"]
     expert_rows = [r for r in rows if r["kind"] == "expert"]
     best_expert = max(expert_rows, key=lambda r: r["rating"]) if expert_rows else None
@@ -298,7 +338,20 @@ def report(
     )
     text = markdown_table(table, floatfmt=".1f")
     summary = [verdict_line(v) for v in verdicts]
+    head = verdicts[0] if verdicts else None
+    verdict_obj = None
+    if head is not None:
+        verdict_obj = {
+            "transcends": head["ml_transcends"] == "yes",
+            "setting": {"temperature": head["ml_best_T"], "policy": head["policy"]},
+            "best_expert": head["ml_reference"],
+            "confirmation_games": 0,  # the anchors design has no confirmation set: use --design pool
+            "model": head["model"],
+            "rule": "ML rating - SE > best expert + SE (same games as the selection)",
+        }
     results = {
+        "design": "anchors",
+        "verdict": verdict_obj,
         "table": table,
         "ratings": rows,
         "verdicts": verdicts,
@@ -396,4 +449,145 @@ def verdict_line(v: dict) -> str:
         f"{v['ml_best_rating']:.0f} ± {v['ml_best_se']:.0f}; T={v['lowest_T']:g}: {v['ml_lowest_T_rating']:.0f} ± "
         f"{v['ml_lowest_T_se']:.0f}; vs {ml_ref}: transcends = {v['ml_transcends']} "
         f"(at lowest T: {v['ml_low_T_transcends']})"
+    )
+
+
+def _run_pool(cfg: EvalConfig, run, loaded: list[dict], show_progress: bool) -> dict:
+    """The pool design (pool.py): play, rate, decide on the confirmation set, per-position measure, report."""
+    from lab_transcendence.engines import open_pool
+    from lab_transcendence.pool import run_pool
+
+    experts: dict[str, object] = {}
+    for m in loaded:
+        for e in experts_from_meta(m["meta"]):
+            experts.setdefault(e.name, e)
+    pool = open_pool(cfg.stockfish, size=cfg.engines)
+    try:
+        out = run_pool(cfg, run, loaded, list(experts.values()), pool, show_progress)
+        restarts = pool.restarts
+    finally:
+        pool.close()
+    return pool_report(cfg, run, out, loaded, restarts)
+
+
+def pool_report(cfg: EvalConfig, run, out: dict, loaded: list[dict], restarts: int) -> dict:
+    """Tables (selection, confirmation), verdicts, per-position measure, figure, results.json."""
+    from lab_shared.report import line_plot, markdown_table, write_table
+    from lab_transcendence.arena import write_pgn
+    from lab_transcendence.pool import CONFIRM, SELECT, table_rows, verdicts
+
+    sel_records, _ = out["selection"]
+    conf_records, _ = out["confirmation"]
+    write_pgn(sel_records + conf_records, run.file("games.pgn"))
+    sel_rows, conf_rows = table_rows(out, SELECT), table_rows(out, CONFIRM)
+    vds = verdicts(out, loaded)
+    fmt = lambda rows: [  # noqa: E731
+        {**r, "ml_ci95": f"[{r['ml_ci95'][0]:.0f}, {r['ml_ci95'][1]:.0f}]"} for r in rows
+    ]
+    write_table(fmt(conf_rows), run.file("transcendence"))
+    write_table(fmt(sel_rows), run.file("selection"))
+    per_position = None
+    if cfg.positions > 0:
+        per_position = _per_position(cfg, out, loaded)
+    # figure: selection ML Elo against temperature, intervals as error bars, the best expert as a line
+    series, yerr = {}, {}
+    for m in loaded:
+        mine = sorted((r for r in sel_rows if r["kind"] == m["kind"] and r["player"].startswith(m["label"] + "@")),
+                      key=lambda r: r["T"])  # fmt: skip
+        if mine:
+            series[m["label"]] = ([r["T"] for r in mine], [r["ml_elo"] for r in mine])
+            yerr[m["label"]] = [(r["ml_ci95"][1] - r["ml_ci95"][0]) / 2 for r in mine]
+    hlines = {}
+    experts = [r for r in sel_rows if r["kind"] == "expert"]
+    if experts:
+        be = max(experts, key=lambda r: r["ml_elo"])
+        hlines[f"best expert ({be['player']})"] = be["ml_elo"]
+    fig = line_plot(run.plots / "figure1_rating_vs_temperature.png", series, "temperature",
+                    "ML Elo (selection games, 95% CI)", title="Rating against temperature", hlines=hlines,
+                    yerr=yerr, logx=True)  # fmt: skip
+    summary = [pool_verdict_line(v) for v in vds]
+    if per_position:
+        summary.append(per_position_line(per_position))
+    players = {r["player"]: {k: r[k] for k in ("ml_elo", "ml_ci95", "games", "score", "glicko2", "glicko2_rd")}
+               | {"kind": r["kind"], "T": r["T"]} for r in conf_rows}  # fmt: skip
+    results = {
+        "design": "pool",
+        "verdict": vds[0] if vds else None,
+        "verdicts": vds,
+        "players": players,
+        "confirmation": conf_rows,
+        "selection": sel_rows,
+        "selection_best": out["chosen"],
+        "best_expert_selection": out["best_expert_selection"],
+        "anchor": {
+            "name": out["anchor"].name,
+            "rating": cfg.anchor_rating,
+            "depth": cfg.anchor_depth,
+            "random_rate": cfg.anchor_random,
+            "fixed": True,
+        },  # fmt: skip
+        "per_position": per_position,
+        "summary": summary,
+        "ratings": conf_rows,
+        "engine_restarts": restarts,
+        "games_recorded": len(sel_records) + len(conf_records),
+        "games_selection": len(sel_records),
+        "games_confirmation": len(conf_records),
+        "figure1": str(fig),
+    }
+    run.write_results(results)
+    text = "## Confirmation set (decides)\n\n" + markdown_table(fmt(conf_rows), floatfmt=".3g")
+    text += "\n\n## Selection set\n\n" + markdown_table(fmt(sel_rows), floatfmt=".3g")
+    run.file("summary.md").write_text(text + "\n\n" + "\n".join(f"- {s}" for s in summary) + "\n")
+    return results
+
+
+def _per_position(cfg: EvalConfig, out: dict, loaded: list[dict]) -> dict | None:
+    from lab_transcendence.arena import MoveRequest
+    from lab_transcendence.pool import held_out_boards
+    from lab_transcendence.position_score import score_positions
+    from lab_transcendence.synth import open_engine
+
+    m = next((x for x in loaded if x["kind"] == "position"), None)
+    if m is None:
+        return None  # a transcript model needs the move history: not measured on bare positions
+    boards = held_out_boards(m["meta"], cfg.positions, cfg.seed)
+    if not boards:
+        return None
+    t = min(cfg.temperatures)
+    player = make_model_player(m, t, "position", f"{m['label']}@T{t:g}", cfg)
+    reqs = [MoveRequest(f"pos{i}", b, [], 0) for i, b in enumerate(boards)]
+    moves = [d.move for d in player.select(reqs)]
+    from lab_shared.tools import find_stockfish
+
+    engine = open_engine(find_stockfish(cfg.stockfish))
+    try:
+        res = score_positions(boards, moves, out["experts"], engine, cfg.position_depth, cfg.seed,
+                              model_name=f"{m['label']}@T{t:g}")  # fmt: skip
+    finally:
+        engine.quit()
+    res["model"] = m["label"]
+    res["source"] = "held-out games of the model's positions folder (game % val_every == 0)"
+    return res
+
+
+def pool_verdict_line(v: dict) -> str:
+    lo, hi = v["ml_ci95"]
+    elo, ehi = v["best_expert_ml_ci95"]
+    vs = v["vs_experts"][v["best_expert"]]
+    return (
+        f"{v['model']} ({v['model_kind']}) at T={v['setting']['temperature']:g} (chosen on the selection set): "
+        f"ML Elo {v['ml_elo']:.0f} [{lo:.0f}, {hi:.0f}] vs best expert {v['best_expert']} "
+        f"{v['best_expert_ml_elo']:.0f} [{elo:.0f}, {ehi:.0f}] on {v['confirmation_games']} confirmation games; "
+        f"difference {vs['diff']:+.0f} [{vs['ci95'][0]:+.0f}, {vs['ci95'][1]:+.0f}]; head-to-head "
+        f"{v['head_to_head']['score']:.3f} over {v['head_to_head']['games']} games; "
+        f"transcends = {'yes' if v['transcends'] else 'no'}"
+    )
+
+
+def per_position_line(p: dict) -> str:
+    parts = [f"{n} {r['mean']:.3f} [{r['ci95'][0]:.3f}, {r['ci95'][1]:.3f}]" for n, r in p["players"].items()]
+    return (
+        f"expected Stockfish score (depth {p['depth']}, {p['positions']} held-out positions): "
+        + ", ".join(parts)
     )

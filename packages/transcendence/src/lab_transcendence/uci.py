@@ -28,6 +28,10 @@ class UciEngine:
         self.games = 0
 
     def _player(self, policy: str):
+        if self.tokenizer is None:  # a position model (illegal moves masked; the Policy option is moot)
+            from lab_transcendence.position_player import PositionPlayer
+
+            return PositionPlayer(self.model, self.temperature, name=NAME)
         from lab_transcendence.player import ModelPlayer
 
         return ModelPlayer(self.model, self.tokenizer, self.temperature, policy, name=NAME)
