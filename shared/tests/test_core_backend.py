@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from lab_shared.backend import Backend, TaskLog, map_tasks
+from lab_shared.backend import Backend, TaskLog, imap_tasks, map_tasks
 from lab_shared.errors import LabError
 
 
@@ -99,6 +99,8 @@ def test_ray_same_results_as_local_in_key_order(ray_local, tmp_path):
     seen = []
     ray_out = map_tasks(_work, TASKS, Backend("ray"), on_result=lambda k, r: seen.append(k))
     assert ray_out == map_tasks(_work, TASKS)
+    assert list(imap_tasks(_work, TASKS, Backend("ray"))) == ray_out == list(imap_tasks(_work, TASKS))
+    assert Backend("ray").slots() == 2 and Backend().slots() == 1
     assert sorted(seen) == sorted(k for k, _ in TASKS)
 
 

@@ -68,8 +68,8 @@ def test_corpus_resumes_after_interruption(tmp_path, monkeypatch):
     generate_corpus(tmp_path / "ref", s, sf, workers=1, chunk_games=3, show_progress=False)
     real = synth.play_many
 
-    def interrupted(tasks, stockfish, workers=1):
-        for n, item in enumerate(real(tasks, stockfish, workers)):
+    def interrupted(tasks, stockfish, workers=1, backend=None):
+        for n, item in enumerate(real(tasks, stockfish, workers, backend)):
             if n == 7:
                 raise KeyboardInterrupt
             yield item

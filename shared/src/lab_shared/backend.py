@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -73,6 +73,13 @@ class Backend:
             return
         ray = _ray_connect(self.address, self.workers)
         _get(ray, ray.remote(max_retries=0)(fn).remote(*args), "check")
+
+    def slots(self) -> int:
+        """How many tasks run at once: 1 locally, the cluster's CPUs on Ray (to size chunks of work)."""
+        if not self.is_ray:
+            return 1
+        ray = _ray_connect(self.address, self.workers)
+        return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
     def put(self, obj: Any) -> Any:
         """A handle to a large argument shared by many tasks (Ray: stored once in the object store)."""
@@ -173,14 +180,38 @@ def map_tasks(
         bar.update(1)
 
     try:
-        if backend.is_ray and todo:
-            _ray_map(fn, todo, backend, finished)
-        else:
-            for key, arg in todo:
-                finished(key, fn(arg))
+        for key, res in _run(fn, todo, backend):
+            finished(key, res)
     finally:
         bar.close()
     return [results[k] for k in keys]
+
+
+def imap_tasks(
+    fn: Callable[[Any], Any], tasks: Iterable[tuple[str, Any]], backend: Backend | None = None
+) -> Iterator[Any]:
+    """Like map_tasks, but a generator: yields each result in the order of `tasks` as soon as it and every
+    task before it have finished (Ray runs them all at once), so the caller can write results as it goes."""
+    tasks = [(str(k), a) for k, a in tasks]
+    order = [k for k, _ in tasks]
+    if len(set(order)) != len(order):
+        raise ValueError("imap_tasks: task keys must be unique")
+    ready: dict[str, Any] = {}
+    nxt = 0
+    for key, res in _run(fn, tasks, backend or Backend()):
+        ready[key] = res
+        while nxt < len(order) and order[nxt] in ready:
+            yield ready.pop(order[nxt])
+            nxt += 1
+
+
+def _run(fn: Callable, todo: Sequence[tuple[str, Any]], backend: Backend) -> Iterator[tuple[str, Any]]:
+    """(key, result) in completion order: here one after another, or on Ray all at once."""
+    if backend.is_ray and todo:
+        yield from _ray_map(fn, todo, backend)
+    else:
+        for key, arg in todo:
+            yield key, fn(arg)
 
 
 # ---------------------------------------------------------------- Ray
@@ -194,7 +225,7 @@ def _call_pickled(fn: Callable, blob: bytes) -> bytes:
     return cloudpickle.dumps(fn(cloudpickle.loads(blob)))
 
 
-def _ray_map(fn: Callable, todo: Sequence[tuple[str, Any]], backend: Backend, finished: Callable) -> None:
+def _ray_map(fn: Callable, todo: Sequence[tuple[str, Any]], backend: Backend) -> Iterator[tuple[str, Any]]:
     ray = _ray_connect(backend.address, backend.workers)
     from ray import cloudpickle
 
@@ -206,9 +237,9 @@ def _ray_map(fn: Callable, todo: Sequence[tuple[str, Any]], backend: Backend, fi
             done, _ = ray.wait(list(pending), num_returns=1)
             for ref in done:
                 key = pending.pop(ref)
-                finished(key, cloudpickle.loads(_get(ray, ref, key)))
+                yield key, cloudpickle.loads(_get(ray, ref, key))
     finally:
-        for ref in pending:  # an error or Ctrl-C: stop what has not finished (it was never recorded)
+        for ref in pending:  # an error, Ctrl-C or a closed generator: stop what has not finished
             ray.cancel(ref, force=True)
 
 

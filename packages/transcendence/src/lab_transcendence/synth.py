@@ -27,6 +27,7 @@ from typing import Any
 import chess
 import chess.engine
 
+from lab_shared.backend import Backend, imap_tasks
 from lab_shared.errors import LabError
 from lab_transcendence.procs import die_with_parent
 
@@ -299,8 +300,22 @@ def _play_task(task: tuple) -> tuple[int, dict]:
     )
 
 
-def play_many(tasks: list[tuple], stockfish: str | Path, workers: int = 1) -> Iterator[tuple[int, dict]]:
+def _play_chunk(arg: tuple[list[tuple], str]) -> list[tuple[int, dict]]:
+    """A backend task: consecutive games on this worker process's own engine (kept for its next chunk)."""
+    tasks, stockfish = arg
+    if _STOCKFISH != stockfish:
+        _drop_engine()
+        _init_worker(stockfish)
+    return [_play_task(t) for t in tasks]
+
+
+def play_many(
+    tasks: list[tuple], stockfish: str | Path, workers: int = 1, backend: Backend | None = None
+) -> Iterator[tuple[int, dict]]:
     """Play tasks (see _play_task) on `workers` processes, each with its own engine; yields in task order.
+
+    With a Ray `backend` the games go out in chunks (about four per worker, at most 16 games each) to the
+    cluster, one Stockfish per worker process, checked on a worker before any game.
 
     The engine is health-checked (UCI handshake, with a timeout and bounded retries) before work fans out;
     workers and their engines die with this process (no orphans after kill -9)."""
@@ -308,6 +323,13 @@ def play_many(tasks: list[tuple], stockfish: str | Path, workers: int = 1) -> It
 
     global _ENGINE, _STOCKFISH
     if not tasks:
+        return
+    if backend is not None and backend.is_ray:
+        backend.check(health_check, str(stockfish))  # no working Stockfish on the workers: one line
+        size = max(1, min(16, len(tasks) // (4 * backend.slots())))
+        chunks = [(str(i), (tasks[i : i + size], str(stockfish))) for i in range(0, len(tasks), size)]
+        for games in imap_tasks(_play_chunk, chunks, backend):
+            yield from games
         return
     health_check(stockfish)
     if workers <= 1 or len(tasks) <= 1:
@@ -423,11 +445,12 @@ def measure_ratings(
     workers: int = 1,
     max_plies: int = DEFAULT_MAX_PLIES,
     on_game=None,
+    backend: Backend | None = None,
 ) -> RatingFit:
     """Play the round robin and fit ratings; sets each expert's .rating/.rating_se in place."""
     tasks = rating_tasks(experts, anchors, games_per_pair, seed, max_plies)
     records = []
-    for _, g in play_many(tasks, stockfish, workers):
+    for _, g in play_many(tasks, stockfish, workers, backend):
         records.append((g["white"], g["black"], score_of(g["result"])))
         if on_game:
             on_game(g)
@@ -496,7 +519,6 @@ class SynthSettings:
     vote_games: int = 0  # games of the experts' plurality vote (and of each expert) vs the first anchor
     anchors: list[int] = field(default_factory=lambda: [1, 3, 5])
     max_plies: int = DEFAULT_MAX_PLIES
-    preset: str = "default"  # default | noisy (presets.py: weak experts whose vote is strong)
 
 
 def generate_corpus(
@@ -508,9 +530,11 @@ def generate_corpus(
     chunk_games: int = 200,
     force: bool = False,
     show_progress: bool = True,
+    backend: Backend | None = None,
 ) -> dict:
     """Make DIR with experts.json (measured ratings), games.pgn and token shards + meta.json. Resumable:
-    experts.json and finished chunks of games are kept, so a rerun continues where it stopped."""
+    experts.json and finished chunks of games are kept, so a rerun continues where it stopped. With a Ray
+    `backend` the games are played on the cluster and written here as they come back, in order."""
     import shutil
 
     from lab_shared.errors import LabError
@@ -573,16 +597,14 @@ def generate_corpus(
             raise LabError(f"{out}/experts.json was made with other settings (use --force or another --out)")
         experts = [Expert.from_dict(d) for d in doc["experts"]]
     else:
-        from lab_transcendence.presets import preset_experts, vote_round_robin
-
-        experts = preset_experts(s.preset, s.players, s.seed, s.depth)
+        experts = default_experts(s.players, s.seed, s.depth)
         anchors = default_anchors(s.anchors)
         fit = None
         if s.rating_games > 0:
             n_tasks = len(rating_tasks(experts, anchors, s.rating_games, s.seed, s.max_plies))
             bar = progress(total=n_tasks, desc="rating round robin", enabled=show_progress)
             fit = measure_ratings(experts, anchors, stockfish, s.rating_games, s.seed, workers, s.max_plies,
-                                  on_game=lambda g: bar.update(1))  # fmt: skip
+                                  on_game=lambda g: bar.update(1), backend=backend)  # fmt: skip
             bar.close()
         doc = {
             "settings": settings_dict,
@@ -591,11 +613,7 @@ def generate_corpus(
             "rating_method": "max-likelihood Elo (Bradley-Terry, draws = 1/2, prior N(1500, 400^2)) vs fixed anchors",
             "crosstable": fit.crosstable if fit else {},
         }
-        if s.vote_games > 0 and s.preset == "noisy":  # the vote vs every expert (anchors are too strong)
-            doc["vote_round_robin"] = vote_round_robin(
-                experts, stockfish, s.vote_games, s.seed, workers, s.max_plies
-            )
-        elif s.vote_games > 0:
+        if s.vote_games > 0:
             doc["vote_check"] = vote_check(
                 experts, anchors[0], s.vote_games, stockfish, s.seed, workers, s.max_plies
             )
@@ -618,7 +636,7 @@ def generate_corpus(
         bar = progress(total=s.games, desc="synth games", enabled=show_progress)
         bar.update(s.games - len(tasks))
         texts: dict[int, list[str]] = {}
-        for index, game in play_many(tasks, stockfish, workers):
+        for index, game in play_many(tasks, stockfish, workers, backend):
             c = index // chunk_games
             texts.setdefault(c, []).append(game_to_pgn(game, index, ratings))
             bar.update(1)
