@@ -100,7 +100,7 @@ def register(app: typer.Typer) -> None:
     def status(dsn: DsnOpt = None, dir_: DirOpt = None) -> None:
         """Where the database is, its pool size and the loaded workload."""
         from lab_learnsched.pg.conn import connect, resolve
-        from lab_learnsched.pg.load import read_meta
+        from lab_learnsched.pg.load import read_load
         from lab_shared.errors import LabError
 
         target = resolve(dsn, dir_)
@@ -109,18 +109,26 @@ def register(app: typer.Typer) -> None:
             sb = conn.execute("SHOW shared_buffers").fetchone()[0]
             typer.echo(f"{target.label}: PostgreSQL {ver}, shared_buffers {sb}")
             try:
-                meta, temps = read_meta(conn)
+                meta, names = read_load(conn)
             except LabError as e:  # no workload yet is a normal state here
                 typer.echo(f"workload: none ({e})")
                 return
         typer.echo(
-            f"workload {meta['load_id']}: scale {meta['scale']}, seed {meta['seed']}, rows {meta['rows']}"
+            f"workload {meta['load_id']} ({meta.get('dataset', 'tpch-like')}): scale {meta['scale']}, "
+            f"seed {meta['seed']}, rows {meta['rows']}"
         )
         typer.echo("pages: " + ", ".join(f"{k} {v}" for k, v in meta["pages"].items()))
-        typer.echo("templates: " + ", ".join(t.name for t in temps))
+        typer.echo("templates: " + ", ".join(names))
 
     @pg.command()
     def load(
+        dataset: Annotated[
+            str,
+            typer.Option(
+                help="tpch-like (generated here, range templates that can be probed) or tpch (tpchgen-cli, "
+                "the 22 TPC-H queries)."
+            ),
+        ] = "tpch-like",
         scale: Annotated[float, typer.Option(help="TPC-H scale factor (1.0 = 150,000 orders).")] = 0.2,
         seed: Annotated[int, typer.Option(help="Data generator seed.")] = 0,
         templates: Annotated[
@@ -129,11 +137,28 @@ def register(app: typer.Typer) -> None:
         dsn: DsnOpt = None,
         dir_: DirOpt = None,
     ) -> None:
-        """Create the TPC-H-like tables (generated here), indexes and query templates."""
+        """Create the tables (TPC-H-like generated here, or TPC-H from tpchgen-cli), indexes and queries."""
         from lab_learnsched.pg.conn import connect, resolve
         from lab_learnsched.pg.load import load_dataset
         from lab_learnsched.pg.templates import load_templates
+        from lab_shared.errors import LabError
 
+        if dataset not in ("tpch-like", "tpch"):
+            raise LabError(f"--dataset must be tpch-like or tpch, got '{dataset}'")
+        if dataset == "tpch":
+            from lab_learnsched.pg.tpch import QUERIES, load_tpch
+
+            if templates is not None:
+                raise LabError("--templates applies to the tpch-like dataset; tpch uses the 22 TPC-H queries")
+            target = resolve(dsn, dir_)
+            with connect(target.dsn) as conn:
+                info = load_tpch(conn, scale, seed)
+            typer.echo(
+                f"loaded TPC-H scale {scale} in {info.seconds:.1f}s into {target.label}: rows {info.rows}"
+            )
+            typer.echo("pages: " + ", ".join(f"{k} {v}" for k, v in info.pages.items()))
+            typer.echo(f"queries: {', '.join(QUERIES)}")
+            return
         temps = load_templates(templates)
         target = resolve(dsn, dir_)
         with connect(target.dsn) as conn:

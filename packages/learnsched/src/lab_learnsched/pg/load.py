@@ -20,7 +20,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -179,15 +179,17 @@ def generate(scale: float, seed: int) -> dict[str, str]:
 
 
 # --- loading ---------------------------------------------------------------------------------------------
-def relation_pages(conn: psycopg.Connection, names: list[str] | None = None) -> dict[str, int]:
-    """Main-fork pages of our tables and their indexes (or of `names`)."""
+def relation_pages(
+    conn: psycopg.Connection, names: list[str] | None = None, tables: tuple[str, ...] = TABLES
+) -> dict[str, int]:
+    """Main-fork pages of our `tables` and their indexes (or of `names`)."""
     if names is None:
         rows = conn.execute(
             "SELECT c.relname, pg_relation_size(c.oid) / current_setting('block_size')::int FROM pg_class c "
             "LEFT JOIN pg_index i ON i.indexrelid = c.oid WHERE c.relnamespace = to_regnamespace(%s) AND "
             "(c.relname = ANY(%s) OR i.indrelid = ANY(SELECT oid FROM pg_class WHERE relname = ANY(%s) "
             "AND relnamespace = to_regnamespace(%s))) ORDER BY c.relkind DESC, c.relname",
-            (SCHEMA, list(TABLES), list(TABLES), SCHEMA),
+            (SCHEMA, list(tables), list(tables), SCHEMA),
         ).fetchall()
     else:
         rows = conn.execute(
@@ -243,10 +245,12 @@ def load_dataset(
     return info
 
 
-def store_meta(conn: psycopg.Connection, info: LoadInfo, templates: list[Template]) -> None:
+def store_meta(conn: psycopg.Connection, info: Any, templates: list) -> None:
+    """The load description and the templates (Template objects or plain dicts) in lab_meta."""
     from psycopg.types.json import Jsonb
 
     meta = {
+        "dataset": getattr(info, "dataset", "tpch-like"),
         "load_id": info.load_id,
         "scale": info.scale,
         "seed": info.seed,
@@ -256,7 +260,7 @@ def store_meta(conn: psycopg.Connection, info: LoadInfo, templates: list[Templat
     with conn.transaction():
         conn.execute(f"DELETE FROM {SCHEMA}.lab_meta")
         conn.execute(f"INSERT INTO {SCHEMA}.lab_meta VALUES ('load', %s), ('templates', %s)",
-                     (Jsonb(meta), Jsonb([t.to_dict() for t in templates])))  # fmt: skip
+                     (Jsonb(meta), Jsonb([t if isinstance(t, dict) else t.to_dict() for t in templates])))  # fmt: skip
 
 
 def read_meta(conn: psycopg.Connection) -> tuple[dict, list[Template]]:
@@ -275,4 +279,32 @@ def read_meta(conn: psycopg.Connection) -> tuple[dict, list[Template]]:
     temps = rows["templates"] if isinstance(rows["templates"], list) else json.loads(rows["templates"])
     if not isinstance(meta, dict) or not {"load_id", "pages"} <= set(meta):
         raise LabError("lab_meta's load description is incomplete: run `lab sched pg load` again")
+    if meta.get("dataset") == "tpch":
+        from lab_learnsched.pg.tpch import queries_from_stored
+
+        queries_from_stored(temps)  # checked again: SELECT only
+        raise LabError(
+            "the database holds TPC-H (`pg load --dataset tpch`): its queries have no probed access lists, "
+            "so `probe`/`bench` need the range-template workload (`pg load` without --dataset)"
+        )
     return meta, templates_from_stored(temps, "lab_meta")  # checked again: SELECT only
+
+
+def read_load(conn: psycopg.Connection) -> tuple[dict, list[str]]:
+    """The load description and the names of its templates/queries (any dataset), re-validated."""
+    import psycopg
+
+    try:
+        rows = dict(conn.execute(f"SELECT key, value FROM {SCHEMA}.lab_meta").fetchall())
+    except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName):
+        raise LabError("the database has no workload: run `lab sched pg load` first") from None
+    except psycopg.Error as e:
+        raise LabError(f"cannot read lab_meta: {first_line(e)}") from None
+    meta, temps = rows.get("load"), rows.get("templates")
+    if not isinstance(meta, dict) or not isinstance(temps, list):
+        raise LabError("lab_meta is incomplete: run `lab sched pg load` again")
+    if meta.get("dataset") == "tpch":
+        from lab_learnsched.pg.tpch import queries_from_stored
+
+        return meta, list(queries_from_stored(temps))
+    return meta, [t.name for t in templates_from_stored(temps, "lab_meta")]

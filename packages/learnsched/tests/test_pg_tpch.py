@@ -1,0 +1,114 @@
+"""TPC-H on a real PostgreSQL at a tiny scale (0.01): `lab sched pg load --dataset tpch` end to end, the 22
+queries (read-only, planned and executed), qgen-style parameters and streams. One cluster per module."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lab_learnsched.pg import tpch
+from lab_learnsched.pg.conn import connect
+from lab_learnsched.pg.templates import read_only
+from lab_shared.errors import LabError
+
+SCALE = 0.01
+
+
+def test_queries_are_read_only_selects_and_params_follow_qgen():
+    tpch.check_queries()  # every query passes the SELECT-only checker
+    assert len(tpch.QUERIES) == 22 and len(tpch.NATIONS) == 25 and len(tpch.COLORS) == 92
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        p1 = tpch.draw_params("q1", rng, SCALE)
+        assert dt.date(1998, 8, 3) <= p1["ship_max"] <= dt.date(1998, 10, 2)  # 1998-12-01 minus 60..120 days
+        p16 = tpch.draw_params("q16", rng, SCALE)
+        sizes = [p16[f"size{i}"] for i in range(1, 9)]
+        assert len(set(sizes)) == 8 and all(1 <= s <= 50 for s in sizes)
+        p22 = tpch.draw_params("q22", rng, SCALE)
+        assert len(set(p22.values())) == 7 and all(10 <= int(c) <= 34 for c in p22.values())
+        p8 = tpch.draw_params("q8", rng, SCALE)
+        assert tpch.REGIONS[dict(tpch.NATIONS)[p8["nation"]]] == p8["region"]
+        p4 = tpch.draw_params("q4", rng, SCALE)
+        assert dt.date(1993, 1, 1) <= p4["date"] <= dt.date(1997, 10, 1) and p4["date"].day == 1
+    s = tpch.stream(5, SCALE)
+    assert sorted(i.template for i in s) == sorted(tpch.QUERIES) and [i.qid for i in s] == list(range(22))
+    assert [i.params for i in s] == [i.params for i in tpch.stream(5, SCALE)]
+    assert [i.template for i in s] != [i.template for i in tpch.stream(6, SCALE)]
+    with pytest.raises(LabError, match="only SELECT"):
+        tpch.queries_from_stored([{"name": "q1", "sql": "DELETE FROM lineitem"}])
+
+
+@pytest.fixture(scope="module")
+def base():
+    from lab_learnsched.pg.cluster import Cluster, trusted_bin_dir
+
+    try:
+        trusted_bin_dir()
+    except LabError as e:
+        pytest.skip(f"PostgreSQL server binaries not usable: {e}")
+    parent = Path(tempfile.mkdtemp(prefix="lab-pg-tpch-"))
+    os.chmod(parent, 0o755)
+    b = parent / "c"
+    try:
+        assert _lab("up", "--dir", str(b), "--shared-buffers", "2MB").returncode == 0
+        yield b
+    finally:
+        try:
+            Cluster.load(b).destroy()
+        except LabError:
+            pass
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+def _lab(*args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "LAB_PG_DSN"}
+    return subprocess.run([sys.executable, "-m", "lab_shared.cli", "sched", "pg", *args], env=env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+
+
+@pytest.mark.postgres
+def test_load_tpch_runs_all_22_queries(base):
+    from lab_learnsched.pg.cluster import Cluster
+
+    r = _lab("load", "--dir", str(base), "--dataset", "tpch", "--scale", str(SCALE))
+    assert r.returncode == 0, r.stderr
+    assert "queries: q1, q2" in r.stdout
+    dsn = Cluster.load(base).dsn
+    with connect(dsn) as conn:
+        conn.execute("SET search_path = lab_sched")
+        rows = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tpch.TABLES}
+        assert rows["region"] == 5 and rows["nation"] == 25 and rows["supplier"] == 100
+        assert rows["customer"] == 1500 and rows["part"] == 2000 and rows["partsupp"] == 8000
+        assert rows["orders"] == 15000 and 4 * 15000 * 0.9 < rows["lineitem"] < 4 * 15000 * 1.1
+        assert not conn.execute("SELECT count(*) FROM lineitem WHERE l_comment LIKE '%|'").fetchone()[0]
+        idx = {r[0] for r in conn.execute("SELECT indexname FROM pg_indexes WHERE schemaname = 'lab_sched'")}
+        assert {"lineitem_pkey", "partsupp_pkey", "orders_custkey_idx", "lineitem_part_supp_idx",
+                "supplier_nationkey_idx", "customer_nationkey_idx", "partsupp_suppkey_idx"} <= idx  # fmt: skip
+        conn.execute("SET enable_seqscan = off")
+        results = {}
+        for inst in tpch.stream(1, SCALE):
+            with read_only(conn):
+                doc = conn.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + tpch.QUERIES[inst.template],
+                                   inst.params).fetchone()[0][0]  # fmt: skip
+            results[inst.template] = doc["Plan"]
+        assert len(results) == 22
+        assert (
+            sum(p.get("Shared Hit Blocks", 0) + p.get("Shared Read Blocks", 0) for p in results.values()) > 0
+        )
+        assert results["q1"]["Actual Rows"] == 4  # (A,F) (N,F) (N,O) (R,F), as on every TPC-H database
+        after = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tpch.TABLES}
+        assert after == rows
+    r = _lab("status", "--dir", str(base))
+    assert r.returncode == 0 and "(tpch)" in r.stdout and "q22" in r.stdout, r.stderr
+    r = _lab("probe", "--dir", str(base), "-n", "2")  # no access lists for TPC-H: one clear line
+    assert r.returncode == 2 and "TPC-H" in r.stderr and r.stderr.strip().count("\n") == 0
+    r = _lab("load", "--dir", str(base), "--dataset", "tpcx")
+    assert r.returncode == 2 and "--dataset must be" in r.stderr
