@@ -140,6 +140,9 @@ def data_synth(
         typer.Option(help="Games of the experts' plurality vote (and of each expert) vs the first anchor."),
     ] = 0,
     max_plies: Annotated[int, typer.Option(help="Adjudicate a draw after this many half-moves.")] = 300,
+    preset: Annotated[
+        str, typer.Option(help="Experts: default, or noisy (weak experts, strong vote; see presets.py).")
+    ] = "default",
     tokenizer: Tokenizer = "char",
     workers: Workers = 0,
     stockfish: Annotated[
@@ -166,7 +169,7 @@ def data_synth(
     except ValueError:
         raise LabError(f"--anchors must be comma-separated skill levels, got {anchors!r}") from None
     settings = SynthSettings(players=players, games=games, seed=seed, depth=depth, rating_games=rating_games,
-                             anchors=levels, max_plies=max_plies, vote_games=vote_games)  # fmt: skip
+                             anchors=levels, max_plies=max_plies, vote_games=vote_games, preset=preset)  # fmt: skip
     engine = resolve_stockfish(stockfish)
     tasks = Backend(backend, address, workers=_workers(workers))
     tasks.start()  # Ray missing or unreachable: one line before any game
@@ -182,6 +185,12 @@ def data_synth(
     _print_summary(meta, out)
     from lab_shared.io import read_json
 
+    rr = read_json(out / "experts.json").get("vote_round_robin")
+    if rr:
+        from lab_transcendence.presets import format_round_robin
+
+        typer.echo(f"round robin, {rr['games_per_pair']} games a pair (Elo relative to the vote):")
+        typer.echo(format_round_robin(rr))
     vote = read_json(out / "experts.json").get("vote_check")
     if vote:
         scores = ", ".join(f"{k} {v:.2f}" for k, v in vote["score"].items())
@@ -197,6 +206,10 @@ def register(app: typer.Typer) -> None:
     def train_cmd(
         data: Annotated[
             Path | None, typer.Option("--data", "-d", help="Data folder from `lab chess data`.")
+        ] = None,
+        model: Annotated[
+            str | None,
+            typer.Option("--model", help="transcript (the GPT, default) or position (a positions folder)."),
         ] = None,
         preset: Annotated[str | None, typer.Option(help="Model size: tiny | small | 50m | 300m.")] = None,
         max_steps: Annotated[int | None, typer.Option(help="Optimizer steps.")] = None,
@@ -223,7 +236,7 @@ def register(app: typer.Typer) -> None:
         from lab_transcendence.train import ChessTrainConfig, train
 
         values = {
-            "data": data, "preset": preset, "block_size": block_size, "trainer.max_steps": max_steps,
+            "data": data, "model": model, "preset": preset, "block_size": block_size, "trainer.max_steps": max_steps,
             "trainer.batch_size": batch_size, "trainer.grad_accum": grad_accum, "trainer.lr": lr,
             "trainer.device": device, "trainer.seed": seed,
         }  # fmt: skip

@@ -519,6 +519,7 @@ class SynthSettings:
     vote_games: int = 0  # games of the experts' plurality vote (and of each expert) vs the first anchor
     anchors: list[int] = field(default_factory=lambda: [1, 3, 5])
     max_plies: int = DEFAULT_MAX_PLIES
+    preset: str = "default"  # default | noisy (presets.py: weak experts whose vote is strong)
 
 
 def generate_corpus(
@@ -597,7 +598,9 @@ def generate_corpus(
             raise LabError(f"{out}/experts.json was made with other settings (use --force or another --out)")
         experts = [Expert.from_dict(d) for d in doc["experts"]]
     else:
-        experts = default_experts(s.players, s.seed, s.depth)
+        from lab_transcendence.presets import preset_experts, vote_round_robin
+
+        experts = preset_experts(s.preset, s.players, s.seed, s.depth)
         anchors = default_anchors(s.anchors)
         fit = None
         if s.rating_games > 0:
@@ -613,7 +616,11 @@ def generate_corpus(
             "rating_method": "max-likelihood Elo (Bradley-Terry, draws = 1/2, prior N(1500, 400^2)) vs fixed anchors",
             "crosstable": fit.crosstable if fit else {},
         }
-        if s.vote_games > 0:
+        if s.vote_games > 0 and s.preset == "noisy":  # the vote vs every expert (anchors are too strong)
+            doc["vote_round_robin"] = vote_round_robin(
+                experts, stockfish, s.vote_games, s.seed, workers, s.max_plies
+            )
+        elif s.vote_games > 0:
             doc["vote_check"] = vote_check(
                 experts, anchors[0], s.vote_games, stockfish, s.seed, workers, s.max_plies
             )
