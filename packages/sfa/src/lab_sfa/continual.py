@@ -7,8 +7,6 @@ accuracy on every task is also recorded during training, at each SFA averaging p
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +14,7 @@ from typing import Any
 
 import torch
 
+from lab_sfa.fingerprint import dataset_fingerprint, settings_key, tensors_fingerprint
 from lab_sfa.methods.base import MethodConfig, load_state, make_method, model_state, validate_method
 from lab_sfa.metrics import summarize
 from lab_sfa.sequences import SequenceConfig, TaskSequence, get_sequence
@@ -85,51 +84,39 @@ class _MetricsTap(Callback):
             self.run_dir.metrics.log(step=self.offset + trainer.step, **metrics)
 
 
-def _pretrain_key(cfg: RunConfig) -> str:
-    s = cfg.sequence
-    blob = json.dumps(
+def _pretrain_key(cfg: RunConfig, seq: TaskSequence, model: torch.nn.Module) -> str:
+    """Cache key of the pretrained model: the pretraining data's bytes, the architecture and the settings."""
+    return settings_key(
+        dataset_fingerprint(seq.pretrain.train),
+        repr(model),
         {
-            "seq": {k: v for k, v in config_to_dict(s).items() if k not in ("n_train", "n_test", "n_val")},
             "steps": cfg.pretrain_steps,
             "lr": cfg.pretrain_lr,
             "bs": cfg.trainer.batch_size,
             "opt": cfg.pretrain_optimizer,
             "seed": cfg.seed,
         },
-        sort_keys=True,
     )
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _finetune_cache(cfg: RunConfig, k: int) -> Path | None:
-    """Where an independent fine-tune of task k from theta_pre is cached (merge methods share them)."""
+def _finetune_cache(cfg: RunConfig, theta_pre_hash: str, task, k: int) -> Path | None:
+    """Where an independent fine-tune of task k from theta_pre is cached (merge methods share them).
+
+    Keyed by the bytes of theta_pre and of the task's training data, the trainer settings and the seed, so
+    editing a task file (or changing the pretraining) never reuses a stale fine-tune.
+    """
     if not cfg.cache_pretrained:
         return None
-    blob = json.dumps(
-        {
-            "pre": _pretrain_key(cfg),
-            "seq": config_to_dict(cfg.sequence),
-            "trainer": {
-                n: v for n, v in config_to_dict(cfg.trainer).items() if n not in ("progress", "log_every")
-            },
-            "seed": cfg.seed,
-            "k": k,
-        },
-        sort_keys=True,
-    )
-    return (
-        runs_root()
-        / "sfa"
-        / "cache"
-        / f"finetune-{hashlib.sha256(blob.encode()).hexdigest()[:16]}.safetensors"
-    )
+    trainer = {n: v for n, v in config_to_dict(cfg.trainer).items() if n not in ("progress", "log_every")}
+    key = settings_key(theta_pre_hash, dataset_fingerprint(task.train), trainer, cfg.seed, k)
+    return runs_root() / "sfa" / "cache" / f"finetune-{key}.safetensors"
 
 
 def pretrain(model: torch.nn.Module, seq: TaskSequence, cfg: RunConfig) -> dict[str, Any]:
     """Train on the sequence's pretraining task (cached in $LAB_RUNS/sfa/cache by settings and seed)."""
     if seq.pretrain is None or cfg.pretrain_steps == 0:
         return {"pretrained": False}
-    cache = runs_root() / "sfa" / "cache" / f"pretrain-{_pretrain_key(cfg)}.safetensors"
+    cache = runs_root() / "sfa" / "cache" / f"pretrain-{_pretrain_key(cfg, seq, model)}.safetensors"
     if cfg.cache_pretrained and cache.exists():
         load_state(model, load_tensors(cache))
         return {"pretrained": True, "cached": True, "cache": str(cache)}
@@ -174,6 +161,7 @@ def run_continual(cfg: RunConfig, run_dir: RunDir | None = None) -> dict[str, An
     model = seq.make_model()
     pre = pretrain(model, seq, cfg)
     theta_pre = model_state(model)
+    theta_pre_hash = tensors_fingerprint(theta_pre) if cfg.cache_pretrained else ""
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     method = make_method(cfg.method, seq, theta_pre)
     K = len(seq.tasks)
@@ -209,7 +197,11 @@ def run_continual(cfg: RunConfig, run_dir: RunDir | None = None) -> dict[str, An
         if cfg.curves and k == 0:
             curves.append({"task": -1, "step": 0, "global_step": 0, "acc": [r0[j] for j in range(K)]})
         t0 = time.perf_counter()
-        ft_cache = _finetune_cache(cfg, k) if getattr(method, "independent_finetunes", False) else None
+        ft_cache = (
+            _finetune_cache(cfg, theta_pre_hash, seq.tasks[k], k)
+            if getattr(method, "independent_finetunes", False)
+            else None
+        )
         if ft_cache is not None and ft_cache.exists() and not cfg.curves:
             load_state(model, load_tensors(ft_cache))  # same start, data and steps: the same fine-tune
         else:

@@ -46,6 +46,7 @@ class SequenceConfig:
     n_val: int = 500  # validation examples per task, carved from the training split (0 = none)
     n_pretrain: int = 10000  # examples of the pretraining task (0 = all)
     data_seed: int = 0  # seed of the subsets and of the permutation task (fixed across run seeds)
+    order: int = 0  # task order (paper sequences): 0 = as listed, 1 = reversed, n >= 2 = seeded permutation
     eval_batch_size: int = 500
 
 
@@ -83,6 +84,8 @@ _REGISTRY: dict[str, Builder | str] = {
     "default": "lab_sfa.images.sequences:build_default",
     "domains": "lab_sfa.images.sequences:build_default",
     "split-fmnist": "lab_sfa.images.sequences:build_split_fmnist",
+    "paper": "lab_sfa.images.paper:build_paper",
+    "paper-long": "lab_sfa.images.paper:build_paper_long",
     "lm-domains": "lab_sfa.lm.sequence:build",
 }
 

@@ -41,6 +41,7 @@ class MethodConfig:
     fisher_samples: int = 200  # ewc: examples used to estimate the Fisher diagonal
     fisher_batch: int = 1  # ewc: examples per gradient (1 = per-example empirical Fisher)
     buffer_size: float = 0.05  # replay: < 1 = fraction of a task's training set, >= 1 = count (in total)
+    buffer_mode: str = "total"  # replay: total (one reservoir) | per_task (buffer_size of each task)
     replay_batch: int = 0  # replay: examples replayed per step (0 = the training batch size)
 
 
@@ -115,6 +116,8 @@ def validate_method(cfg: MethodConfig) -> None:
         raise LabError(f"lam must be >= 0, got {cfg.lam}")
     if cfg.buffer_size <= 0:
         raise LabError(f"buffer_size must be > 0, got {cfg.buffer_size}")
+    if cfg.buffer_mode not in ("total", "per_task"):
+        raise LabError(f"buffer_mode must be 'total' or 'per_task', got '{cfg.buffer_mode}'")
     if cfg.fisher_samples < 1 or cfg.fisher_batch < 1:
         raise LabError("fisher_samples and fisher_batch must be >= 1")
 

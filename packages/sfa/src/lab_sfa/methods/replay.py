@@ -75,7 +75,11 @@ class ReplayCallback(Callback):
 
 
 class Replay(Method):
-    """Experience replay with a reservoir buffer of ``buffer_size`` examples (count, or fraction of a task)."""
+    """Experience replay with a reservoir buffer of ``buffer_size`` examples (count, or fraction of a task).
+
+    ``buffer_mode = "per_task"`` keeps ``buffer_size`` of *each* past task instead (a seeded random subset of
+    each task's training set, e.g. 1% / 5% per task as in the paper), so the buffer grows with the tasks.
+    """
 
     name = "replay"
 
@@ -83,13 +87,21 @@ class Replay(Method):
         super().__init__(*args, **kwargs)
         size = self.cfg.buffer_size
         capacity = int(size) if size >= 1 else max(1, int(round(size * len(self.seq.tasks[0].train))))
-        self.buffer = Reservoir(capacity, seed=1234)
+        self.buffer = Reservoir(0 if self.cfg.buffer_mode == "per_task" else capacity, seed=1234)
 
     def callbacks(self, model: nn.Module, k: int) -> list:
         return [ReplayCallback(self.buffer, self.cfg.replay_batch, self.seq.collate_fn)]
 
     def after_task(self, model: nn.Module, k: int) -> None:
         ds = self.seq.tasks[k].train
+        if self.cfg.buffer_mode == "per_task":
+            size = self.cfg.buffer_size
+            n = int(size) if size >= 1 else max(1, int(round(size * len(ds))))
+            keep = random.Random(1234 + k).sample(range(len(ds)), min(n, len(ds)))
+            self.buffer.capacity += len(keep)
+            self.buffer.items.extend(ds[i] for i in keep)
+            self.buffer.seen += len(ds)
+            return
         for i in range(len(ds)):
             self.buffer.add(ds[i])
 
