@@ -1,0 +1,176 @@
+"""The Ray backend's overhead and scaling: the same small jobs on the local backend and on a local Ray cluster.
+
+Jobs (each run through the packages' own entry points, exactly as `--backend local|ray` runs them):
+- sweep: an SFA sweep of 4 grid points x 2 seeds on the default image sequence, cut down (8 runs),
+- synth: a synthetic corpus of Stockfish-expert games at depth 2 (a Stockfish per worker),
+- sched: the scheduler bench's episodes (every policy on held-out episodes, plus the buffer/queue sweeps).
+Configurations: local (the default: one process; synth also with its 2-process pool), Ray with 1 CPU and Ray
+with 2 CPUs (a fresh local cluster each, started and warmed up, i.e. every worker has imported the packages,
+before the clock starts; start and warm-up are printed apart). Ray overhead = Ray(W) / local(W) - 1 at the
+same number of workers W; speedup = Ray(1 CPU) / Ray(2 CPUs). Every configuration must give the same results
+(checked). Wall-clock time: Ray is several processes, so run this under the heavy lock on a quiet machine.
+
+    .venv/bin/python benchmarks/scale_ray.py [--quick] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("LAB_PROGRESS", "0")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def sweep_job(backend, runs: Path, quick: bool):
+    from lab_sfa.sweep import run_sweep
+    from lab_shared.rundir import RunDir
+
+    base = {
+        "sequence.name": "default", "sequence.width": 8, "sequence.n_train": 400, "sequence.n_val": 100,
+        "sequence.n_test": 200, "sequence.n_pretrain": 1000, "pretrain_steps": 40,
+        "trainer.max_steps": 10 if quick else 40, "trainer.lr": 1e-3,
+    }  # fmt: skip
+    spec = {
+        "seeds": [0, 1],
+        "base": base,
+        "grid": [{"method": "seq"}, {"method": "sfa", "method.beta": [0.1, 0.3]}, {"method": "l2"}],
+    }
+    run = RunDir.create("bench-sweep", "sweep", root=runs)
+    out = run_sweep(spec, run, backend=backend)
+    return sorted((r["point"], r["acc"]) for r in out["all"])
+
+
+def synth_job(backend, runs: Path, quick: bool, workers: int = 1):
+    from lab_shared.tools import find_stockfish
+    from lab_transcendence.synth import SynthSettings, generate_corpus
+
+    s = SynthSettings(players=3, games=12 if quick else 48, seed=0, depth=2, rating_games=0, max_plies=160)
+    out = Path(tempfile.mkdtemp(dir=runs))
+    generate_corpus(out, s, find_stockfish(), workers=workers, show_progress=False, backend=backend)
+    return (out / "games.pgn").read_text()
+
+
+def sched_job(backend, runs: Path, quick: bool):
+    from lab_learnsched.bench import BenchConfig, run_sim_bench
+    from lab_shared.rundir import RunDir
+
+    cfg = BenchConfig(
+        workloads=["default"],
+        policies=["fifo", "random", "shortest", "greedy", "lookahead:1", "lookahead:2"],
+        seeds=4 if quick else 12,
+        buffer_sweep=[400, 800],
+        queue_sweep=[4, 8],
+        sweep_seeds=2 if quick else 6,
+        sweep_policies=["fifo", "greedy", "lookahead:1", "lookahead:2"],
+        exact_batches=0,
+    )
+    out = run_sim_bench(cfg, RunDir.create("bench-sched", "sched", root=runs), backend)
+    return [[{k: v for k, v in r.items() if k != "ms_per_decision"} for r in rows] for rows in out.values()]
+
+
+def _warm(_):
+    """A warm-up task: the imports every job's tasks need, once per worker process."""
+    import lab_learnsched.bench  # noqa: F401
+    import lab_sfa.sweep  # noqa: F401
+    import lab_transcendence.synth  # noqa: F401
+
+    time.sleep(1.0)  # holds this worker so the next warm-up task starts another
+    return os.getpid()
+
+
+def timed(fn, *args, **kw):
+    t = time.perf_counter()
+    res = fn(*args, **kw)
+    return time.perf_counter() - t, res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="smaller jobs (a smoke run, not for the figures)")
+    ap.add_argument("--out", type=Path, default=Path("runs/bench/scale_ray"))
+    args = ap.parse_args()
+    import ray
+
+    from lab_shared.backend import Backend, map_tasks
+
+    work = Path(tempfile.mkdtemp(prefix="scale-ray-"))
+    os.environ["LAB_RUNS"] = str(work)  # Ray workers inherit it at ray.init: one pretraining cache for all
+    runs = work / "jobs"
+    runs.mkdir()
+    jobs = {"sweep": sweep_job, "synth": synth_job, "sched": sched_job}
+    times: dict[str, dict[str, float]] = {j: {} for j in jobs}
+    results: dict[str, dict[str, object]] = {j: {} for j in jobs}
+
+    local = Backend("local")
+    sweep_job(local, runs, args.quick)  # untimed: fills the pretraining cache every configuration reads
+    for name, job in jobs.items():
+        times[name]["local-1"], results[name]["local-1"] = timed(job, local, runs, args.quick)
+        print(f"{name:6s} local, 1 process     {times[name]['local-1']:7.1f} s", flush=True)
+    times["synth"]["local-2"], results["synth"]["local-2"] = timed(synth_job, local, runs, args.quick, 2)
+    print(f"synth  local, 2-process pool {times['synth']['local-2']:7.1f} s", flush=True)
+    startup = {}
+    for w in (1, 2):
+        t0 = time.perf_counter()
+        ray.init(num_cpus=w, include_dashboard=False, logging_level="warning")
+        t1 = time.perf_counter()
+        pids = map_tasks(_warm, [(str(i), i) for i in range(w)], Backend("ray"))
+        t2 = time.perf_counter()
+        startup[w] = {
+            "ray_init_s": round(t1 - t0, 2),
+            "warm_up_s": round(t2 - t1, 2),
+            "workers": len(set(pids)),
+        }
+        print(f"ray {w} CPU: init {t1 - t0:.1f} s, worker warm-up {t2 - t1:.1f} s", flush=True)
+        for name, job in jobs.items():
+            key = f"ray-{w}"
+            times[name][key], results[name][key] = timed(job, Backend("ray"), runs, args.quick)
+            print(f"{name:6s} ray, {w} CPU            {times[name][key]:7.1f} s", flush=True)
+        ray.shutdown()
+
+    same = {name: all(r == res["local-1"] for r in res.values()) for name, res in results.items()}
+    lines, summary = [], {}
+    for name in jobs:
+        t = times[name]
+        over1 = t["ray-1"] / t["local-1"] - 1
+        speed = t["ray-1"] / t["ray-2"]
+        row = {"overhead_1": over1, "speedup_ray_1_to_2": speed, "same_results": same[name], **t}
+        if "local-2" in t:
+            row["overhead_2"] = t["ray-2"] / t["local-2"] - 1
+        summary[name] = row
+        extra = f", vs 2-process pool {100 * row['overhead_2']:+.0f}%" if "overhead_2" in row else ""
+        lines.append(
+            f"{name} overhead {100 * over1:+.0f}% (1 worker){extra}, speedup 1->2 Ray CPUs {speed:.2f}x, "
+            f"same results {same[name]}"
+        )
+        print(f"{name:6s} {lines[-1].split(' ', 1)[1]}")
+    worst = max(max(r["overhead_1"], r.get("overhead_2", -1)) for r in summary.values())
+    args.out.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "summary": summary,
+        "ray_startup": startup,
+        "quick": args.quick,
+        "ray": ray.__version__,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+        },
+        "load_avg_at_end": os.getloadavg(),
+    }
+    (args.out / "scale_ray.json").write_text(json.dumps(doc, indent=2))
+    print(
+        f"RESULT scale_ray: worst Ray overhead {100 * worst:+.0f}% at equal workers (target <= +10%); "
+        f"speedup 1->2 CPUs sweep {summary['sweep']['speedup_ray_1_to_2']:.2f}x, synth "
+        f"{summary['synth']['speedup_ray_1_to_2']:.2f}x, sched {summary['sched']['speedup_ray_1_to_2']:.2f}x; "
+        f"same results {all(same.values())}"
+    )
+
+
+if __name__ == "__main__":
+    main()
