@@ -26,7 +26,7 @@ import numpy as np
 from lab_learnsched.pg import bridge
 from lab_learnsched.pg.conn import Target, connect, redact_config, resolve
 from lab_learnsched.pg.execute import PgExecutor, QueryRun, Snapshot
-from lab_learnsched.pg.load import read_meta
+from lab_learnsched.pg.load import read_load, read_meta
 from lab_learnsched.pg.probe import ProbeCache
 from lab_learnsched.pg.templates import Domain, Instance, Template, check_templates, sample_instances
 from lab_learnsched.workload import Query, Tables, save_trace
@@ -87,23 +87,42 @@ class PgWorkload:
     templates: dict[str, Template]
     domains: dict[str, Domain]
     tables: Tables
-    cache: ProbeCache
+    cache: Any  # ProbeCache (range templates: probed) or TraceCache (TPC-H: traced)
+    dataset: str = "tpch-like"
 
     @classmethod
     def open(cls, dsn: str | None = None, pg_dir: str | Path | None = None) -> PgWorkload:
         target = resolve(dsn or None, Path(pg_dir) if pg_dir else None)
         with connect(target.dsn) as conn:
+            meta, _ = read_load(conn)
+            if meta.get("dataset") == "tpch":
+                from lab_learnsched.pg.tpch import TABLES, read_queries
+                from lab_learnsched.pg.trace import TraceCache
+
+                meta, temps = read_queries(conn)
+                pages = meta["pages"]
+                rels = [t for t in TABLES if t in pages] + sorted(r for r in pages if r not in TABLES)
+                tables = Tables(tuple(rels), tuple(max(1, int(pages[r])) for r in rels))
+                return cls(target, meta, temps, {}, tables, TraceCache(meta["load_id"]), "tpch")
             meta, temps = read_meta(conn)
             domains = check_templates(conn, temps)
         tables = bridge.make_tables(temps, meta["pages"])
         return cls(target, meta, {t.name: t for t in temps}, domains, tables, ProbeCache(meta["load_id"]))
 
     def instances(self, n: int, seed: int) -> list[Instance]:
+        if self.dataset == "tpch":
+            from lab_learnsched.pg.tpch import stream_instances
+
+            return stream_instances(n, seed, float(self.meta["scale"]))
         return sample_instances(list(self.templates.values()), self.domains, n, seed)
 
     def queries(self, insts: list[Instance]) -> list[Query]:
-        with connect(self.target.dsn) as conn:
-            blocks = self.cache.get_or_probe(conn, self.templates, insts)
+        if self.dataset == "tpch":
+            blocks = self.cache.get_or_trace(self.target, self.templates, insts, list(self.tables.names),
+                                             self.meta["pages"])  # fmt: skip
+        else:
+            with connect(self.target.dsn) as conn:
+                blocks = self.cache.get_or_probe(conn, self.templates, insts)
         return bridge.to_queries(self.tables, insts, blocks)
 
 

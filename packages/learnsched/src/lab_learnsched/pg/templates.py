@@ -78,7 +78,9 @@ class Instance:
     params: dict[str, Any]
 
     def key(self) -> str:
-        return f"{self.template}({self.params['lo']},{self.params['hi']})"
+        if set(self.params) == {"lo", "hi"}:
+            return f"{self.template}({self.params['lo']},{self.params['hi']})"
+        return f"{self.template}(" + ",".join(f"{k}={v}" for k, v in self.params.items()) + ")"
 
 
 # --- parsing ---------------------------------------------------------------------------------------------

@@ -393,6 +393,38 @@ def stream(seed: int, scale: float, names: list[str] | None = None) -> list[Inst
     return [Instance(i, names[k], draw_params(names[k], rng, scale)) for i, k in enumerate(order.tolist())]
 
 
+@dataclass(frozen=True)
+class SqlTemplate:
+    """A query template without access lists (its blocks are traced): name and SQL."""
+
+    name: str
+    sql: str
+
+
+def stream_instances(n: int, seed: int, scale: float) -> list[Instance]:
+    """`n` instances: whole streams (seeds seed*1000, seed*1000+1, ...) back to back, cut at n."""
+    out: list[Instance] = []
+    k = 0
+    while len(out) < n:
+        out.extend(stream(seed * 1000 + k, scale))
+        k += 1
+    return [Instance(i, x.template, x.params) for i, x in enumerate(out[:n])]
+
+
+def read_queries(conn: psycopg.Connection) -> tuple[dict, dict[str, SqlTemplate]]:
+    """The TPC-H load description and its queries from lab_meta, re-validated."""
+    import psycopg
+
+    try:
+        rows = dict(conn.execute(f"SELECT key, value FROM {SCHEMA}.lab_meta").fetchall())
+    except psycopg.Error as e:
+        raise LabError(f"cannot read lab_meta: {str(e).strip().splitlines()[0]}") from None
+    meta = rows.get("load")
+    if not isinstance(meta, dict) or meta.get("dataset") != "tpch":
+        raise LabError("the database holds no TPC-H load: run `lab sched pg load --dataset tpch`")
+    return meta, {n: SqlTemplate(n, q) for n, q in queries_from_stored(rows.get("templates")).items()}
+
+
 def check_queries(conn: psycopg.Connection | None = None, scale: float = 0.01) -> None:
     """Every query is a single read-only SELECT (sqlcheck); with a connection also plan each one once."""
     import psycopg
