@@ -17,9 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
+from lab_learnsched.agents.config import VAL_SEED0
 from lab_learnsched.env import BufferPoolEnv
 from lab_learnsched.evaluate import episodes, run_episode, summarize
-from lab_learnsched.schedulers import Scheduler, make_scheduler
+from lab_learnsched.safety import best_heuristic, sim_scorer, validate_agent
+from lab_learnsched.schedulers import HEURISTICS, Scheduler, make_scheduler
 from lab_learnsched.workload import load_workload
 from lab_shared.backend import Backend, map_tasks
 from lab_shared.errors import LabError
@@ -61,6 +63,10 @@ class BenchConfig:
     exact_size: int = 8
     exact_buffers: list[int] = field(default_factory=lambda: [0, 300])  # 0 = the workload's pool size
     backend: str = "sim"  # sim | postgres | ray (the simulator's episodes as Ray tasks)
+    # the bar: the best of these rules, chosen per workload on validation episodes, and a planner
+    heuristics: list[str] = field(default_factory=lambda: list(HEURISTICS))
+    val_seeds: int = 8  # validation episodes (seeds VAL_SEED0..) for the best heuristic and the safety net
+    planner: str = "planner"  # planner spec ("" = none); see planner.py
 
 
 def _scheds(specs: list[str]) -> list[tuple[str, Scheduler]]:
@@ -82,10 +88,9 @@ def _label(spec: str) -> str:
 
 
 def _fits(sched: Scheduler, env: BufferPoolEnv) -> bool:
-    net = getattr(sched, "net", None)
-    return net is None or (
-        net.spec.queue_size == env.queue_size and net.spec.table_pages == env.workload.tables.pages
-    )
+    """Whether a scheduler can run on env's shape (fixed-shape agents: same queue and tables)."""
+    fits = getattr(sched, "fits", None)
+    return True if fits is None else bool(fits(env))
 
 
 def _episodes_task(arg) -> tuple[list, float]:
@@ -108,24 +113,87 @@ def _eval(env: BufferPoolEnv, scheds, eps, seeds, backend: Backend | None = None
         for _, s in fitting:
             t = time.perf_counter()
             runs.append(([run_episode(env, s, sd, q) for sd, q in zip(seeds, eps)], time.perf_counter() - t))
-    for (spec, _), (res, dt) in zip(fitting, runs):
+    done = dict(zip([spec for spec, _ in fitting], runs))
+    for spec, _ in scheds:
+        if spec not in done:  # reported, never dropped: a fixed-shape agent on another shape
+            rows.append({"policy": _label(spec), "status": "n/a: shape", "_per_episode": None})
+            continue
+        res, dt = done[spec]
         row = {
             "policy": _label(spec),
             **summarize(res),
             "ms_per_decision": 1e3 * dt / sum(len(q) for q in eps),
         }
         row["_per_episode"] = [r.hit_ratio for r in res]
+        row["_reads"] = [r.reads for r in res]
         rows.append(row)
     # paired comparison with greedy-most-cached on the same episodes
     base = next((r["_per_episode"] for r in rows if r["policy"] == "greedy"), None)
     for r in rows:
-        per = np.array(r.pop("_per_episode"))
+        per = r.pop("_per_episode")
+        if per is None:
+            continue
+        per = np.array(per)
         if base is not None:
             d = per - np.array(base)
             r["vs_greedy"] = float(d.mean())
             r["vs_greedy_std"] = float(d.std())
             r["wins_vs_greedy"] = float(np.mean(d > 1e-12))
     return rows
+
+
+def compare_rows(rows: list[dict], best: str, planner: str | None) -> list[dict]:
+    """Add `vs_best` (mean relative reads vs the best heuristic, paired per episode; negative = fewer
+    reads), `wins_vs_best` and `gap_to_planner` (mean relative reads above the planner); insert a
+    "best heuristic" row; drop the per-episode reads."""
+    by = {r["policy"]: r for r in rows}
+    b = by.get(best)
+    p = by.get(planner) if planner else None
+    out = []
+    for r in rows:
+        reads = r.get("_reads")
+        if reads is not None:
+            x = np.array(reads, float)
+            if b is not None:
+                bx = np.array(b["_reads"], float)
+                d = (x - bx) / np.maximum(bx, 1)
+                r["vs_best"], r["vs_best_std"] = float(d.mean()), float(d.std())
+                r["wins_vs_best"] = float(np.mean(x < bx))
+            if p is not None:
+                px = np.array(p["_reads"], float)
+                r["gap_to_planner"] = float(np.mean((x - px) / np.maximum(px, 1)))
+        out.append(r)
+        if r is b:
+            out.append({**r, "policy": f"best heuristic ({best})"})
+    for r in out:
+        r.pop("_reads", None)
+    return out
+
+
+def _bar_rows(cfg: BenchConfig, env, scheds, eps, seeds, backend, out: dict) -> list[dict]:
+    """Main-table rows of one workload: every scheduler plus the best heuristic (chosen on validation
+    episodes), the planner, and each agent's safety-net verdict and guarded row."""
+    specs = [sp for sp, _ in scheds]
+    extra = [h for h in cfg.heuristics if h not in specs]
+    if cfg.planner and cfg.planner not in specs:
+        extra.append(cfg.planner)
+    rows = _eval(env, scheds + _scheds(extra), eps, seeds, backend)
+    best = None
+    if cfg.heuristics:
+        score = sim_scorer(env, [VAL_SEED0 + i for i in range(max(1, cfg.val_seeds))])
+        best, val_reads = best_heuristic(score, cfg.heuristics)
+        out.setdefault("best_heuristic", []).append(
+            {"workload": env.workload.name, "best": best, "validation_reads": val_reads}
+        )
+        for spec, s in scheds:
+            if spec.startswith("agent") and _fits(s, env):
+                v = validate_agent(s, score, heuristic=best)
+                row = next(r for r in rows if r["policy"] == _label(spec))
+                row["validation"] = v.status
+                src = row if v.passed else next(r for r in rows if r["policy"] == best)
+                rows.append({**src, "policy": f"guarded:{_label(spec)}", "validation": v.status})
+                out.setdefault("safety", []).append({"workload": env.workload.name, **v.to_dict()})
+    return compare_rows(rows, best, cfg.planner or None) if best else rows
 
 
 def run_sim_bench(cfg: BenchConfig, run: RunDir, backend: Backend | None = None) -> dict:
@@ -146,7 +214,7 @@ def run_sim_bench(cfg: BenchConfig, run: RunDir, backend: Backend | None = None)
         env = BufferPoolEnv(wl, cfg.buffer_pages or None, cfg.queue_size or None, cfg.policy)
         eps = episodes(env, seeds)
         log.info("bench %s: %d policies x %d episodes", wl.name, len(scheds), len(eps))
-        for r in _eval(env, scheds, eps, seeds, backend):
+        for r in _bar_rows(cfg, env, scheds, eps, seeds, backend, out):
             out["main"].append(
                 {"workload": wl.name, "buffer": env.buffer_pages, "queue": env.queue_size, **r}
             )
@@ -188,9 +256,20 @@ def _exact_rows(cfg: BenchConfig, wl, buf: int) -> list[dict]:
     opt = [run_episode(env, make_scheduler("optimal"), sd, q) for sd, q in zip(ex_seeds, eps)]
     opt_reads = np.array([r.reads for r in opt], dtype=float)
     rows = []
-    ex_specs = [s for s in cfg.policies if s != "optimal"] + list(cfg.agents)
+    ex_specs = [s for s in cfg.policies if s != "optimal"]
+    ex_specs += [h for h in cfg.heuristics if h not in ex_specs]
+    ex_specs += [cfg.planner] if cfg.planner and cfg.planner not in ex_specs else []
+    ex_specs += list(cfg.agents)
     for spec, s in _scheds(ex_specs) + [("optimal (exact)", None)]:
         if s is not None and not _fits(s, env):
+            rows.append(
+                {
+                    "workload": wl.name,
+                    "buffer": env.buffer_pages,
+                    "policy": _label(spec),
+                    "status": "n/a: shape",
+                }
+            )
             continue
         res = opt if s is None else [run_episode(env, s, sd, q) for sd, q in zip(ex_seeds, eps)]
         reads = np.array([r.reads for r in res], dtype=float)
@@ -221,12 +300,18 @@ def _write(cfg: BenchConfig, run: RunDir, out: dict) -> None:
         "vs_greedy",
         "vs_greedy_std",
         "wins_vs_greedy",
+        "vs_best",
+        "vs_best_std",
+        "wins_vs_best",
+        "gap_to_planner",
         "reads",
         "reads_std",
         "makespan",
         "floor",
         "gap_floor",
         "ms_per_decision",
+        "status",
+        "validation",
     ]
     for name, rows in out.items():
         if rows:
@@ -236,6 +321,8 @@ def _write(cfg: BenchConfig, run: RunDir, out: dict) -> None:
     if out["buffer_sweep"]:
         series = {}
         for r in out["buffer_sweep"]:
+            if "reads" not in r:  # n/a rows
+                continue
             xs, ys = series.setdefault(r["policy"], ([], []))
             xs.append(r["buffer"])
             ys.append(r["reads"])
@@ -249,6 +336,8 @@ def _write(cfg: BenchConfig, run: RunDir, out: dict) -> None:
     if out["queue_sweep"]:
         series = {}
         for r in out["queue_sweep"]:
+            if "hit_ratio" not in r:  # n/a rows
+                continue
             xs, ys = series.setdefault(r["policy"], ([], []))
             xs.append(r["queue"])
             ys.append(r["hit_ratio"])
@@ -302,9 +391,14 @@ def main_table_markdown(out: dict) -> str:
         "hit_ratio_std",
         "vs_greedy",
         "wins_vs_greedy",
+        "vs_best",
+        "wins_vs_best",
+        "gap_to_planner",
         "reads",
         "makespan",
         "gap_floor",
+        "status",
+        "validation",
     ]
     return markdown_table([{k: r.get(k, "") for k in cols} for r in out["main"]])
 

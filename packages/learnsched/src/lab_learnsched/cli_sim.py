@@ -29,12 +29,94 @@ def _csv(v: str | None, cast=str) -> list | None:
         raise LabError(f"bad list '{v}'") from None
 
 
+def _find_run(resume: Path):
+    from lab_shared.rundir import RunDir
+
+    if not resume.exists():
+        raise LabError(f"nothing to resume at {resume}")
+    for cand in (
+        resume,
+        resume.parent,
+        resume.parent.parent,
+    ):  # a run dir, its checkpoints/ or one checkpoint
+        if (cand / "config.json").is_file():
+            return RunDir.open(cand)
+    raise LabError(f"{resume} is not inside a `lab sched train` run directory")
+
+
+def _run_agent(resume: Path | None) -> str | None:
+    """The agent kind recorded in the config of the run being resumed (None if no run)."""
+    if resume is None:
+        return None
+    from lab_shared.io import read_json
+
+    cfg = read_json(_find_run(resume).path / "config.json")
+    return cfg.get("agent") if isinstance(cfg, dict) else None
+
+
+def _train_setnet(steps, seed, name, resume, config, set_, quiet) -> None:
+    """`train --agent setnet`: PPO over generated workload families (agents/setppo.py)."""
+    from lab_learnsched.agents.config import SetTrainConfig
+    from lab_learnsched.agents.setppo import train_setnet
+    from lab_learnsched.families import get_family
+    from lab_shared.cli_utils import config_from_cli
+    from lab_shared.config import validate_range
+    from lab_shared.rundir import RunDir
+
+    run = _find_run(resume) if resume is not None else None
+    if run is not None:
+        config = config or run.path / "config.json"
+    cfg = config_from_cli(SetTrainConfig, config, set_, steps=steps, seed=seed)
+    validate_range("steps", cfg.steps, lo=1)
+    validate_range("num_envs", cfg.num_envs, lo=1)
+    validate_range("instances", cfg.instances, lo=1)
+    _check_numbers(cfg, _TRAIN_ZERO_OK)
+    for f in cfg.families:
+        get_family(f)
+    if run is None:
+        run = RunDir.create("sched-train", name or "setnet", cfg)
+    else:
+        run.write_config(cfg)
+    res = train_setnet(cfg, run, resume=resume, show_progress=not quiet)
+    run.write_results(res)
+    typer.echo(
+        f"setnet: {res['steps']} steps; validation reads vs best heuristic {100 * res['val_vs_best']:+.2f}% "
+        f"(best checkpoint {res['best_checkpoint']}); run: {run.path}"
+    )
+
+
+def _check_numbers(cfg, zero_ok: set[str], prefix: str = "") -> None:
+    """Every number of a config (nested ones too): finite floats; counts and sizes >= 1, or >= 0 for the
+    fields in `zero_ok` (where 0 means "the default"); queue windows within the simulator's limit."""
+    import dataclasses
+    import math
+
+    from lab_learnsched.workload import MAX_QUEUE
+
+    for f in dataclasses.fields(cfg):
+        v, key = getattr(cfg, f.name), prefix + f.name
+        if dataclasses.is_dataclass(v):
+            _check_numbers(v, zero_ok, key + ".")
+            continue
+        lo, hi = (0 if f.name in zero_ok else 1), (MAX_QUEUE if "queue" in f.name else math.inf)
+        for x in v if isinstance(v, list) else [v]:
+            if isinstance(x, float) and not math.isfinite(x):
+                raise LabError(f"{key} must be a finite number, got {x}")
+            if isinstance(x, int) and not isinstance(x, bool) and not lo <= x <= hi:
+                raise LabError(f"{key} must be an integer in [{lo}, {hi}], got {x}")
+    if getattr(cfg, "lr", 1.0) <= 0:
+        raise LabError(f"{prefix}lr must be > 0, got {cfg.lr}")
+
+
+_TRAIN_ZERO_OK = {"buffer_pages", "queue_size", "seed", "threads", "eval_every", "ckpt_every", "learning_starts"}  # fmt: skip
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the package's Typer app."""
 
     @app.command()
     def train(
-        agent: Annotated[str | None, typer.Option(help="ppo | dqn")] = None,
+        agent: Annotated[str | None, typer.Option(help="ppo | dqn | setnet")] = None,
         workload: WorkloadOpt = None,
         steps: Annotated[int | None, typer.Option(help="Environment steps (scheduling decisions).")] = None,
         buffer_pages: Annotated[int | None, typer.Option(help="Pool size in pages (0 = workload's).")] = None,
@@ -49,12 +131,15 @@ def register(app: typer.Typer) -> None:
         set_: SetOpt = None,
         quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
     ) -> None:
-        """Train a masked PPO or double-DQN scheduler; checkpoints, metrics and a learning curve go to runs/."""
+        """Train a masked PPO or double-DQN scheduler, or (--agent setnet) one shape-free agent on generated
+        workload families; checkpoints, metrics and a learning curve go to runs/."""
         from lab_learnsched.agents.config import TrainConfig
         from lab_shared.cli_utils import config_from_cli
         from lab_shared.config import validate_range
         from lab_shared.rundir import RunDir
 
+        if agent == "setnet" or (agent is None and _run_agent(resume) == "setnet"):
+            return _train_setnet(steps, seed, name, resume, config, set_, quiet)
         run = None
         if resume is not None:
             if not resume.exists():
@@ -82,6 +167,7 @@ def register(app: typer.Typer) -> None:
             raise LabError(f"--agent must be ppo or dqn, got '{cfg.agent}'")
         validate_range("steps", cfg.steps, lo=1)
         validate_range("num_envs", cfg.num_envs, lo=1)
+        _check_numbers(cfg, _TRAIN_ZERO_OK)
         if run is None:
             run = RunDir.create("sched-train", name or cfg.agent, cfg)
         else:
@@ -153,6 +239,14 @@ def register(app: typer.Typer) -> None:
 
             tasks = Backend("ray", address)
             tasks.start()  # Ray missing or unreachable: one line before any work
+        from lab_learnsched.oracles import MAX_EXACT
+        from lab_learnsched.workload import load_workload
+
+        _check_numbers(cfg, {"buffer_pages", "queue_size", "exact_batches", "exact_buffers"})
+        if cfg.exact_size > MAX_EXACT:
+            raise LabError(f"exact_size must be at most {MAX_EXACT} (exact optimum), got {cfg.exact_size}")
+        for w in cfg.workloads:  # a bad workload is one line before the run folder and any work
+            load_workload(w)
         run = RunDir.create("sched-bench", cfg.backend, cfg)
         if cfg.backend in ("sim", "ray"):
             out = run_sim_bench(cfg, run, tasks)
@@ -182,9 +276,11 @@ def register(app: typer.Typer) -> None:
         """Run one episode with one scheduler and print the order with per-query hits and reads."""
         from lab_learnsched.env import BufferPoolEnv
         from lab_learnsched.schedulers import make_scheduler
-        from lab_learnsched.workload import load_workload, save_trace
+        from lab_learnsched.workload import MAX_QUEUE, load_workload, save_trace
         from lab_shared.report import markdown_table
 
+        if seed < 0 or not 0 <= (queue_size or 0) <= MAX_QUEUE:
+            raise LabError(f"--seed must be >= 0 and --queue-size in [0, {MAX_QUEUE}]")
         wl = load_workload(workload or "default")
         env = BufferPoolEnv(wl, buffer_pages, queue_size, replacement)
         sched = make_scheduler(policy, seed)
@@ -205,18 +301,36 @@ def register(app: typer.Typer) -> None:
 
     @app.command("workload")
     def workload_cmd(
-        spec: Annotated[str, typer.Argument(help="Built-in name or workload/trace file.")] = "default",
+        spec: Annotated[
+            str, typer.Argument(help="Built-in name, family:NAME:SEED, workload/trace file, or `gen`.")
+        ] = "default",
         episodes: Annotated[int, typer.Option(help="Episodes to sample for the summary.")] = 20,
         export_trace: Annotated[
             Path | None, typer.Option(help="Write sampled episodes as one trace file.")
         ] = None,
+        family: Annotated[str | None, typer.Option(help="gen: workload family (see families.py).")] = None,
+        seed: Annotated[int | None, typer.Option(help="gen: instance seed of the family.")] = None,
+        out: Annotated[Path | None, typer.Option(help="gen: output workload file (.toml or .json).")] = None,
     ) -> None:
-        """Validate a workload and summarise its tables, templates and query sizes."""
+        """Validate a workload and summarise its tables, templates and query sizes; `workload gen --family F
+        --seed S --out FILE` writes one instance of a randomized workload family as a workload file."""
         import numpy as np
 
         from lab_learnsched.workload import load_workload, save_trace
         from lab_shared.report import markdown_table
 
+        if spec == "gen":
+            from lab_learnsched.families import FAMILIES, write_family
+
+            if family is None or seed is None or out is None:
+                raise LabError(f"workload gen needs --family ({', '.join(FAMILIES)}), --seed and --out")
+            write_family(family, seed, out)
+            spec = str(out)
+        elif family is not None or seed is not None or out is not None:
+            raise LabError("--family, --seed and --out belong to `lab sched workload gen`")
+
+        if not 1 <= episodes <= 10_000:
+            raise LabError(f"--episodes must be in [1, 10000], got {episodes}")
         wl = load_workload(spec)
         qs = [q for s in range(episodes) for q in wl.generate(s)]
         typer.echo(
@@ -244,3 +358,40 @@ def register(app: typer.Typer) -> None:
                 q.qid = i
             save_trace(export_trace, wl.tables, qs)
             typer.echo(f"trace of {len(qs)} queries: {export_trace}")
+
+    @app.command("bench-families")
+    def bench_families(
+        families: Annotated[str | None, typer.Option(help="Comma-separated workload families.")] = None,
+        instances: Annotated[int | None, typer.Option(help="Test instances per family (seeds 0..).")] = None,
+        seeds: Annotated[int | None, typer.Option(help="Test episodes per instance.")] = None,
+        agent: Annotated[
+            list[str] | None, typer.Option(help="Agent checkpoint/run dir (repeatable).")
+        ] = None,
+        config: ConfigOpt = None,
+        set_: SetOpt = None,
+    ) -> None:
+        """Learned vs best heuristic (chosen per instance on validation) vs planner on generated families."""
+        from lab_learnsched.familybench import FamilyBenchConfig, run_family_bench, summary_markdown
+        from lab_learnsched.schedulers import agent_specs
+        from lab_shared.cli_utils import config_from_cli
+        from lab_shared.rundir import RunDir
+
+        cfg = config_from_cli(
+            FamilyBenchConfig,
+            config,
+            set_,
+            families=_csv(families),
+            instances=instances,
+            seeds=seeds,
+            agents=agent_specs(agent, False) or None,
+        )
+        from lab_learnsched.families import get_family
+
+        for f in cfg.families:
+            get_family(f)
+        if cfg.instances < 1 or cfg.seeds < 1 or cfg.val_seeds < 1:
+            raise LabError("--instances, --seeds and val_seeds must be >= 1")
+        run = RunDir.create("sched-bench", "families", cfg)
+        out = run_family_bench(cfg, run)
+        typer.echo(summary_markdown(out["summary"]))
+        typer.echo(f"tables: {run.path}")

@@ -9,6 +9,7 @@ Contract (shared by the simulator environment and the PostgreSQL backend):
 - `make_scheduler(spec)` builds one from a spec string:
   `fifo`, `random`, `shortest`, `greedy` (most cached pages: the paper's named heuristic),
   `lookahead[:k]` (fewest reads with a k-step lookahead; k=1 is greedy-fewest-reads),
+  `planner[:width[:depth[:budget]]]` (beam search over exact simulations, see planner.py),
   `optimal[:beam]` (exact optimum by branch and bound when the queue holds the whole remaining batch of
   <= 8 queries, else beam search of the given width over the queue; replans whenever the queue changes), `agent:CHECKPOINT` (a trained DQN/PPO agent)
   and `agent+la:CHECKPOINT` (the agent's value used as a one-step lookahead).
@@ -26,7 +27,9 @@ from lab_learnsched.oracles import MAX_EXACT, beam_order, exact_order
 from lab_learnsched.workload import Query
 from lab_shared.errors import LabError
 
-BASELINES = ("fifo", "random", "shortest", "greedy", "lookahead", "optimal")
+BASELINES = ("fifo", "random", "shortest", "greedy", "lookahead", "optimal", "planner")
+# the hand-written rules the "best heuristic" of a run is chosen from (per workload, on validation episodes)
+HEURISTICS = ("fifo", "shortest", "greedy", "lookahead:1", "lookahead:2")
 
 
 @dataclass
@@ -154,6 +157,8 @@ class Optimal(Scheduler):
     """
 
     def __init__(self, beam: int = 32):
+        if beam < 1:
+            raise LabError(f"optimal beam width must be >= 1, got {beam}")
         self.beam = beam
         self.name = "optimal"
         self.plan: list[int] = []  # qids
@@ -202,14 +207,18 @@ def make_scheduler(spec: str, seed: int = 0) -> Scheduler:
             return Lookahead(int(arg) if arg else 2)
         if name == "optimal":
             return Optimal(int(arg) if arg else 32)
+        if name == "planner":
+            from lab_learnsched.planner import Planner
+
+            return Planner(*[int(x) for x in arg.split(":")] if arg else [])
     except ValueError:
         raise LabError(f"scheduler '{spec}': bad argument '{arg}'") from None
     if name in ("agent", "agent+la"):
         if not arg:
             raise LabError(f"scheduler '{name}' needs a checkpoint: {name}:PATH")
-        from lab_learnsched.agents.policy import AgentScheduler
+        from lab_learnsched.agents.policy import load_agent
 
-        return AgentScheduler.load(arg, lookahead=(name == "agent+la"))
+        return load_agent(arg, lookahead=(name == "agent+la"))
     raise LabError(
         f"unknown scheduler '{spec}' (choose from {', '.join(BASELINES)}, agent:PATH, agent+la:PATH)"
     )

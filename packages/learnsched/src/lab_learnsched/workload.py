@@ -20,8 +20,9 @@ Workload file (TOML; JSON with the same structure also works)::
     [workload]
     name = "default"
     queries = 32            # queries per episode
-    arrival = "batch"       # batch (all at t=0) | poisson
-    rate = 0.05             # poisson: arrivals per time unit (one disk read = 1 time unit)
+    arrival = "batch"       # batch (all at t=0) | poisson | bursty
+    rate = 0.05             # poisson/bursty: arrivals per time unit (one disk read = 1 time unit)
+    burst = 4.0             # bursty: mean queries per burst (a burst arrives at one instant)
     buffer_pages = 800      # suggested pool size (CLI options override)
     queue_size = 8          # suggested queue window
     [tables]
@@ -54,7 +55,11 @@ from lab_shared.io import atomic_write_text
 
 TRACE_FORMAT = "learnsched-trace/1"
 PART_KINDS = ("range", "index", "scan")
-ARRIVALS = ("batch", "poisson")
+ARRIVALS = ("batch", "poisson", "bursty")
+# sizes the simulator can hold in memory and finish: a typo like queries = 100000000 is an error, not a hang
+MAX_PAGES = 100_000_000  # pages over all tables
+MAX_QUERIES = 100_000  # queries per episode
+MAX_QUEUE = 4096  # queue window
 
 
 @dataclass(frozen=True)
@@ -176,6 +181,7 @@ class Workload:
     queries: int = 32
     arrival: str = "batch"
     rate: float = 0.05
+    burst: float = 4.0  # bursty arrivals: mean burst size
     buffer_pages: int = 0
     queue_size: int = 8
     drift_at: int | None = None
@@ -206,7 +212,18 @@ class Workload:
                 prev = blocks[part.table]
                 b = np.concatenate([prev, b[~np.isin(b, prev)]])
             blocks[part.table] = b
-        return make_query(self.tables, template.name, blocks, qid, arrival)
+        # blocks lie in their tables by construction: no need for make_query's checks
+        offs = self._offsets()
+        pages = np.concatenate([b + offs[t] for t, b in blocks.items()])
+        q = Query(qid, template.name, blocks, pages, float(arrival))
+        q.__dict__["_upages"] = pages  # distinct by construction (features.unique_pages)
+        return q
+
+    def _offsets(self) -> dict[str, int]:
+        o = self.__dict__.get("_offs")
+        if o is None or o[0] is not self.tables:
+            o = self.__dict__["_offs"] = (self.tables, self.tables.offsets)
+        return o[1]
 
     def _weights(self, after_drift: bool) -> tuple[list[Template], np.ndarray]:
         temps = list(self.templates.values())
@@ -231,6 +248,8 @@ class Workload:
             temps, w = after if (self.drift_at is not None and i >= self.drift_at) else before
             if self.arrival == "poisson" and i > 0:
                 t += float(rng.exponential(1.0 / self.rate))
+            elif self.arrival == "bursty" and i > 0 and rng.random() < 1.0 / self.burst:
+                t += float(rng.exponential(self.burst / self.rate))  # same mean rate, in bursts
             tpl = temps[int(rng.choice(len(temps), p=w))]
             out.append(self.sample_query(tpl, rng, i, t))
         return out
@@ -281,7 +300,11 @@ def workload_from_dict(d: dict, name: str = "workload") -> Workload:
         raise LabError(f"{name}: top level must be a table/object")
     _check_keys(d, {"workload", "tables", "templates", "drift"}, name)
     w = d.get("workload", {})
-    _check_keys(w, {"name", "queries", "arrival", "rate", "buffer_pages", "queue_size"}, f"{name} [workload]")
+    if not isinstance(w, dict):
+        raise LabError(f"{name}: [workload] must be a table")
+    _check_keys(
+        w, {"name", "queries", "arrival", "rate", "burst", "buffer_pages", "queue_size"}, f"{name} [workload]"
+    )
     tables_d = d.get("tables")
     if not isinstance(tables_d, dict) or not tables_d:
         raise LabError(f"{name}: needs a non-empty [tables] section (name = pages)")
@@ -289,6 +312,8 @@ def workload_from_dict(d: dict, name: str = "workload") -> Workload:
         if not isinstance(p, int) or isinstance(p, bool) or p <= 0:
             raise LabError(f"{name}: table '{t}' must have a positive integer page count, got {p!r}")
     tables = Tables.from_dict(tables_d)
+    if tables.n_pages > MAX_PAGES:
+        raise LabError(f"{name}: {tables.n_pages} pages in all; at most {MAX_PAGES} are supported")
     temps_d = d.get("templates")
     if not isinstance(temps_d, dict) or not temps_d:
         raise LabError(f"{name}: needs at least one [templates.NAME] section")
@@ -299,7 +324,7 @@ def workload_from_dict(d: dict, name: str = "workload") -> Workload:
             raise LabError(f"{where}: must be a table")
         _check_keys(td, {"weight", "parts"}, where)
         weight = td.get("weight", 1.0)
-        if not isinstance(weight, (int, float)) or weight < 0:
+        if not isinstance(weight, (int, float)) or not 0 <= weight < math.inf:
             raise LabError(f"{where}: weight must be a number >= 0, got {weight!r}")
         parts_d = td.get("parts")
         if not isinstance(parts_d, list) or not parts_d:
@@ -317,10 +342,12 @@ def workload_from_dict(d: dict, name: str = "workload") -> Workload:
             if kind not in PART_KINDS:
                 raise LabError(f"{pw}: kind must be one of {PART_KINDS}, got {kind!r}")
             pages = _pair(pd.get("pages", 1), f"{pw} pages", int)
+            if pages[1] > MAX_PAGES:
+                raise LabError(f"{pw}: pages must be at most {MAX_PAGES}, got {list(pages)}")
             if pages[0] <= 0 and kind != "scan":
                 raise LabError(f"{pw}: pages must be positive, got {list(pages)}")
             region = _pair(pd.get("region", [0.0, 1.0]), f"{pw} region", float)
-            if region[0] < 0 or region[1] > 1 or region[0] >= region[1]:
+            if not (0 <= region[0] < region[1] <= 1):  # also rejects nan
                 raise LabError(f"{pw}: region must satisfy 0 <= lo < hi <= 1, got {list(region)}")
             span = math.ceil(region[1] * tables.size(tab)) - math.floor(region[0] * tables.size(tab))
             if kind != "scan" and pages[0] > span:
@@ -333,14 +360,18 @@ def workload_from_dict(d: dict, name: str = "workload") -> Workload:
     if arrival not in ARRIVALS:
         raise LabError(f"{name}: arrival must be one of {ARRIVALS}, got {arrival!r}")
     ints = {}
-    for key, default, lo in (("queries", 32, 1), ("buffer_pages", 0, 0), ("queue_size", 8, 1)):
+    limits = (("queries", 32, 1, MAX_QUERIES), ("buffer_pages", 0, 0, MAX_PAGES), ("queue_size", 8, 1, MAX_QUEUE))  # fmt: skip
+    for key, default, lo, hi in limits:
         v = w.get(key, default)
-        if not isinstance(v, int) or isinstance(v, bool) or v < lo:
-            raise LabError(f"{name}: workload.{key} must be an integer >= {lo}, got {v!r}")
+        if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+            raise LabError(f"{name}: workload.{key} must be an integer in [{lo}, {hi}], got {v!r}")
         ints[key] = v
     rate = w.get("rate", 0.05)
-    if not isinstance(rate, (int, float)) or rate <= 0:
+    if not isinstance(rate, (int, float)) or not 0 < rate < math.inf:
         raise LabError(f"{name}: workload.rate must be > 0, got {rate!r}")
+    burst = w.get("burst", 4.0)
+    if not isinstance(burst, (int, float)) or isinstance(burst, bool) or not 1.0 <= burst < 1e6:
+        raise LabError(f"{name}: workload.burst must be a number >= 1, got {burst!r}")
     drift_at, drift_w = None, {}
     if "drift" in d:
         dd = d["drift"]
@@ -356,7 +387,7 @@ def workload_from_dict(d: dict, name: str = "workload") -> Workload:
         for tn, v in drift_w.items():
             if tn not in templates:
                 raise LabError(f"{name}: drift.weights names unknown template '{tn}'")
-            if not isinstance(v, (int, float)) or v < 0:
+            if not isinstance(v, (int, float)) or not 0 <= v < math.inf:
                 raise LabError(f"{name}: drift weight of '{tn}' must be >= 0, got {v!r}")
         if sum(drift_w.values()) <= 0:
             raise LabError(f"{name}: drift.weights sum to 0")
@@ -367,6 +398,7 @@ def workload_from_dict(d: dict, name: str = "workload") -> Workload:
         queries=ints["queries"],
         arrival=arrival,
         rate=float(rate),
+        burst=float(burst),
         buffer_pages=ints["buffer_pages"],
         queue_size=ints["queue_size"],
         drift_at=drift_at,
@@ -386,9 +418,11 @@ def _no_duplicates(pairs: list[tuple[str, object]]) -> dict:
 
 def _parse_file(path: Path) -> dict:
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise LabError(f"cannot read workload file {path}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise LabError(f"{path}: not a UTF-8 text file") from None
     try:
         if path.suffix.lower() == ".toml":
             return tomllib.loads(text)
@@ -404,9 +438,14 @@ def _parse_file(path: Path) -> dict:
 
 
 def load_workload(spec: str | Path) -> Workload:
-    """A built-in name (`default`, `drift`, `small`), a workload file (.toml/.json) or a trace (.json)."""
+    """A built-in name (`default`, `drift`, `small`), `family:NAME:SEED` (a generated workload, see
+    families.py), a workload file (.toml/.json) or a trace (.json)."""
     from lab_learnsched.builtin import BUILTIN_WORKLOADS
 
+    if isinstance(spec, str) and spec.startswith("family:"):
+        from lab_learnsched.families import family_workload, parse_family_spec
+
+        return family_workload(*parse_family_spec(spec))
     if isinstance(spec, str) and spec in BUILTIN_WORKLOADS:
         return workload_from_dict(tomllib.loads(BUILTIN_WORKLOADS[spec]), spec)
     path = Path(spec)
@@ -446,6 +485,8 @@ def trace_from_dict(d: dict, name: str = "trace") -> tuple[Tables, list[Query]]:
         if not isinstance(p, int) or isinstance(p, bool) or p <= 0:
             raise LabError(f"{name}: table '{t}' must have a positive integer page count, got {p!r}")
     tables = Tables.from_dict(tabs)
+    if tables.n_pages > MAX_PAGES:
+        raise LabError(f"{name}: {tables.n_pages} pages in all; at most {MAX_PAGES} are supported")
     qs = d.get("queries")
     if not isinstance(qs, list) or not qs:
         raise LabError(f"{name}: trace has no queries")
@@ -453,6 +494,11 @@ def trace_from_dict(d: dict, name: str = "trace") -> tuple[Tables, list[Query]]:
     for i, qd in enumerate(qs):
         if not isinstance(qd, dict) or not isinstance(qd.get("blocks"), dict):
             raise LabError(f"{name}: query {i} needs a 'blocks' object (table -> list of block ids)")
+        tpl, arr = qd.get("template", "trace"), qd.get("arrival", 0.0)
+        if not isinstance(tpl, str) or not isinstance(arr, int | float) or not math.isfinite(arr):
+            raise LabError(f"{name}: query {i}: template must be a string and arrival a finite number")
+        if not all(isinstance(b, list) and all(type(x) is int for x in b) for b in qd["blocks"].values()):
+            raise LabError(f"{name}: query {i}: blocks must be lists of integers")
         try:
             out.append(
                 make_query(

@@ -58,3 +58,38 @@ class TrainConfig:
 # Episode seeds: test/bench episodes use 0.. (held out), validation 900_000.., training 10_000_000..
 VAL_SEED0 = 900_000
 TRAIN_SEED0 = 10_000_000
+
+# Workload-family instance seeds: test instances 0.., validation 5_000.., training 10_000..
+VAL_INSTANCE0 = 5_000
+TRAIN_INSTANCE0 = 10_000
+
+
+@dataclass
+class SetTrainConfig:
+    """`lab sched train --agent setnet`: one shape-free agent trained on many generated workloads."""
+
+    agent: str = "setnet"
+    families: list[str] = field(
+        default_factory=lambda: ["hotset", "lookup", "mixed", "poisson", "bursty", "skew"]
+    )
+    instances: int = 200  # training instances per family (instance seeds TRAIN_INSTANCE0 + k)
+    policy: str = "lru"
+    steps: int = 1_000_000
+    max_seconds: float = 0.0  # > 0: also stop (checkpointed, best kept) after this much wall time
+    num_envs: int = 16
+    max_queue: int = 32  # the training env pads every window to this many slots
+    reward_div: float = 10.0  # rewards / this: episode returns of a few units keep the value loss from
+    # dominating the clipped gradient
+    hidden: int = 32
+    layers: int = 2
+    heads: int = 2
+    lr: float = 5e-4
+    seed: int = 0
+    threads: int = 1
+    eval_every: int = 100_000
+    val_instances: int = 4  # validation instances per family (seeds VAL_INSTANCE0 + k)
+    val_episodes: int = 2  # episodes per validation instance (seeds VAL_SEED0 + j)
+    ckpt_every: int = 100_000
+    ppo: PPOConfig = field(
+        default_factory=lambda: PPOConfig(rollout=64, epochs=2, minibatches=4, ent_coef=0.005)
+    )

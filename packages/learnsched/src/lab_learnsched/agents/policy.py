@@ -52,6 +52,20 @@ def net_from_meta(meta: dict) -> SlotNet:
         ) from None
 
 
+def load_agent(path: str | Path, lookahead: bool = False) -> Scheduler:
+    """The scheduler of a trained agent checkpoint: a shape-free setnet or a fixed-shape DQN/PPO agent."""
+    ck = find_checkpoint(path)
+    state, _, _ = read_checkpoint(ck)
+    meta = state.get("agent")
+    if isinstance(meta, dict) and meta.get("agent") == "setnet":
+        if lookahead:
+            raise LabError("agent+la (value lookahead) is not available for setnet agents; use agent:PATH")
+        from lab_learnsched.agents.setnet import SetAgentScheduler
+
+        return SetAgentScheduler.load(ck)
+    return AgentScheduler.load(ck, lookahead)
+
+
 class AgentScheduler(Scheduler):
     """Greedy (argmax) decisions of a trained network; optionally a value-based one-step lookahead."""
 
@@ -80,6 +94,11 @@ class AgentScheduler(Scheduler):
                 f"agent was trained for a queue of {sp.queue_size} over {self.feat.n_pages} pages; got a queue of "
                 f"{len(state.slots)} over {state.pool.n_pages} pages"
             )
+
+    def fits(self, env) -> bool:
+        """Whether this fixed-shape agent can run on `env` (same queue size and tables)."""
+        sp = self.net.spec
+        return sp.queue_size == env.queue_size and sp.table_pages == env.workload.tables.pages
 
     @torch.no_grad()
     def choose(self, state: SchedState) -> int:

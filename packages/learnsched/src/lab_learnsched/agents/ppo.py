@@ -15,11 +15,58 @@ import torch
 from torch.distributions import Categorical
 
 from lab_learnsched.agents import common
-from lab_learnsched.agents.config import TrainConfig
+from lab_learnsched.agents.config import PPOConfig, TrainConfig
 from lab_learnsched.agents.nets import SlotNet
 from lab_shared.progress import progress
 from lab_shared.rundir import RunDir
 from lab_shared.seed import seed_everything
+
+
+def gae(
+    rew: torch.Tensor, val: torch.Tensor, done: torch.Tensor, next_v: torch.Tensor, gamma: float, lam: float
+) -> torch.Tensor:
+    """Generalised advantage estimates of a (T, N) rollout; done[t] = the episode ended at step t."""
+    t_len, n = rew.shape
+    adv = torch.zeros(t_len, n)
+    last = torch.zeros(n)
+    for t in reversed(range(t_len)):
+        nv = next_v if t == t_len - 1 else val[t + 1]
+        nonterm = 1.0 - done[t]
+        delta = rew[t] + gamma * nv * nonterm - val[t]
+        last = delta + gamma * lam * nonterm * last
+        adv[t] = last
+    return adv
+
+
+def ppo_update(
+    net, opt, pc: PPOConfig, f_obs, f_act, f_logp, f_adv, f_ret
+) -> tuple[float, float, float, float]:
+    """Clipped PPO epochs over one flattened rollout; returns mean (policy loss, value loss, entropy, kl)."""
+    per_update = f_obs.shape[0]
+    mb = max(1, per_update // pc.minibatches)
+    stats = []
+    for _ in range(pc.epochs):
+        perm = torch.randperm(per_update)
+        for k in range(0, per_update, mb):
+            idx = perm[k : k + mb]
+            logits, v = net(f_obs[idx])
+            dist = Categorical(logits=logits)
+            logp = dist.log_prob(f_act[idx])
+            ratio = (logp - f_logp[idx]).exp()
+            a_ = f_adv[idx]
+            a_ = (a_ - a_.mean()) / (a_.std() + 1e-8)
+            pg = torch.max(-a_ * ratio, -a_ * ratio.clamp(1 - pc.clip, 1 + pc.clip)).mean()
+            vloss = 0.5 * (v - f_ret[idx]).pow(2).mean()
+            ent = dist.entropy().mean()
+            loss = pg + pc.vf_coef * vloss - pc.ent_coef * ent
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), pc.max_grad_norm)
+            opt.step()
+            with torch.no_grad():
+                kl = ((ratio - 1) - (logp - f_logp[idx])).mean()
+            stats.append((pg.item(), vloss.item(), ent.item(), kl.item()))
+    return tuple(float(x) for x in np.mean(stats, axis=0))
 
 
 def train_ppo(
@@ -82,42 +129,20 @@ def train_ppo(
         # -- GAE (b_done[t] marks that the episode ended at step t) --
         with torch.no_grad():
             next_v = net(torch.from_numpy(obs))[1]
-        adv = torch.zeros(t_len, n)
-        last = torch.zeros(n)
-        for t in reversed(range(t_len)):
-            nv = next_v if t == t_len - 1 else b_val[t + 1]
-            nonterm = 1.0 - b_done[t]
-            delta = b_rew[t] + pc.gamma * nv * nonterm - b_val[t]
-            last = delta + pc.gamma * pc.gae_lambda * nonterm * last
-            adv[t] = last
+        adv = gae(b_rew, b_val, b_done, next_v, pc.gamma, pc.gae_lambda)
         ret = adv + b_val
         # -- update --
-        f_obs, f_act, f_logp = b_obs.reshape(-1, dim), b_act.reshape(-1), b_logp.reshape(-1)
-        f_adv, f_ret = adv.reshape(-1), ret.reshape(-1)
-        mb = max(1, per_update // pc.minibatches)
-        stats = []
-        for _ in range(pc.epochs):
-            perm = torch.randperm(per_update)
-            for k in range(0, per_update, mb):
-                idx = perm[k : k + mb]
-                logits, v = net(f_obs[idx])
-                dist = Categorical(logits=logits)
-                logp = dist.log_prob(f_act[idx])
-                ratio = (logp - f_logp[idx]).exp()
-                a_ = f_adv[idx]
-                a_ = (a_ - a_.mean()) / (a_.std() + 1e-8)
-                pg = torch.max(-a_ * ratio, -a_ * ratio.clamp(1 - pc.clip, 1 + pc.clip)).mean()
-                vloss = 0.5 * (v - f_ret[idx]).pow(2).mean()
-                ent = dist.entropy().mean()
-                loss = pg + pc.vf_coef * vloss - pc.ent_coef * ent
-                opt.zero_grad()
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(net.parameters(), pc.max_grad_norm)
-                opt.step()
-                with torch.no_grad():
-                    kl = ((ratio - 1) - (logp - f_logp[idx])).mean()
-                stats.append((pg.item(), vloss.item(), ent.item(), kl.item()))
-        pg_, vl_, ent_, kl_ = np.mean(stats, axis=0)
+        stats = ppo_update(
+            net,
+            opt,
+            pc,
+            b_obs.reshape(-1, dim),
+            b_act.reshape(-1),
+            b_logp.reshape(-1),
+            adv.reshape(-1),
+            ret.reshape(-1),
+        )
+        pg_, vl_, ent_, kl_ = stats
         log = {
             "pg_loss": pg_,
             "v_loss": vl_,

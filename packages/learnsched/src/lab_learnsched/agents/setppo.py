@@ -1,0 +1,248 @@
+"""Masked PPO for the shape-free agent over a distribution of generated workloads (domain randomization).
+
+Each episode of the vectorized env (vecenv.SetVecEnv) draws one of `instances` training instances of each
+training family. Every `eval_every` steps the argmax policy is scored on fixed validation episodes of
+other instances of the same families, as reads relative to the best heuristic of each instance (chosen
+on those episodes from schedulers.HEURISTICS); the best-scoring weights are kept in `best/`. Held-out
+families and test instances are never touched here. SIGINT/SIGTERM stop at the next rollout boundary
+with a checkpoint (`lab sched train --resume RUN` continues).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.distributions import Categorical
+
+from lab_learnsched.agents.config import (
+    TRAIN_INSTANCE0,
+    TRAIN_SEED0,
+    VAL_INSTANCE0,
+    VAL_SEED0,
+    PPOConfig,
+    SetTrainConfig,
+)
+from lab_learnsched.agents.ppo import gae
+from lab_learnsched.agents.setnet import SetAgentScheduler, SetNet, setnet_meta
+from lab_learnsched.env import BufferPoolEnv
+from lab_learnsched.evaluate import episodes, run_episode
+from lab_learnsched.families import family_workload
+from lab_learnsched.schedulers import HEURISTICS, make_scheduler
+from lab_learnsched.setfeatures import N_GLOBAL, N_TOKEN
+from lab_learnsched.vecenv import SetVecEnv
+from lab_shared import signals
+from lab_shared.checkpoint import (
+    find_checkpoint,
+    load_model_weights,
+    load_optimizer_state,
+    read_checkpoint,
+    save_checkpoint,
+)
+from lab_shared.config import config_to_dict
+from lab_shared.progress import progress
+from lab_shared.rundir import RunDir
+from lab_shared.seed import get_rng_state, seed_everything, set_rng_state
+
+
+class SetValidator:
+    """Agent reads vs the best heuristic of each validation instance, on fixed episodes."""
+
+    def __init__(self, cfg: SetTrainConfig):
+        self.cases = []  # (env, episode seeds, episodes, best heuristic reads per episode)
+        seeds = [VAL_SEED0 + j for j in range(cfg.val_episodes)]
+        for fam in cfg.families:
+            for k in range(cfg.val_instances):
+                env = BufferPoolEnv(family_workload(fam, VAL_INSTANCE0 + k), policy=cfg.policy)
+                eps = episodes(env, seeds)
+                per = {
+                    h: [run_episode(env, make_scheduler(h), s, q).reads for s, q in zip(seeds, eps)]
+                    for h in HEURISTICS
+                }
+                best = min(per, key=lambda h: np.mean(per[h]))
+                self.cases.append((env, seeds, eps, np.array(per[best], float)))
+
+    def __call__(self, net: SetNet) -> float:
+        """Mean relative reads difference to the best heuristic (negative: the agent reads less)."""
+        was = net.training
+        sched = SetAgentScheduler(net, {})
+        rel = []
+        for env, seeds, eps, best in self.cases:
+            reads = np.array([run_episode(env, sched, s, q).reads for s, q in zip(seeds, eps)], float)
+            rel += list((reads - best) / np.maximum(best, 1))
+        net.train(was)
+        return float(np.mean(rel))
+
+
+def _width(obs: torch.Tensor) -> torch.Tensor:
+    """Slots up to the last valid one, per observation (the rest is padding the network can skip)."""
+    valid = obs[:, N_GLOBAL:].reshape(obs.shape[0], -1, N_TOKEN)[..., 0] > 0.5
+    idx = torch.arange(1, valid.shape[1] + 1)
+    return (valid * idx).max(1).values.clamp(min=1)
+
+
+def bucketed_update(net, opt, pc: PPOConfig, f_obs, f_act, f_logp, f_adv, f_ret) -> tuple[float, ...]:
+    """PPO epochs with minibatches of similar queue widths, each trimmed to its widest window.
+
+    Same losses as ppo.ppo_update; only the grouping differs (samples sorted by width with random tie
+    order, minibatches shuffled), which cuts the attention cost of padded slots on mixed queue sizes.
+    """
+    n = f_obs.shape[0]
+    width = _width(f_obs)
+    mb = max(1, n // pc.minibatches)
+    stats = []
+    for _ in range(pc.epochs):
+        order = torch.argsort(width.float() + torch.rand(n))
+        chunks = [order[k : k + mb] for k in range(0, n, mb)]
+        for j in torch.randperm(len(chunks)).tolist():
+            idx = chunks[j]
+            w = int(width[idx].max())
+            logits, v = net(f_obs[idx, : N_GLOBAL + w * N_TOKEN])
+            dist = Categorical(logits=logits)
+            logp = dist.log_prob(f_act[idx])
+            ratio = (logp - f_logp[idx]).exp()
+            a_ = f_adv[idx]
+            a_ = (a_ - a_.mean()) / (a_.std() + 1e-8)
+            pg = torch.max(-a_ * ratio, -a_ * ratio.clamp(1 - pc.clip, 1 + pc.clip)).mean()
+            vloss = 0.5 * (v - f_ret[idx]).pow(2).mean()
+            ent = dist.entropy().mean()
+            loss = pg + pc.vf_coef * vloss - pc.ent_coef * ent
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), pc.max_grad_norm)
+            opt.step()
+            with torch.no_grad():
+                kl = ((ratio - 1) - (logp - f_logp[idx])).mean()
+            stats.append((pg.item(), vloss.item(), ent.item(), kl.item()))
+    return tuple(float(x) for x in np.mean(stats, axis=0))
+
+
+def train_workloads(cfg: SetTrainConfig) -> list:
+    return [family_workload(f, TRAIN_INSTANCE0 + k) for f in cfg.families for k in range(cfg.instances)]
+
+
+def _save(root: Path, step: int, net, opt, cfg, extra: dict, keep: int = 2) -> Path:
+    meta = setnet_meta(net, families=list(cfg.families), policy=cfg.policy)
+    state = {"agent": meta, "config": config_to_dict(cfg), **extra}
+    return save_checkpoint(root, step, net, opt, state, rng=get_rng_state(), keep=keep)
+
+
+def train_setnet(
+    cfg: SetTrainConfig, run: RunDir, resume: str | Path | None = None, show_progress: bool = True
+) -> dict:
+    torch.set_num_threads(cfg.threads)
+    seed_everything(cfg.seed)
+    pc = cfg.ppo
+    net = SetNet(cfg.hidden, cfg.layers, cfg.heads)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, eps=1e-5)
+    step, seed_pos, best = 0, 0, float("inf")
+    if resume:
+        ck = find_checkpoint(resume)
+        st, opt_t, rng_t = read_checkpoint(ck)
+        load_model_weights(net, ck / "model.safetensors")
+        if opt_t is not None and "optimizer" in st:
+            load_optimizer_state(opt, opt_t, st["optimizer"])
+        if rng_t is not None and "rng" in st:
+            set_rng_state(rng_t, st["rng"])
+        step, seed_pos, best = int(st["step"]), int(st["seed_pos"]), float(st["best"])
+    validate = SetValidator(cfg)
+    env = SetVecEnv(
+        train_workloads(cfg),
+        cfg.num_envs,
+        cfg.max_queue,
+        seed=cfg.seed + step,
+        seed_base=TRAIN_SEED0 + cfg.seed * 1_000_000,
+        policy=cfg.policy,
+    )
+    env.seed_pos = seed_pos
+    obs, _ = env.reset()
+    n, t_len = cfg.num_envs, pc.rollout
+    dim = obs.shape[1]
+    b_obs = torch.zeros(t_len, n, dim)
+    b_act = torch.zeros(t_len, n, dtype=torch.long)
+    b_logp, b_rew, b_done, b_val = (torch.zeros(t_len, n) for _ in range(4))
+    per_update = n * t_len
+    next_eval = (step // cfg.eval_every + 1) * cfg.eval_every if cfg.eval_every else None
+    next_ckpt = (step // cfg.ckpt_every + 1) * cfg.ckpt_every if cfg.ckpt_every else None
+    t0, step0 = time.time(), step
+    bar = progress(total=cfg.steps, desc="setnet") if show_progress else None
+    if bar is not None and step:
+        bar.update(step)
+    ratios: list[float] = []
+    with signals.catch_stop_signals():
+        while step < cfg.steps:
+            if signals.stop_requested():
+                ck = _save(run.checkpoints, step, net, opt, cfg, {"seed_pos": env.seed_pos, "best": best})
+                raise signals.Preempted(step, ck, run.path)
+            frac = step / cfg.steps
+            if cfg.max_seconds > 0:
+                frac = max(frac, (time.time() - t0) / cfg.max_seconds)
+                if frac >= 1.0:
+                    break
+            if pc.anneal_lr:
+                for g in opt.param_groups:
+                    g["lr"] = cfg.lr * max(0.05, 1.0 - frac)
+            for t in range(t_len):
+                o = torch.from_numpy(obs)
+                w = max(ep.queue for ep in env.eps)  # trim the padding no env uses
+                with torch.no_grad():
+                    logits, v = net(o[:, : N_GLOBAL + w * N_TOKEN])
+                dist = Categorical(logits=logits)
+                a = dist.sample()
+                b_obs[t], b_act[t], b_logp[t], b_val[t] = o, a, dist.log_prob(a), v
+                obs, r, term, _, info = env.step(a.numpy())
+                b_rew[t] = torch.from_numpy(r) / cfg.reward_div
+                b_done[t] = torch.from_numpy(term.astype(np.float32))
+                for i in np.flatnonzero(term):
+                    h, rd = info["episode_hits"][i], info["episode_reads"][i]
+                    ratios.append(h / max(h + rd, 1))
+            step += per_update
+            with torch.no_grad():
+                next_v = net(torch.from_numpy(obs))[1]
+            adv = gae(b_rew, b_val, b_done, next_v, pc.gamma, pc.gae_lambda)
+            ret = adv + b_val
+            stats = bucketed_update(
+                net,
+                opt,
+                pc,
+                b_obs.reshape(-1, dim),
+                b_act.reshape(-1),
+                b_logp.reshape(-1),
+                adv.reshape(-1),
+                ret.reshape(-1),
+            )
+            log = dict(zip(("pg_loss", "v_loss", "entropy", "approx_kl"), stats))
+            log["sps"] = (step - step0) / (time.time() - t0)
+            if ratios:
+                log["train_hit_ratio"] = float(np.mean(ratios))
+                ratios = []
+            if next_eval is not None and (step >= next_eval or step >= cfg.steps):
+                log["val_vs_best"] = validate(net)
+                if log["val_vs_best"] < best:
+                    best = log["val_vs_best"]
+                    _save(run.path / "best", step, net, None, cfg, {"val_vs_best": best}, keep=1)
+                next_eval += cfg.eval_every
+            run.metrics.log(step=step, **log)
+            if bar is not None:
+                bar.update(per_update, hit=round(log.get("train_hit_ratio", 0.0), 3))
+            if next_ckpt is not None and step >= next_ckpt and step < cfg.steps:
+                _save(run.checkpoints, step, net, opt, cfg, {"seed_pos": env.seed_pos, "best": best})
+                next_ckpt += cfg.ckpt_every
+    if bar is not None:
+        bar.close()
+    final = validate(net)
+    ck = _save(run.checkpoints, step, net, opt, cfg, {"seed_pos": env.seed_pos, "best": min(best, final)})
+    if final <= best or not (run.path / "best").exists():
+        _save(run.path / "best", step, net, None, cfg, {"val_vs_best": final}, keep=1)
+        best = final
+    return {
+        "agent": "setnet",
+        "steps": step,
+        "val_vs_best_final": final,
+        "val_vs_best": best,
+        "checkpoint": str(ck),
+        "best_checkpoint": str(find_checkpoint(run.path / "best")),
+        "train_seconds": time.time() - t0,
+    }
