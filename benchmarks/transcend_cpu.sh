@@ -9,7 +9,7 @@
 #   3. train     lab chess train --model position           residual CNN policy, core trainer
 #   4. transcend lab chess transcend --design pool          selection set, confirmation set, per-position
 # Knobs (environment): GAMES (corpus games), VOTE_GAMES (round robin games a pair), STEPS (training steps of
-# 256 positions), SEL_GAMES / CONF_GAMES / H2H_GAMES, POSITIONS, TEMPS, LOCK (a command prefix for every
+# BATCH positions), BATCH, ARCH (--set options of the position model), SEL_GAMES / CONF_GAMES / H2H_GAMES, POSITIONS, TEMPS, LOCK (a command prefix for every
 # stage, e.g. "flock /tmp/lab-heavy.lock nice -n 5"), LAB (the lab executable).
 set -euo pipefail
 OUT=${1:?usage: transcend_cpu.sh OUT_DIR}
@@ -17,7 +17,9 @@ LAB=${LAB:-lab}
 LOCK=${LOCK:-}
 GAMES=${GAMES:-5000}
 VOTE_GAMES=${VOTE_GAMES:-20}
-STEPS=${STEPS:-4000}
+STEPS=${STEPS:-2000}
+BATCH=${BATCH:-128}
+ARCH=${ARCH:-"--set position.arch=cnn --set position.width=48 --set position.layers=4"}
 SEL_GAMES=${SEL_GAMES:-12}
 CONF_GAMES=${CONF_GAMES:-40}
 H2H_GAMES=${H2H_GAMES:-100}
@@ -40,8 +42,9 @@ stage() {  # stage NAME THREADS COMMAND...: run, log, time (the time starts once
 stage synth 2 $LAB chess data synth --preset noisy --players 4 --games "$GAMES" --rating-games 0 \
   --vote-games "$VOTE_GAMES" --seed "$SEED" -j 2 --out "$OUT/corpus"
 stage positions 2 $LAB chess data positions "$OUT/corpus" --out "$OUT/positions" -j 2
-stage train 2 $LAB chess train --model position --data "$OUT/positions" --max-steps "$STEPS" --seed "$SEED" \
-  --set trainer.eval_every=250 --set trainer.progress=false --name transcend-cpu
+# shellcheck disable=SC2086
+stage train 1 $LAB chess train --model position --data "$OUT/positions" --max-steps "$STEPS" --batch-size "$BATCH" \
+  --seed "$SEED" $ARCH --set trainer.eval_every=200 --set trainer.progress=false --name transcend-cpu
 RUN=$(ls -d "$LAB_RUNS"/chess-train/transcend-cpu-* | tail -1)
 stage transcend 1 $LAB chess transcend --model "$RUN/model" --design pool --temperatures "$TEMPS" \
   --selection-games "$SEL_GAMES" --confirm-games "$CONF_GAMES" --h2h-games "$H2H_GAMES" \

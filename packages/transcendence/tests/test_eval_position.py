@@ -187,3 +187,33 @@ def test_train_export_load_and_kinds(positions_dir, tmp_path, monkeypatch):
     (tmp_path / "bad" / "model.safetensors").write_bytes(b"")
     with pytest.raises(LabError, match="unknown model_type"):
         model_kind(tmp_path / "bad")
+
+
+def test_wrong_kind_for_a_command_is_one_error(positions_dir, tmp_path, monkeypatch):
+    from lab_transcendence.export import export_model
+    from lab_transcendence.loading import model_kind, require_kind
+    from lab_transcendence.position_config import PositionConfig
+    from lab_transcendence.position_model import PositionPolicy
+    from lab_transcendence.position_train import export_position_model
+
+    monkeypatch.setenv("LAB_RUNS", str(tmp_path / "runs"))
+    pos = export_position_model(
+        PositionPolicy(PositionConfig(width=8, layers=1, head_dim=4)), tmp_path / "pm"
+    )
+    sys_path = Path(__file__).parent
+    import sys
+
+    sys.path.insert(0, str(sys_path))
+    from eval_helpers import tiny_model
+
+    gpt = export_model(tiny_model(), tmp_path / "gpt", "char")
+    assert model_kind(pos) == "position" and model_kind(gpt) == "transcript"
+    with pytest.raises(LabError, match="needs a transcript model"):
+        require_kind(pos, ("transcript",), "x")
+    for args in (["uci", "--model", str(pos), "--policy", "paper"],
+                 ["eval", "--model", str(pos), "--policy", "paper", "--games", "1", "--levels", "1"]):  # fmt: skip
+        r = runner.invoke(app, args)
+        assert isinstance(r.exception, LabError) and "no paper policy" in str(r.exception), r.output
+    assert not (tmp_path / "runs" / "chess-eval").exists() or not any(
+        (tmp_path / "runs" / "chess-eval").rglob("games.jsonl")
+    )

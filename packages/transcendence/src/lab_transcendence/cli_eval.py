@@ -343,5 +343,7 @@ def register(app: typer.Typer) -> None:
             raise LabError(f"unknown policy {policy!r} (choose masked or paper)")
         if not model.exists():
             raise LabError(f"model folder not found: {model}")
-        _kind, m, tok, _meta = load_any(model, choose_device(device))
+        kind, m, tok, _meta = load_any(model, choose_device(device))
+        if kind == "position" and policy == "paper":
+            raise LabError(f"{model} is a position model: it has no paper policy; use --policy masked")
         serve(UciEngine(m, tok, temperature, policy, seed))

@@ -377,7 +377,8 @@ def convert(
 
 def is_positions(folder: str | Path) -> bool:
     meta = Path(folder) / "meta.json"
-    return meta.is_file() and read_json(meta).get("format") == FORMAT
+    doc = read_json(meta) if meta.is_file() else None
+    return isinstance(doc, dict) and doc.get("format") == FORMAT
 
 
 def load_positions(folder: str | Path) -> tuple[dict[str, np.ndarray], dict]:

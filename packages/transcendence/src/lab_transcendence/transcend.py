@@ -153,6 +153,11 @@ def run_experiment(cfg: EvalConfig, run, show_progress: bool = True) -> dict:
         if not Path(path).exists():
             raise LabError(f"model folder not found: {path}")
         kind, model, tok, meta = load_any(path, device)
+        if kind == "position" and set(cfg.policies) == {"paper"}:
+            raise LabError(
+                f"{path} is a position model: it has no paper policy (it scores the legal moves of the board); "
+                "use --policy masked"
+            )
         label = _label(path, taken)
         loaded.append({"label": label, "path": str(path), "kind": kind, "model": model, "tok": tok, "meta": meta,
                        "hash": weights_hash(path)})  # fmt: skip
