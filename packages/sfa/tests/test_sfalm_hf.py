@@ -145,3 +145,51 @@ def test_bad_arguments():
         SFACallback(beta=1.5)
     with pytest.raises(ValueError):
         SFACallback(p=0.0)
+
+
+def _resume_case(tmp_path, make_cb, name):
+    """Full run vs resumed from each checkpoint (copied elsewhere, fresh model and callback): bit-identical."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    args = _args(tmp_path / name, 8, save_strategy="steps", save_steps=2, save_total_limit=None)
+    model = _model()
+    Trainer(model=model, args=args, train_dataset=Blocks(), callbacks=[make_cb(model)]).train()
+    final = {n: p.detach().clone() for n, p in model.named_parameters()}
+    last = load_file(str(tmp_path / name / "out" / "checkpoint-8" / "model.safetensors"))
+    assert all(torch.equal(last[n], final[n]) for n in last)  # the final save is the averaged model
+    for step in (2, 4, 6):
+        moved = tmp_path / name / f"elsewhere-{step}"
+        shutil.copytree(tmp_path / name / "out" / f"checkpoint-{step}", moved)
+        other = _model()
+        with torch.no_grad():  # a different starting point: a naive snapshot would be wrong
+            for p in other.parameters():
+                p.add_(1.0)
+        args2 = _args(tmp_path / name / f"resumed-{step}", 8, save_strategy="no")
+        Trainer(model=other, args=args2, train_dataset=Blocks(), callbacks=[make_cb(other)]).train(
+            resume_from_checkpoint=str(moved)
+        )
+        for n, p in other.named_parameters():
+            assert torch.equal(p, final[n]), f"{name}: resume from checkpoint-{step} differs in {n}"
+
+
+def test_sfa_resume_is_bit_identical_from_any_checkpoint(tmp_path):
+    _resume_case(tmp_path, lambda m: SFACallback(beta=0.5, p=0.25), "sfa")
+
+
+def test_l2_and_ewc_resume_is_bit_identical(tmp_path):
+    _resume_case(tmp_path, lambda m: L2Callback(lam=5.0), "l2")
+    fisher = estimate_fisher(_model(), torch.utils.data.DataLoader(Blocks(n=4), batch_size=1), max_batches=4)
+    _resume_case(
+        tmp_path, lambda m: EWCCallback([f.clone() for f in fisher], lam=100.0, max_weight=10.0), "ewc"
+    )
+
+
+def test_resume_without_the_anchor_file_is_an_error(tmp_path):
+    args = _args(tmp_path, 4, save_strategy="steps", save_steps=2)
+    Trainer(model=_model(), args=args, train_dataset=Blocks()).train()  # checkpoints without SFA state
+    with pytest.raises(ValueError, match=ANCHOR_FILE):
+        Trainer(model=_model(), args=args, train_dataset=Blocks(), callbacks=[SFACallback()]).train(
+            resume_from_checkpoint=str(tmp_path / "out" / "checkpoint-2")
+        )
