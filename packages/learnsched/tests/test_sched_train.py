@@ -91,6 +91,17 @@ def test_cli_train_and_bench(tmp_path):
     assert r.returncode == 0, r.stderr
     run = next((tmp_path / "sched-train").iterdir())
     assert (run / "results.json").exists() and (run / "plots" / "learning_curve.png").exists()
+    # resuming with another setting is refused in one line (--steps may extend; --force is recorded)
+    r = subprocess.run(
+        [LAB, "sched", "train", "--resume", str(run), "--quiet", "--set", "seed=5"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert (
+        r.returncode == 2 and r.stderr.startswith("error: refusing to resume") and "seed (0 -> 5)" in r.stderr
+    )
+    assert json.loads((run / "config.json").read_text())["seed"] == 0
     r = subprocess.run(
         [
             LAB,

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from lab_shared.backend import AddressOpt
-from lab_shared.cli_utils import ConfigOpt, SetOpt
+from lab_shared.cli_utils import ConfigOpt, ForceOpt, SetOpt
 from lab_shared.errors import LabError
 
 WorkloadOpt = Annotated[
@@ -54,7 +54,7 @@ def _run_agent(resume: Path | None) -> str | None:
     return cfg.get("agent") if isinstance(cfg, dict) else None
 
 
-def _train_setnet(steps, seed, name, resume, config, set_, quiet) -> None:
+def _train_setnet(steps, seed, name, resume, config, set_, quiet, force=False) -> None:
     """`train --agent setnet`: PPO over generated workload families (agents/setppo.py)."""
     from lab_learnsched.agents.config import SetTrainConfig
     from lab_learnsched.agents.setppo import train_setnet
@@ -75,8 +75,8 @@ def _train_setnet(steps, seed, name, resume, config, set_, quiet) -> None:
         get_family(f)
     if run is None:
         run = RunDir.create("sched-train", name or "setnet", cfg)
-    else:
-        run.write_config(cfg)
+    else:  # --steps may extend the run; any other change needs --force (recorded in provenance.json)
+        run.check_resume(cfg, force=force, allow=("steps",))
     res = train_setnet(cfg, run, resume=resume, show_progress=not quiet)
     run.write_results(res)
     typer.echo(
@@ -130,6 +130,7 @@ def register(app: typer.Typer) -> None:
         config: ConfigOpt = None,
         set_: SetOpt = None,
         quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+        force: ForceOpt = False,
     ) -> None:
         """Train a masked PPO or double-DQN scheduler, or (--agent setnet) one shape-free agent on generated
         workload families; checkpoints, metrics and a learning curve go to runs/."""
@@ -139,7 +140,7 @@ def register(app: typer.Typer) -> None:
         from lab_shared.rundir import RunDir
 
         if agent == "setnet" or (agent is None and _run_agent(resume) == "setnet"):
-            return _train_setnet(steps, seed, name, resume, config, set_, quiet)
+            return _train_setnet(steps, seed, name, resume, config, set_, quiet, force)
         run = None
         if resume is not None:
             if not resume.exists():
@@ -170,8 +171,8 @@ def register(app: typer.Typer) -> None:
         _check_numbers(cfg, _TRAIN_ZERO_OK)
         if run is None:
             run = RunDir.create("sched-train", name or cfg.agent, cfg)
-        else:
-            run.write_config(cfg)
+        else:  # --steps may extend the run; any other change needs --force (recorded in provenance.json)
+            run.check_resume(cfg, force=force, allow=("steps",))
         if cfg.agent == "ppo":
             from lab_learnsched.agents.ppo import train_ppo as fn
         else:
