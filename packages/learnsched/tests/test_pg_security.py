@@ -294,7 +294,7 @@ def test_bench_keeps_passwords_out_resumes_and_takes_exact_batches_zero(cluster,
     password = cluster.passfile.read_text().strip().rsplit(":", 1)[1]
     dsn = f"host=127.0.0.1 port={cluster.port} dbname=lab user=postgres password={password}"
     env = {"LAB_RUNS": str(tmp_path / "runs"), "LAB_PG_CACHE": str(tmp_path / "cache"), "LAB_PG_DSN": dsn}
-    args = ["bench", "--episodes", "2", "--queries", "6", "--policies", "fifo,greedy",
+    args = ["bench", "--dsn", dsn, "--episodes", "2", "--queries", "6", "--policies", "fifo,greedy",
             "--set", "learned=false", "--set", "exact_batches=0", "--set", "queue_size=3"]  # fmt: skip
     r = _lab(*args, env=env)
     assert r.returncode == 0, r.stderr

@@ -28,6 +28,15 @@ DirOpt = Annotated[
 ]
 
 
+def _redact_argv() -> None:
+    """Hide passwords in sys.argv (a --dsn on the command line) before anything records it."""
+    import sys
+
+    from lab_learnsched.pg.conn import redact
+
+    sys.argv[:] = [redact(a) if ("password" in a.lower() or "://" in a) else a for a in sys.argv]
+
+
 def register(app: typer.Typer) -> None:
     """Add `lab sched pg ...` to the package's Typer app."""
     pg = typer.Typer(help="The scheduler on a real PostgreSQL: a throwaway cluster, data, probes, benchmark.",
@@ -247,6 +256,7 @@ def register(app: typer.Typer) -> None:
             drop_os_cache=drop_os_cache or None,
         )  # fmt: skip
         real_dsn, cfg.dsn = cfg.dsn, ""  # the DSN (and any password in it) is passed on, never stored
+        _redact_argv()  # the run's provenance records argv: a --dsn password must not reach it
         if resume is not None:
             run = RunDir.open(resume)
         else:
