@@ -18,6 +18,8 @@ n >= 2 = a permutation seeded by n; the task data and the pretraining do not dep
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from lab_sfa.images.data import load_digits28, load_fmnist, load_mnist5k
@@ -45,6 +47,7 @@ def domain_name(base: str, degrees: int) -> str:
     return base if degrees == 0 else f"{base}-rot{degrees}"
 
 
+@functools.lru_cache(maxsize=8)
 def split_pools(base: str, data_seed: int) -> tuple[tuple, tuple]:
     """(pretraining arrays, task arrays) of one base dataset: disjoint training examples, the same test split.
 
