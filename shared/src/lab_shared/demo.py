@@ -7,6 +7,7 @@ import traceback
 from importlib.metadata import entry_points
 from pathlib import Path
 
+from lab_shared.errors import LabError
 from lab_shared.progress import get_logger
 from lab_shared.report import Section, write_index
 
@@ -20,9 +21,14 @@ PARTS = {
 def run_all(out: Path, only: list[str] | None = None) -> list[str]:
     """Run each demo into out/<name>/, write out/index.html; return the names of demos that failed."""
     log = get_logger("lab.demo")
-    out.mkdir(parents=True, exist_ok=True)
     commands = {ep.name for ep in entry_points(group="lab.commands")}
     demos = {ep.name: ep for ep in entry_points(group="lab.demos")}
+    unknown = sorted(set(only or ()) - commands - set(demos))
+    if unknown:  # a typo must not give an empty results page and exit 0
+        raise LabError(
+            f"--only {', '.join(unknown)}: no such part (installed: {', '.join(sorted(commands))})"
+        )
+    out.mkdir(parents=True, exist_ok=True)
     names = [n for n in sorted(commands | set(demos)) if not only or n in only]
     sections, failed = [], []
     for name in names:

@@ -33,7 +33,7 @@ def run_doctor() -> int:
     try:
         sf = find_stockfish()
         out = subprocess.run(
-            [str(sf)], input="uci\nquit\n", capture_output=True, text=True, timeout=10
+            [str(sf)], input="uci\nquit\n", capture_output=True, text=True, errors="replace", timeout=10
         ).stdout
         name = next((ln[8:] for ln in out.splitlines() if ln.startswith("id name")), "unknown version")
         _line(True, "stockfish", f"{sf} ({name})")
@@ -41,7 +41,9 @@ def run_doctor() -> int:
         _line(False, "stockfish", f"{e} — needed by `lab chess`")
     try:
         pg = find_pg_bin()
-        ver = subprocess.run([str(pg / "postgres"), "--version"], capture_output=True, text=True, timeout=10)
+        ver = subprocess.run(
+            [str(pg / "postgres"), "--version"], capture_output=True, text=True, errors="replace", timeout=10
+        )
         _line(True, "postgresql", f"{pg} ({ver.stdout.strip()})")
     except (LabError, OSError, subprocess.TimeoutExpired) as e:
         _line(False, "postgresql", f"{e} — needed by `lab sched pg`")

@@ -45,13 +45,16 @@ def register(app: typer.Typer) -> None:
         overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing output"),
     ) -> None:
         """Merge checkpoints with Task Arithmetic, TIES or WiSE-FT and write a loadable model."""
+        import math
+
         from lab_sfa.merge_checkpoints import merge_checkpoints
+        from lab_shared.errors import LabError
 
         stray = [a for a in ctx.args if a.startswith("-")]
         if stray:
-            from lab_shared.errors import LabError
-
             raise LabError(f"unknown option {stray[0]!r}")
+        if not all(math.isfinite(v) for v in (lam, k, alpha)):
+            raise LabError(f"--lambda, --k and --alpha must be finite numbers, got {lam}, {k}, {alpha}")
         paths = [Path(p) for m in [*models, *ctx.args] for p in m.split(",") if p]
         result = merge_checkpoints(
             method.value, base, paths, out, lam=lam, k=k, alpha=alpha, overwrite=overwrite

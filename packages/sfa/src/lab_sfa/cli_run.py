@@ -78,6 +78,7 @@ def register(app: typer.Typer) -> None:
             },
         )
         validate_run(cfg)
+        check_options(cfg)
         run_dir = RunDir.create("sfa", name or cfg.method.name, cfg)
         results = execute_run(cfg, run_dir)
         typer.echo(
@@ -151,6 +152,26 @@ def register(app: typer.Typer) -> None:
 
         typer.echo("methods:   " + " ".join(method_names()))
         typer.echo("sequences: " + " ".join(sequence_names()) + "  (or a task-sequence .toml file)")
+
+
+def check_options(cfg) -> None:
+    """What validate_run leaves open, checked before the run folder is made: finite method values, the
+    run's counts, and the sequence's sizes and choices (one LabError line each)."""
+    import math
+
+    from lab_sfa.sequences import validate_sequence
+    from lab_shared.config import config_to_dict
+    from lab_shared.errors import LabError
+
+    for key, v in config_to_dict(cfg.method).items():
+        if isinstance(v, float) and not math.isfinite(v):
+            raise LabError(f"method.{key} must be a finite number, got {v}")
+    for key, lo in (("curve_points", 1), ("curve_samples", 0), ("threads", 0), ("seed", 0)):
+        if getattr(cfg, key) < lo:
+            raise LabError(f"{key} must be >= {lo}, got {getattr(cfg, key)}")
+    if not 0 < cfg.pretrain_lr < math.inf:
+        raise LabError(f"pretrain_lr must be a finite number > 0, got {cfg.pretrain_lr}")
+    validate_sequence(cfg.sequence)
 
 
 def execute_run(cfg, run_dir) -> dict:

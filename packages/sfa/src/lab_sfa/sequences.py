@@ -110,9 +110,21 @@ def _resolve(builder: Builder | str) -> Builder:
         raise LabError(f"sequence builder '{builder}' cannot be loaded: {e}") from e
 
 
+def validate_sequence(cfg: SequenceConfig) -> None:
+    """The counts, sizes and choices of a SequenceConfig: one LabError line before any data is read."""
+    for key, lo in (("n_train", 0), ("n_test", 0), ("n_val", 0), ("n_pretrain", 0), ("data_seed", 0),
+                    ("order", 0), ("width", 1), ("eval_batch_size", 1)):  # fmt: skip
+        if getattr(cfg, key, lo) < lo:
+            raise LabError(f"sequence.{key} must be >= {lo}, got {getattr(cfg, key)}")
+    if cfg.head not in ("auto", "shared", "multi") or cfg.norm not in ("auto", "bn", "none"):
+        raise LabError(f"sequence.head must be auto|shared|multi and sequence.norm auto|bn|none, got "
+                       f"{cfg.head!r}, {cfg.norm!r}")  # fmt: skip
+
+
 def get_sequence(name: str, cfg: SequenceConfig | None = None) -> TaskSequence:
     """Build the sequence ``name`` (a registered name, or a path to a task-sequence ``.toml`` file)."""
     cfg = cfg or SequenceConfig(name=name)
+    validate_sequence(cfg)
     if name.endswith(".toml") or (name not in _REGISTRY and Path(name).suffix):
         from lab_sfa.lm.taskfile import build_from_file as build_text_file
         from lab_sfa.lm.taskfile import is_text_sequence

@@ -35,6 +35,7 @@ from lab_shared.report import bar_plot, line_plot, write_table
 from lab_shared.rundir import RunDir
 
 log = get_logger("lab.sfa")
+SELECT = ("val_acc", "acc", "bwt", "plasticity")  # what a best grid point can be chosen by (higher is better)
 
 
 @dataclass
@@ -68,6 +69,8 @@ def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
 
 def parse_spec(spec: dict) -> tuple[dict[str, Any], list[GridPoint], list[int], str]:
     """(base overrides, grid points, seeds, selection metric) from a parsed sweep spec."""
+    if not isinstance(spec, dict):
+        raise LabError("sweep file: the top level must be a table/object")
     unknown = set(spec) - {"seeds", "select", "base", "grid", "name", "set"}
     if unknown:
         raise LabError(
@@ -79,10 +82,12 @@ def parse_spec(spec: dict) -> tuple[dict[str, Any], list[GridPoint], list[int], 
     seeds = spec.get("seeds", [0])
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
         raise LabError("sweep file: seeds must be a non-empty list of integers")
+    if not isinstance(spec.get("base", {}), dict) or spec.get("select", "val_acc") not in SELECT:
+        raise LabError(f"sweep file: base must be a table and select one of {', '.join(SELECT)}")
     base = _flatten(spec.get("base", {}))
     grid = spec.get("grid")
-    if not isinstance(grid, list) or not grid:
-        raise LabError("sweep file: needs at least one [[grid]] entry with a method")
+    if not isinstance(grid, list) or not grid or not all(isinstance(e, dict) for e in grid):
+        raise LabError("sweep file: needs at least one [[grid]] entry (a table with a method)")
     points = []
     for i, entry in enumerate(grid):
         entry = _flatten(dict(entry))
@@ -101,6 +106,8 @@ def parse_spec(spec: dict) -> tuple[dict[str, Any], list[GridPoint], list[int], 
 
 def resolved_spec(spec: dict, extra: list[str] | tuple = ()) -> dict:
     """The spec with the --set overrides added to its `set` list: what sweep.json records and the keys hash."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("set", []), list):
+        raise LabError("sweep file: the top level must be a table/object (and its set a list)")
     have = list(spec.get("set", []))
     more = [e for e in extra if e not in have]
     return {**spec, "set": have + more} if more else spec
@@ -128,6 +135,9 @@ def point_config(base: dict[str, Any], point: GridPoint, seed: int, extra: list[
     except ConfigError as e:
         raise LabError(f"sweep point {point.label}: {e}") from e
     validate_run(cfg)
+    from lab_sfa.cli_run import check_options
+
+    check_options(cfg)
     return cfg
 
 
@@ -158,6 +168,8 @@ def run_sweep(
     if only_method:  # one method or a comma-separated list (lets several processes share a sweep folder)
         wanted = set(only_method.split(","))
         points = [p for p in points if p.method in wanted]
+        if not points:
+            raise LabError(f"--only {only_method}: no grid point of the sweep has that method")
     jobs = [(p, s) for p in points for s in seeds]
     configs = {(p.key(), s): point_config(base, p, s, extra) for p, s in jobs}  # validate everything first
     atomic_write_json(run_dir.file("sweep.json"), spec)

@@ -39,6 +39,8 @@ from lab_sfa.sequences import SequenceConfig, TaskSequence
 from lab_shared.errors import LabError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+TOP_KEYS = {"kind", "name", "head", "image_size", "channels", "pretrain", "tasks"}
+TASK_KEYS = {"name", "npz", "folder", "builtin", "test_fraction", "transform"}
 
 
 def _to_nchw(x: np.ndarray, channels: int, where: str) -> np.ndarray:
@@ -49,7 +51,11 @@ def _to_nchw(x: np.ndarray, channels: int, where: str) -> np.ndarray:
         x = x.transpose(0, 3, 1, 2)
     elif x.ndim != 4:
         raise LabError(f"{where}: images must have shape N,H,W or N,H,W,C or N,C,H,W, got {x.shape}")
+    if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool) or x.shape[0] == 0:
+        raise LabError(f"{where}: images must be a non-empty numeric array, got {x.dtype} {x.shape}")
     x = x.astype(np.float32)
+    if not np.isfinite(x).all():
+        raise LabError(f"{where}: images hold nan or inf values (need finite numbers)")
     if x.max(initial=0) > 1.0:
         x = x / 255.0
     if x.shape[1] != channels:
@@ -135,9 +141,17 @@ def load_folder(path: Path, size: int, channels: int, test_fraction: float, seed
 
 
 def _load_entry(entry: dict, base: Path, size: int, channels: int, seed: int, where: str):
+    if not isinstance(entry, dict):
+        raise LabError(f"{where}: must be a table (npz, folder or builtin = ...), got {entry!r}")
+    if set(entry) - TASK_KEYS:
+        raise LabError(
+            f"{where}: unknown key(s) {sorted(set(entry) - TASK_KEYS)} (known: {sorted(TASK_KEYS)})"
+        )
     sources = [k for k in ("npz", "folder", "builtin") if k in entry]
     if len(sources) != 1:
         raise LabError(f"{where}: give exactly one of npz, folder or builtin")
+    if not isinstance(entry[sources[0]], str) or not isinstance(entry.get("test_fraction", 0.2), int | float):
+        raise LabError(f"{where}: {sources[0]} must be a string and test_fraction a number")
     if "npz" in entry:
         arrays = load_npz(base / entry["npz"], channels)
     elif "folder" in entry:
@@ -172,8 +186,12 @@ def build_from_file(path: Path, cfg: SequenceConfig) -> TaskSequence:
     entries = spec.get("tasks")
     if not isinstance(entries, list) or not entries:
         raise LabError(f"{path}: needs at least one [[tasks]] entry")
-    size, channels = int(spec.get("image_size", 28)), int(spec.get("channels", 1))
-    if channels not in (1, 3):
+    if set(spec) - TOP_KEYS:
+        raise LabError(f"{path}: unknown key(s) {sorted(set(spec) - TOP_KEYS)} (known: {sorted(TOP_KEYS)})")
+    size, channels = spec.get("image_size", 28), spec.get("channels", 1)
+    if not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= 1024:
+        raise LabError(f"{path}: image_size must be an integer in [1, 1024], got {size!r}")
+    if channels not in (1, 3) or isinstance(channels, bool):
         raise LabError(f"{path}: channels must be 1 or 3")
     head = spec.get("head", "shared") if cfg.head == "auto" else cfg.head
     if head not in ("shared", "multi"):

@@ -62,7 +62,12 @@ def options_from_file(path: Path, cfg=None):
     opts = options_from_config(cfg) if cfg is not None else LMOptions()
     for key in _OPTION_KEYS:
         if key in spec:
-            setattr(opts, key, spec[key])
+            v, lo = spec[key], -1 if key in ("pretrain_steps", "math_max_value") else 0
+            ok = isinstance(v, str) if key == "preset" else type(v) is int and v >= lo
+            if not ok:
+                want = "a string" if key == "preset" else f"an integer >= {lo}"
+                raise LabError(f"{path}: {key} must be {want}, got {v!r}")
+            setattr(opts, key, v)
     tasks = spec.get("tasks")
     if not isinstance(tasks, list) or not tasks:
         raise LabError(f"{path}: declare the domains as [[tasks]] tables")
@@ -72,7 +77,9 @@ def options_from_file(path: Path, cfg=None):
             raise LabError(f"{path}: every [[tasks]] entry needs a name")
         if "paths" in t:
             t = dict(t)
-            raw = [t["paths"]] if isinstance(t["paths"], str) else list(t["paths"])
+            raw = [t["paths"]] if isinstance(t["paths"], str) else t["paths"]
+            if not isinstance(raw, list) or not all(isinstance(p, str) for p in raw):
+                raise LabError(f"{path}: task {t['name']!r}: paths must be a string or a list of strings")
             t["paths"] = [str(p if Path(p).expanduser().is_absolute() else path.parent / p) for p in raw]
             opts.domains[t["name"]] = DomainSpec.from_dict(t)
         elif t["name"] not in builtins:
