@@ -55,10 +55,6 @@ from lab_shared.io import atomic_write_text
 
 TRACE_FORMAT = "learnsched-trace/1"
 PART_KINDS = ("range", "index", "scan")
-# sizes the simulator can hold in memory and finish: a typo like queries = 100000000 is an error, not a hang
-MAX_PAGES = 100_000_000  # pages over all tables
-MAX_QUERIES = 100_000  # queries per episode
-MAX_QUEUE = 4096  # queue window
 ARRIVALS = ("batch", "poisson", "bursty")
 # sizes the simulator can hold in memory and finish: a typo like queries = 100000000 is an error, not a hang
 MAX_PAGES = 100_000_000  # pages over all tables
@@ -346,8 +342,6 @@ def workload_from_dict(d: dict, name: str = "workload") -> Workload:
             if kind not in PART_KINDS:
                 raise LabError(f"{pw}: kind must be one of {PART_KINDS}, got {kind!r}")
             pages = _pair(pd.get("pages", 1), f"{pw} pages", int)
-            if pages[1] > MAX_PAGES:
-                raise LabError(f"{pw}: pages must be at most {MAX_PAGES}, got {list(pages)}")
             if pages[1] > MAX_PAGES:
                 raise LabError(f"{pw}: pages must be at most {MAX_PAGES}, got {list(pages)}")
             if pages[0] <= 0 and kind != "scan":
