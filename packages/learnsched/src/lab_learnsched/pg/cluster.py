@@ -173,6 +173,13 @@ def _owner_name() -> str:
     return pwd.getpwuid(os.geteuid()).pw_name
 
 
+def _ident_token(name: str) -> str:
+    """An OS user name as one pg_ident.conf token (quoted, so it is never read as a regex or keyword)."""
+    if any(c in name for c in '"\n\r'):
+        raise LabError(f"cannot write a peer map for the user name {name!r}")
+    return f'"{name}"'
+
+
 # --- the cluster -----------------------------------------------------------------------------------------
 @dataclass
 class Cluster:
@@ -457,7 +464,7 @@ def _write_settings(cluster: Cluster, user: pwd.struct_passwd) -> None:
     _write_server_file(cluster.data_dir / "pg_hba.conf", hba, user, append=False)
     _write_server_file(
         cluster.data_dir / "pg_ident.conf",
-        f"# lab sched pg: only the cluster's owner may log in as {DB_USER}\nlab {_owner_name()} {DB_USER}\n",
+        f"# lab sched pg: only the cluster's owner may log in as {DB_USER}\nlab {_ident_token(_owner_name())} {DB_USER}\n",
         user,
         append=False,
     )
