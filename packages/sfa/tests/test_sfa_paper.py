@@ -117,3 +117,32 @@ def test_caches_are_keyed_by_the_data_not_the_path(tmp_path, monkeypatch):
     _npz(tmp_path / "pre.npz", 3)  # new pretraining data: a new pretrained model (and fine-tune)
     res = run_continual(cfg)
     assert not res["pretrain"]["cached"]
+
+
+def test_line_from_each_task_start_to_its_end(tmp_path, monkeypatch):
+    monkeypatch.setenv("LAB_RUNS", str(tmp_path / "runs"))
+    for name, seed in (("pre", 0), ("a", 1), ("b", 2)):
+        _npz(tmp_path / f"{name}.npz", seed)
+    toml = tmp_path / "seq.toml"
+    toml.write_text(
+        'image_size = 12\n[pretrain]\nnpz = "pre.npz"\n'
+        '[[tasks]]\nname = "a"\nnpz = "a.npz"\n[[tasks]]\nname = "b"\nnpz = "b.npz"\n'
+    )
+    cfg = RunConfig(
+        sequence=SequenceConfig(name=str(toml), width=2, n_train=30, n_test=20, n_val=5, n_pretrain=30),
+        method=MethodConfig(name="seq"),
+        trainer=TrainerConfig(max_steps=4, batch_size=8, progress=False, log_every=2),
+        pretrain_steps=3,
+        curves=False,
+        curve_samples=0,
+        barrier_points=3,
+    )
+    res = run_continual(cfg)
+    b = res["barrier"]
+    assert [x["task"] for x in b] == [0, 1] and b[0]["alpha"] == [0.0, 0.5, 1.0]
+    assert b[0]["acc"][0] == res["r0"][:1]  # a = 0: the model the task started from
+    for k in range(2):  # a = 1: the model after the task, on the tasks seen so far
+        assert b[k]["acc"][-1] == res["R"][k][: k + 1]
+        assert all(v is not None for v in b[k]["loss"][1])
+    with pytest.raises(LabError, match="barrier_points"):
+        run_continual(RunConfig(barrier_points=1))

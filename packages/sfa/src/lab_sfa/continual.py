@@ -52,6 +52,7 @@ class RunConfig:
     curve_samples: int = 300  # test examples per task used for the curves
     cache_pretrained: bool = True  # reuse the pretrained model across runs with the same settings
     threads: int = 1  # torch CPU threads (1 avoids oversubscription on shared small machines; 0 = torch's)
+    barrier_points: int = 0  # > 1: evaluate that many points on the line from each task's start to its end
 
 
 def validate_run(cfg: RunConfig) -> None:
@@ -59,6 +60,8 @@ def validate_run(cfg: RunConfig) -> None:
     validate_method(cfg.method)
     if cfg.pretrain_steps < 0:
         raise LabError(f"pretrain_steps must be >= 0, got {cfg.pretrain_steps}")
+    if cfg.barrier_points < 0 or cfg.barrier_points == 1:
+        raise LabError(f"barrier_points must be 0 (off) or >= 2, got {cfg.barrier_points}")
     cfg.trainer.validate()
 
 
@@ -138,6 +141,26 @@ def pretrain(model: torch.nn.Module, seq: TaskSequence, cfg: RunConfig) -> dict[
     return {"pretrained": True, "cached": False, "time_s": round(time.perf_counter() - t0, 2)}
 
 
+@torch.no_grad()
+def line_scan(seq: TaskSequence, probe: torch.nn.Module, start: dict, end: dict, tasks: list, n: int) -> dict:
+    """Metric and loss of every task in ``tasks`` at n points theta(a) = (1 - a) start + a end, a in [0, 1].
+
+    At a task boundary, start = theta_o (the model when the task began) and end = the model after it: a dip
+    in the middle is a loss barrier; a bump above both ends is where averaging (SFA, WiSE-FT) gains.
+    """
+    alphas = [i / (n - 1) for i in range(n)]
+    acc, loss = [], []
+    for a in alphas:
+        load_state(
+            probe,
+            {k: torch.lerp(v, end[k], a) if v.is_floating_point() else end[k] for k, v in start.items()},
+        )
+        ms = [seq.evaluate(probe, t, "test") for t in tasks]
+        acc.append([m[seq.metric] for m in ms])
+        loss.append([m.get("loss") for m in ms])
+    return {"alpha": alphas, "acc": acc, "loss": loss}
+
+
 def _subset_task(task, n: int):
     """A copy of ``task`` whose test split keeps only the first n examples (fast curve evaluations)."""
     import copy
@@ -176,7 +199,9 @@ def run_continual(cfg: RunConfig, run_dir: RunDir | None = None) -> dict[str, An
     curve_tasks = [_subset_task(t, cfg.curve_samples) for t in seq.tasks]
     T = cfg.trainer.max_steps
     t_train, n_trained = 0.0, 0
+    barrier, probe = [], (seq.make_model() if cfg.barrier_points else None)
     for k in range(K):
+        start = model_state(model) if cfg.barrier_points else None
         method.before_task(model, k)
         data, collate = method.task_data(k)
 
@@ -215,6 +240,9 @@ def run_continual(cfg: RunConfig, run_dir: RunDir | None = None) -> dict[str, An
             t_train += time.perf_counter() - t0
             n_trained += T
         method.after_task(model, k)
+        if cfg.barrier_points:
+            scan = line_scan(seq, probe, start, model_state(model), curve_tasks[: k + 1], cfg.barrier_points)
+            barrier.append({"task": k, **scan})
         R.append(eval_all("test"))
         if has_val:
             Rval.append(eval_all("val"))
@@ -256,6 +284,8 @@ def run_continual(cfg: RunConfig, run_dir: RunDir | None = None) -> dict[str, An
         "steps_per_s": n_trained / t_train if t_train > 0 else None,
         "pretrain": pre,
     }
+    if barrier:
+        results["barrier"] = barrier
     if has_val:
         results["Rval"] = Rval
         results["val_acc"] = float(sum(Rval[-1]) / K)

@@ -34,4 +34,18 @@ def run_plots(results: dict[str, Any], out: Path) -> list[Path]:
                 title=f"{method}: accuracy on every task during training",
             )
         )
+    barrier = results.get("barrier") or []
+    if barrier:  # mean accuracy on the tasks seen so far along theta_o -> theta, one line per boundary
+        series = {
+            f"after {names[b['task']]}": (b["alpha"], [sum(a) / len(a) for a in b["acc"]]) for b in barrier
+        }
+        paths.append(
+            line_plot(
+                out / "barrier.png",
+                series,
+                "a: theta = (1 - a) theta_o + a theta_task_end",
+                f"mean {results.get('metric', 'accuracy')} on tasks seen",
+                title=f"{method}: the line from each task's start to its end",
+            )
+        )
     return paths
