@@ -238,13 +238,20 @@ def test_os_error_is_one_line_at_the_cli_boundary(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     r = subprocess.run(
-        [sys.executable, "-m", "lab_shared.cli", "demo", "--out", str(blocker / "out"), "--only", "none"],
+        [sys.executable, "-m", "lab_shared.cli", "demo", "--out", str(blocker / "out"), "--only", "sfa"],
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert r.returncode == 2
     assert r.stderr.strip() == f"error: Not a directory: {blocker / 'out'}"
+    code = f"""
+        from lab_shared.cli import run_cli
+        from lab_shared.rundir import RunDir
+        run_cli(lambda: RunDir.create("t", "x", root={str(blocker)!r}))
+    """
+    r = _py(code)
+    assert r.returncode == 2 and r.stderr == f"error: Not a directory: {blocker / 't'}\n"
     # a read-only place (also as root): /proc
     code = """
         from lab_shared.cli import run_cli
