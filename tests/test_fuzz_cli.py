@@ -104,6 +104,23 @@ def script(body: str) -> Callable[[Path], None]:
 GARBAGE_OUT = script(r'printf "\377\376id name \200\n"')
 
 
+def tensors(**arrays) -> Callable[[Path], None]:
+    """A .safetensors writer (a checkpoint for `lab sfa merge`)."""
+
+    def write(p: Path) -> None:
+        from safetensors.numpy import save_file
+
+        save_file({k: np.asarray(v, dtype=np.float32) for k, v in arrays.items()}, str(p))
+
+    return write
+
+
+MERGE_BASE = {
+    "base.safetensors": tensors(w=np.ones((2, 2))),
+    "ft.safetensors": tensors(w=np.full((2, 2), 2.0)),
+}
+
+
 def npz_task(entry: str = 'npz = "d.npz"', top: str = "", n: int = 1) -> str:
     tasks = "".join(f'[[tasks]]\nname = "t{i}"\n{entry}\n' for i in range(n))
     return f"image_size = 8\n{top}\n{tasks}"
@@ -311,6 +328,21 @@ CASES: list[Case] = [
         "sfa-curve-points-negative",
         ["sfa", "run", *CHEAP, "--curves", "--set", "curve_points=-1"],
         match="curve_points",
+    ),
+    Case("sfa-order-negative", ["sfa", "run", *CHEAP, "--set", "sequence.order=-1"], match="order"),
+    Case(
+        "sfa-data-seed-negative", ["sfa", "run", *CHEAP, "--set", "sequence.data_seed=-1"], match="data_seed"
+    ),
+    Case(
+        "sfa-curve-samples-negative",
+        ["sfa", "run", *CHEAP, "--set", "curve_samples=-1"],
+        match="curve_samples",
+    ),
+    Case("sfa-pretrain-lr-nan", ["sfa", "run", *CHEAP, "--set", "pretrain_lr=nan"], match="pretrain_lr"),
+    Case(
+        "sfa-ewc-gamma-inf",
+        ["sfa", "run", *CHEAP, "--method", "ewc", "--set", "method.ewc_gamma=inf"],
+        match="ewc_gamma",
     ),
     Case("sfa-threads-negative", ["sfa", "run", *CHEAP, "--set", "threads=-2"], match="threads"),
     Case("sfa-buffers-unknown", ["sfa", "run", "--set", "method.buffers=copy"], match="buffers"),
@@ -643,6 +675,88 @@ CASES: list[Case] = [
         usage=True,
     ),
     Case(
+        "merge-shape-mismatch",
+        [
+            "sfa",
+            "merge",
+            "ties",
+            "--base",
+            "base.safetensors",
+            "--models",
+            "m.safetensors",
+            "--out",
+            "o.safetensors",
+        ],
+        {**MERGE_BASE, "m.safetensors": tensors(w=np.ones(3))},
+        match="shape",
+    ),
+    Case(
+        "merge-extra-tensor",
+        [
+            "sfa",
+            "merge",
+            "ties",
+            "--base",
+            "base.safetensors",
+            "--models",
+            "m.safetensors",
+            "--out",
+            "o.safetensors",
+        ],
+        {**MERGE_BASE, "m.safetensors": tensors(v=np.ones((2, 2)))},
+        match="missing",
+    ),
+    Case(
+        "merge-out-under-file",
+        [
+            "sfa",
+            "merge",
+            "task_arithmetic",
+            "--base",
+            "base.safetensors",
+            "--models",
+            "ft.safetensors",
+            "--out",
+            "f.txt/o.safetensors",
+        ],
+        {**MERGE_BASE, "f.txt": "keep"},
+    ),
+    Case(
+        "merge-out-read-only",
+        [
+            "sfa",
+            "merge",
+            "wise_ft",
+            "--base",
+            "base.safetensors",
+            "--models",
+            "ft.safetensors",
+            "--out",
+            "ro/o.safetensors",
+        ],
+        MERGE_BASE,
+        frozen=("ro",),
+        match="not permitted",
+    ),
+    Case(
+        "merge-lambda-inf-real",
+        [
+            "sfa",
+            "merge",
+            "ties",
+            "--base",
+            "base.safetensors",
+            "--models",
+            "ft.safetensors",
+            "--out",
+            "o.safetensors",
+            "--lambda",
+            "inf",
+        ],
+        MERGE_BASE,
+        match="finite",
+    ),
+    Case(
         "merge-out-exists",
         ["sfa", "merge", "ties", "--base", "b", "--models", "m", "--out", "o.safetensors"],
         {"o.safetensors": "old"},
@@ -864,6 +978,46 @@ CASES: list[Case] = [
         {"f.txt": "keep"},
     ),
     *wl_cases("wl", lambda p: ["sched", "workload", p]),
+    Case("wl-family-unknown", ["sched", "workload", "family:nope:1"], match="nope"),
+    Case("wl-family-seed-negative", ["sched", "workload", "family:hotset:-1"], match="seed"),
+    Case("wl-family-seed-text", ["sched", "workload", "family:hotset:x"], match="seed"),
+    Case("wl-family-empty", ["sched", "workload", "family:"], match="family"),
+    Case("wl-gen-no-family", ["sched", "workload", "gen", "--out", "x.toml"], match="--family"),
+    Case(
+        "wl-gen-seed-negative",
+        ["sched", "workload", "gen", "--family", "hotset", "--seed", "-3", "--out", "x.toml"],
+        match="seed",
+    ),
+    Case(
+        "wl-gen-out-under-file",
+        ["sched", "workload", "gen", "--family", "hotset", "--seed", "1", "--out", "f.txt/x.toml"],
+        {"f.txt": "keep"},
+    ),
+    Case(
+        "bench-family-unknown",
+        ["sched", "bench", "-w", "family:hotset:1,family:nope:2", "--seeds", "1"],
+        match="nope",
+    ),
+    Case(
+        "setnet-family-unknown",
+        ["sched", "train", "--agent", "setnet", "--steps", "64", "--set", "families=nope"],
+        match="nope",
+    ),
+    Case(
+        "setnet-queue-zero",
+        ["sched", "train", "--agent", "setnet", "--steps", "64", "--set", "max_queue=0"],
+        match="max_queue",
+    ),
+    Case(
+        "setnet-lr-nan",
+        ["sched", "train", "--agent", "setnet", "--steps", "64", "--set", "lr=nan"],
+        match="lr",
+    ),
+    Case(
+        "setnet-heads-zero",
+        ["sched", "train", "--agent", "setnet", "--steps", "64", "--set", "heads=0"],
+        match="heads",
+    ),
     Case(
         "wl-section-not-table",
         ["sched", "workload", "w.json"],
