@@ -59,7 +59,7 @@ BASE = {
     "method.fisher_samples": 200,
     "curves": False,
 }
-TUNE_SEEDS, ALL_SEEDS = [0, 1], [0, 1, 2, 3, 4]
+TUNE_SEEDS, ALL_SEEDS = [0], [0, 1, 2, 3, 4]  # grids tuned on seed 0 (CPU budget), reported on 5
 STAGE_SEEDS = [0, 1, 2]  # orders and the long sequence (CPU budget)
 SMOKE: list[bool] = []  # non-empty under --smoke
 
@@ -344,6 +344,8 @@ def report(out: Path) -> dict:
         vs = {v["verdict"] for v in per.values()}
         per["overall"] = vs.pop() if len(vs) == 1 else "depends"
     summary = {
+        "sfa_map": sfa_map(out),
+        "barrier": barrier_table(out),
         "chosen": chosen,
         "tables": tables,
         "claims": claims,
@@ -357,6 +359,52 @@ def report(out: Path) -> dict:
     atomic_write_json(out / "summary.json", summary)
     atomic_write_text(out / "summary.md", to_markdown(summary))
     return summary
+
+
+def sfa_map(out: Path) -> list[dict]:
+    """SFA's beta x p grid on the tuning seed(s): mean validation and test ACC per point (the sensitivity map)."""
+    rows = []
+    for b in SFA_BETAS:
+        row: dict = {"beta": b}
+        for p in SFA_PS:
+            over = {"method.beta": b, "method.p": p}
+            rs = [read_json(f) for s in TUNE_SEEDS if (f := point_file(out, "tune", "sfa", over, s)).exists()]
+            if rs:
+                row[f"p={p}"] = (
+                    f"{np.mean([r['val_acc'] for r in rs]):.3f} / {np.mean([r['acc'] for r in rs]):.3f}"
+                )
+        rows.append(row)
+    return rows
+
+
+def barrier(out: Path, chosen: dict) -> None:
+    """seq, SFA and WiSE-FT at their chosen points on seed 0 with 11 points on each task's line."""
+    for name in ("seq", "sfa_p<1", "wise_ft"):
+        c = chosen.get(name)
+        if c:
+            run_point(out, "barrier", c["method"], c["overrides"], 0, {"barrier_points": 11})
+
+
+def barrier_table(out: Path) -> list[dict]:
+    """Per run and boundary: mean accuracy on the tasks seen at a = 0 (theta_o), the best a, and a = 1."""
+    rows = []
+    for f in sorted((out / "points" / "barrier").glob("*.json")):
+        r = read_json(f)
+        for b in r.get("barrier", []):
+            means = [float(np.mean(a)) for a in b["acc"]]
+            i = int(np.argmax(means))
+            rows.append(
+                {
+                    "run": r["label"],
+                    "after task": r["tasks"][b["task"]],
+                    "a=0": means[0],
+                    "best a": b["alpha"][i],
+                    "at best": means[i],
+                    "a=1": means[-1],
+                    "min inside": min(means[1:-1]) if len(means) > 2 else means[0],
+                }
+            )
+    return rows
 
 
 def transfer_table(out: Path) -> list[dict]:
@@ -409,6 +457,30 @@ def to_markdown(s: dict) -> str:
                 f"{_f(r['bwt'], r['bwt_ci']) if 'bwt' in r else ''} | "
                 f"{_f(r['plasticity'], r['plasticity_ci']) if 'plasticity' in r else ''} | "
                 f"{r.get('param_copies', '')} | {r.get('stored', '')} |"
+            )
+    if s.get("sfa_map"):
+        cols = [f"p={p}" for p in SFA_PS]
+        lines += [
+            "",
+            "### SFA beta x p sensitivity (tuning seed: validation / test ACC)",
+            "",
+            "| beta | " + " | ".join(cols) + " |",
+            "|---|" + "---|" * len(cols),
+        ]
+        for r in s["sfa_map"]:
+            lines.append(f"| {r['beta']} | " + " | ".join(r.get(c, "") for c in cols) + " |")
+    if s.get("barrier"):
+        lines += [
+            "",
+            "### The line theta_o -> theta at each task boundary (seed 0; mean ACC on the tasks seen)",
+            "",
+            "| run | after task | a = 0 (theta_o) | best a | ACC at best a | a = 1 (task end) | min inside |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for r in s["barrier"]:
+            lines.append(
+                f"| {r['run']} | {r['after task']} | {r['a=0']:.3f} | {r['best a']:.1f} | "
+                f"{r['at best']:.3f} | {r['a=1']:.3f} | {r['min inside']:.3f} |"
             )
     if s["transfer"]:
         lines += [
@@ -473,7 +545,9 @@ def provenance(out: Path) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="docs/results/sfa-paper-regime")
-    ap.add_argument("--stage", default="all", help="transfer|tune|seeds|order1|order2|long|report|all")
+    ap.add_argument(
+        "--stage", default="all", help="transfer|tune|seeds|order1|order2|long|barrier|report|all"
+    )
     ap.add_argument("--only", default=None, help="tune only these methods (comma-separated)")
     ap.add_argument("--smoke", action="store_true", help="a seconds-long check of the pipeline (tiny steps)")
     args = ap.parse_args()
@@ -519,6 +593,9 @@ def main() -> int:
         report(out)
         if st == "seeds" and args.stage == "all":
             transfer(out, ALL_SEEDS)
+            barrier(out, select(out, g))
+    if args.stage == "barrier":
+        barrier(out, select(out, g))
     summary = report(out)
     print(to_markdown(summary))
     claims = "; ".join(f"{c}: {p['overall']}" for c, p in summary["claims"].items())
