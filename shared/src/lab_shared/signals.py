@@ -31,6 +31,7 @@ from lab_shared.errors import LabError
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
 _received: int | None = None
+_owner = 0  # pid that installed the handlers; forked children (DataLoader workers) inherit them and ignore
 
 
 def stop_requested() -> bool:
@@ -56,6 +57,8 @@ def exit_code(signum: int | None) -> int:
 
 def _handler(signum: int, frame: object) -> None:
     global _received
+    if os.getpid() != _owner:  # a forked worker: its parent decides when to stop, and stops it
+        return
     if _received is not None and signum == signal.SIGINT:
         raise KeyboardInterrupt  # a second Ctrl-C: the user does not want to wait
     if _received is None:
@@ -74,6 +77,8 @@ def catch_stop_signals() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    global _owner
+    _owner = os.getpid()
     previous = {s: signal.signal(s, _handler) for s in STOP_SIGNALS}
     try:
         yield
