@@ -87,3 +87,14 @@ def test_transcend_pool_verdict_and_resume_by_weights(tmp_path, monkeypatch):
     ids = [json.loads(x)["game_id"] for x in (run / "games.jsonl").read_text().splitlines()]
     assert len(ids) > n0 and any(h1 in i for i in ids[n0:]) and not any(h0 in i for i in ids[n0:])
     assert json.loads((run / "results.json").read_text())["verdict"]["weights_hash"] == h1
+
+
+@pytest.mark.stockfish
+@pytest.mark.slow
+def test_demo_quick(tmp_path):
+    from lab_transcendence.demo import _run
+
+    sec = _run(tmp_path, quick=True)
+    assert "position policy" in sec.title and "transcends =" in sec.text
+    (title, rows), _ = sec.tables
+    assert {r["move of"] for r in rows} >= {"vote", "expert0"}

@@ -1,8 +1,10 @@
-"""`lab demo` piece: synthetic experts -> a small GPT -> games against Stockfish -> ratings and Figure 1.
+"""`lab demo` piece: noisy synthetic experts -> a position policy -> the pool verdict and the per-position
+measure (the effect the paper explains), small enough for ~5 minutes on 2 CPU cores.
 
-Everything is tiny so it runs in a few minutes on 2 CPU cores: 3 experts, 200 corpus games, a `tiny`
-model trained for 300 steps, 4 games per setting against Stockfish level 1 (depth 2). The numbers show
-the pipeline working, not transcendence (see docs/chess-eval.md for the real table).
+4 noisy experts (presets.py), 600 corpus games, a small residual CNN trained ~400 steps, then the pool
+design of `lab chess transcend` with a handful of games and the per-position measure on 150 held-out
+positions: the expected Stockfish score of the model's T -> 0 move beside each expert's and the experts'
+vote. The games are too few for a verdict; docs/chess-eval.md has the full CPU run.
 """
 
 from __future__ import annotations
@@ -23,63 +25,66 @@ def run_demo(out_dir: Path):
         torch.set_num_threads(threads)
 
 
-def _run(out_dir: Path):
+def _run(out_dir: Path, quick: bool = False):
+    """The demo; `quick` shrinks every size (tests)."""
     from lab_shared.report import Section
     from lab_shared.rundir import RunDir
     from lab_shared.tools import find_stockfish
+    from lab_transcendence.position_config import PositionConfig
+    from lab_transcendence.positions import convert
     from lab_transcendence.synth import SynthSettings, generate_corpus
     from lab_transcendence.train import ChessTrainConfig, train
     from lab_transcendence.transcend import EvalConfig, run_experiment
 
     stockfish = find_stockfish()
     corpus = out_dir / "corpus"
-    settings = SynthSettings(players=3, games=200, seed=0, depth=2, rating_games=4, anchors=[1, 3])
-    meta = generate_corpus(corpus, settings, stockfish, workers=2, tokenizer="char")
+    q = quick
+    settings = SynthSettings(players=4, games=24 if q else 600, seed=0, rating_games=0, vote_games=1 if q else 4,
+                             preset="noisy")  # fmt: skip
+    generate_corpus(corpus, settings, stockfish, workers=2, tokenizer="char", show_progress=False)
+    convert(corpus, out_dir / "positions", workers=2, show_progress=False)
 
-    cfg = ChessTrainConfig(data=corpus, preset="tiny")
-    cfg.trainer.max_steps = 300
-    cfg.trainer.batch_size = 16
-    cfg.trainer.warmup_steps = 20
-    cfg.trainer.lr = 2e-3
-    cfg.trainer.log_every = 50
-    cfg.trainer.progress = False
+    cfg = ChessTrainConfig(
+        data=out_dir / "positions", model="position", position=PositionConfig(width=32, layers=3)
+    )
+    t = cfg.trainer
+    t.max_steps, t.batch_size, t.warmup_steps, t.lr, t.eval_every, t.progress = 400, 128, 40, 2e-3, 200, False
+    if q:
+        t.max_steps, t.batch_size, t.warmup_steps, t.eval_every = 3, 16, 1, 0
     train_run = RunDir(out_dir / "train")
     train_run.write_config(cfg)
     res = train(cfg, run_dir=train_run)
-    model_dir = train_run.path / "model"
 
     ecfg = EvalConfig(
-        models=[str(model_dir)],
-        temperatures=[0.001, 0.3, 1.0],
-        policies=["masked", "paper"],
-        levels=[1],
-        games=4,
-        limit="depth:level+1",
-        max_moves=60,
-        concurrency=32,
-        engines=2,
-        expert_games=4,
-        device="cpu",
-    )
+        models=[str(train_run.path / "model")], temperatures=[0.001, 1.0], design="pool", selection_games=1 if q else 2,
+        confirm_games=1 if q else 4, h2h_games=2 if q else 10, positions=8 if q else 150, position_depth=2 if q else 6,
+        max_moves=12 if q else 80, concurrency=64,
+        engines=2, device="cpu", bootstrap=300,
+    )  # fmt: skip
     eval_run = RunDir(out_dir / "eval")
     eval_run.write_config(ecfg)
     results = run_experiment(ecfg, eval_run, show_progress=False)
 
-    experts = ", ".join(f"{e['name']} {e.get('rating')}" for e in meta.get("experts", []))
     text = (
-        f"Corpus: {settings.games} games between {settings.players} synthetic experts (measured ratings: "
-        f"{experts}). Model: `tiny` GPT trained {res['step']} steps, train loss {res['train_loss']:.3f}. "
-        f"Each (temperature, policy) played {ecfg.games} games against Stockfish level 1 at depth 2; "
-        "ratings are one-period Glicko-2 against the paper's anchor (1554), so deviations are large.\n"
+        f"Corpus: {settings.games} games between 4 noisy experts (random-move rates 0.3-0.6, depths 1-3, one "
+        f"blind spot each). Model: residual CNN 32x3 trained {res['step']} steps on board positions "
+        f"(val top-1 {res.get('val_top1') or float('nan'):.2f}). Pool of the model (T = 0.001 and 1), the "
+        "experts and a fixed anchor; few games, so read the intervals, not the point estimates.\n"
         + "\n".join(results["summary"])
     )
+    pp = results.get("per_position") or {"players": {}}
+    table = [
+        {"move of": n, "expected score": r["mean"], "95% CI": f"[{r['ci95'][0]:.3f}, {r['ci95'][1]:.3f}]"}
+        for n, r in pp["players"].items()
+    ]
     images = [Path(results["figure1"])]
     loss_png = train_run.plots / "loss.png"
     if loss_png.exists():
         images.append(loss_png)
     return Section(
-        title="Transcendence in chess (tiny demo)",
+        title="Transcendence in chess (position policy demo)",
         text=text,
-        tables=[("Ratings against Stockfish level 1", results["table"])],
+        tables=[("Expected Stockfish score per held-out position", table),
+                ("Confirmation pool", [{k: v for k, v in r.items() if k != "fixed"} for r in results["confirmation"]])],
         images=images,
-    )
+    )  # fmt: skip
