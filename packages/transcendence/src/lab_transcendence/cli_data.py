@@ -250,6 +250,7 @@ def register(app: typer.Typer) -> None:
             run_dir.check_resume(cfg, inputs=[cfg.data], force=force, allow=("trainer.max_steps",))
         else:
             cfg = load_config(ChessTrainConfig, config, set_ or (), values)
+        _check_train(cfg)
         res = train(cfg, run_dir=run_dir, resume="auto" if resume is not None else None, name=name)
         typer.echo(
             f"step {res['step']}: train loss {res['train_loss']:.4f}"
@@ -257,4 +258,3 @@ def register(app: typer.Typer) -> None:
             + f", {res['tokens_per_s']:,.0f} tokens/s on {res['device']}"
         )
         typer.echo(f"run: {res['run_dir']}  (model: {res['run_dir']}/model, loads with AutoModelForCausalLM)")
-        _check_train(cfg)

@@ -385,7 +385,7 @@ def _handshake(path: Path, timeout: float) -> str:
         except OSError:
             pass
         try:
-            proc.wait(timeout=2)
+            proc.wait(timeout=0.5)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()

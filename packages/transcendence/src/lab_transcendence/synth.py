@@ -551,7 +551,6 @@ def generate_corpus(
         raise LabError("--players must be at least 2 (games are played between experts)")
     if s.games < 1:
         raise LabError("--games must be at least 1")
-    bad = [lv for lv in s.anchors if lv not in ANCHOR_RATINGS]
     for opt, value, low in (("--depth", s.depth, 1), ("--rating-games", s.rating_games, 0),
                             ("--vote-games", s.vote_games, 0), ("--max-plies", s.max_plies, 1)):  # fmt: skip
         if value < low:
@@ -564,6 +563,7 @@ def generate_corpus(
     if out.exists() and not out.is_dir():
         raise LabError(f"--out {out} exists and is not a folder")
     health_check(stockfish)  # a broken engine: one line before anything is written
+    bad = [lv for lv in s.anchors if lv not in ANCHOR_RATINGS]
     if bad:
         raise LabError(
             f"no anchor rating for Stockfish skill level {bad[0]} (choose from {sorted(ANCHOR_RATINGS)})"
