@@ -15,6 +15,8 @@ def ray_local(tmp_path_factory):
     if not ray.is_initialized():
         runs = str(tmp_path_factory.mktemp("ray-runs"))
         env = {"env_vars": {"LAB_RUNS": runs, "HF_HUB_OFFLINE": "1"}}
-        ray.init(num_cpus=2, include_dashboard=False, logging_level="warning", runtime_env=env)
+        ray.init(
+            address="local", num_cpus=2, include_dashboard=False, logging_level="warning", runtime_env=env
+        )
     yield ray
     ray.shutdown()

@@ -117,7 +117,7 @@ def main() -> None:
     startup = {}
     for w in (1, 2):
         t0 = time.perf_counter()
-        ray.init(num_cpus=w, include_dashboard=False, logging_level="warning")
+        ray.init(address="local", num_cpus=w, include_dashboard=False, logging_level="warning")
         t1 = time.perf_counter()
         pids = map_tasks(_warm, [(str(i), i) for i in range(w)], Backend("ray"))
         t2 = time.perf_counter()

@@ -277,21 +277,28 @@ def _reachable(address: str) -> bool:
 def _ray_connect(address: str | None, workers: int = 0) -> Any:
     """The `ray` module, connected: the running session, the cluster at `address`/RAY_ADDRESS, or a new
     local Ray with `workers` CPUs (0 = all). One line and no traceback when that is not possible."""
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address and address not in ("auto", "local") and not _reachable(address):
+        raise LabError(f"no Ray cluster at {address} (start one with `ray start --head`, or check --address)")
+    token = os.environ.get("RAY_AUTH_TOKEN") or (Path.home() / ".ray" / "auth_token").is_file()
+    if address not in (None, "local") and token and "RAY_AUTH_MODE" not in os.environ:
+        # `ray start` clusters use token auth by default, but Ray sends the token (RAY_AUTH_TOKEN or
+        # ~/.ray/auth_token, copied from the head) only to a cluster it found itself, not to an --address;
+        # Ray reads the mode when it is imported
+        os.environ["RAY_AUTH_MODE"] = "token"
     try:
         import ray
     except ImportError:
         raise LabError(
             "--backend ray needs Ray: pip install 'lab-shared[ray]' (make setup installs it)"
         ) from None
-    address = address or os.environ.get("RAY_ADDRESS") or None
-    if address and address not in ("auto", "local") and not _reachable(address):
-        raise LabError(f"no Ray cluster at {address} (start one with `ray start --head`, or check --address)")
     if ray.is_initialized():
         return ray
     kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": "warning", "log_to_driver": True}
     if address:
         kwargs["address"] = address
     else:
+        kwargs["address"] = "local"  # a new cluster for this command, even if `ray start` runs here
         kwargs["num_cpus"] = workers or os.cpu_count() or 1
     try:
         ray.init(**kwargs)
