@@ -63,7 +63,7 @@ TUNE_SEEDS, ALL_SEEDS = [0], [0, 1, 2, 3, 4]  # grids tuned on seed 0 (CPU budge
 STAGE_SEEDS = [0, 1, 2]  # orders and the long sequence (CPU budget)
 SMOKE: list[bool] = []  # non-empty under --smoke
 
-SFA_BETAS, SFA_PS = [0.1, 0.25, 0.5, 0.75], [0.05, 0.2, 0.5, 1.0]
+SFA_BETAS, SFA_PS = [0.1, 0.25, 0.5, 0.75, 0.9], [0.05, 0.2, 0.5, 1.0]
 
 
 def grid(steps: int, lr: float) -> dict[str, list[dict]]:
@@ -83,9 +83,9 @@ def grid(steps: int, lr: float) -> dict[str, list[dict]]:
         ],
         "task_arithmetic": [{"method.lam": round(0.1 * i, 2)} for i in range(1, 17)],
         "ties": [
-            {"method.lam": lam, "method.k": k} for lam in (0.8, 1.3, 1.8, 2.5) for k in (0.1, 0.2, 0.4, 0.7)
+            {"method.lam": lam, "method.k": k} for lam in (0.3, 0.5, 0.8, 1.3) for k in (0.2, 0.4, 0.7, 1.0)
         ],
-        "wise_ft": [{"method.alpha": round(0.3 + 0.1 * i, 2)} for i in range(8)],
+        "wise_ft": [{"method.alpha": round(0.1 * i, 2)} for i in range(1, 11)],
     }
     if SMOKE:  # --smoke: the first and last point of each grid
         g = {m: pts[:1] + pts[-1:] if len(pts) > 1 else pts for m, pts in g.items()}
