@@ -271,6 +271,7 @@ CLAIMS = [
     ("SFA > TIES", "greater", "sfa", ["ties"]),
     ("SFA > WiSE-FT", "greater", "sfa", ["wise_ft"]),
     ("averaging during training (p < 1) > at the end (p = 1)", "greater", "sfa_p<1", ["sfa_p=1"]),
+    ("(sanity) SFA > the pretrained model, not fine-tuned", "greater", "sfa", ["pretrained"]),
 ]
 
 
@@ -291,6 +292,8 @@ def report(out: Path) -> dict:
         res = stage_results(out, stage_dir, chosen, ALL_SEEDS)
         if not res:
             continue
+        # theta_pre's own ACC per seed (the same pretrained model every run of that seed starts from)
+        pre = {r["seed"]: {**r, "acc": float(np.mean(r["r0"]))} for rs in res.values() for r in rs}
         rows = []
         for name, rs in res.items():
             m, h = ci95([r["acc"] for r in rs])
@@ -325,10 +328,10 @@ def report(out: Path) -> dict:
         tables[stage_dir] = {"title": title, "rows": rows}
         for claim, kind, a, bs in CLAIMS:
             for b in bs:
-                if a not in res or b not in res:
+                if a not in res or (b not in res and b != "pretrained"):
                     continue
                 sa = {r["seed"]: r["acc"] for r in res[a]}
-                sb = {r["seed"]: r["acc"] for r in res[b]}
+                sb = {r["seed"]: r["acc"] for r in (res[b] if b in res else pre.values())}
                 common = sorted(set(sa) & set(sb))
                 if len(common) < 2:
                     continue
