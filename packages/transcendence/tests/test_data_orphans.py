@@ -70,7 +70,8 @@ def _alive(pid: int, ident: tuple[str, str]) -> bool:
     except OSError:
         return False
     state = stat[stat.rindex(")") + 2 :].split()[0]
-    return _ident(pid) == ident and state not in ("Z", "X")  # a zombie is dead, only not yet reaped
+    now = _ident(pid)  # the same process: same start time (its name may change with an exec)
+    return now is not None and now[1] == ident[1] and state not in ("Z", "X")  # a zombie is only unreaped
 
 
 def test_kill_9_leaves_no_orphans_and_resume_is_exact(tmp_path):
@@ -111,3 +112,40 @@ def test_kill_9_leaves_no_orphans_and_resume_is_exact(tmp_path):
     assert ref.returncode == 0, ref.stderr
     assert (out / "games.pgn").read_bytes() == (tmp_path / "ref" / "games.pgn").read_bytes()
     assert (out / "games.pgn").read_text().count("[Event ") == 400
+
+
+def test_arena_engine_dies_with_its_process(tmp_path):
+    """The supervised Engine of eval/transcend (engines.py) starts Stockfish so that it dies with its parent.
+
+    Stockfish itself quits when its stdin closes, so the engine here is a wrapper that outlives that (it
+    sleeps after Stockfish returns): only the death signal can end it in time."""
+    wrapper = tmp_path / "engine"
+    wrapper.write_text("#!/bin/sh\n/usr/games/stockfish\nexec sleep 60\n")
+    wrapper.chmod(0o755)
+    code = (
+        "import chess, sys\n"
+        "from lab_transcendence.engines import Engine, EngineSettings\n"
+        f"e = Engine({str(wrapper)!r})\n"
+        "e.play(chess.Board(), EngineSettings(depth=1))\n"
+        "print(e.pid, flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True, start_new_session=True)  # fmt: skip
+    engine_pid, ident = None, None
+    try:
+        engine_pid = int(proc.stdout.readline())
+        ident = _ident(engine_pid)
+        assert ident is not None
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        gone_by = time.monotonic() + 10
+        while _alive(engine_pid, ident) and time.monotonic() < gone_by:
+            time.sleep(0.05)
+        assert not _alive(engine_pid, ident), "the engine outlived its parent"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if engine_pid is not None and ident is not None and _alive(engine_pid, ident):
+            os.kill(engine_pid, signal.SIGKILL)
