@@ -149,3 +149,41 @@ def test_arena_engine_dies_with_its_process(tmp_path):
             proc.wait()
         if engine_pid is not None and ident is not None and _alive(engine_pid, ident):
             os.kill(engine_pid, signal.SIGKILL)
+
+
+def test_kill_9_of_lichess_ingest_leaves_no_pool_workers(tmp_path):
+    from lab_transcendence.lichess import lichess_style_game
+
+    sans = ["e4", "e5", "Nf3", "Nc6", "Bb5", "a6", "Ba4", "Nf6", "O-O", "Be7", "Re1", "b5", "Bb3", "d6"]
+    src = tmp_path / "big.pgn"
+    with open(src, "w") as fh:
+        for i in range(60_000):
+            fh.write(lichess_style_game(sans, "1-0", i, 1200, 1300))
+    out = tmp_path / "out"
+    proc = subprocess.Popen([str(LAB), "chess", "data", "lichess", str(src), "--out", str(out), "-j", "2",
+                             "--block-mb", "1"], env={**os.environ, "LAB_PROGRESS": "0"}, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    tracked: dict[int, tuple[str, str]] = {}
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "progress.json").is_file():  # shards are being written
+            assert proc.poll() is None and time.monotonic() < deadline, (
+                "the ingest ended before it was killed"
+            )
+            time.sleep(0.02)
+        tracked = _tree(proc.pid)
+        assert len(tracked) >= 2, tracked  # the pool's workers
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        gone_by = time.monotonic() + 10
+        while any(_alive(p, i) for p, i in tracked.items()) and time.monotonic() < gone_by:
+            time.sleep(0.05)
+        assert not [p for p, i in tracked.items() if _alive(p, i)], "ingest workers outlived the parent"
+    finally:
+        for p, ident in tracked.items():
+            if _alive(p, ident):
+                os.kill(p, signal.SIGKILL)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert not (out / "meta.json").exists()
