@@ -59,6 +59,69 @@ def demo(
     raise typer.Exit(1 if failed else 0)
 
 
+runs_app = typer.Typer(
+    help="List, show and compare the run folders under $LAB_RUNS (default runs/).", no_args_is_help=True
+)
+app.add_typer(runs_app, name="runs")
+RootOpt = Annotated[Path | None, typer.Option("--root", help="Runs folder (default: $LAB_RUNS or runs/).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _print_json(obj: object) -> None:
+    from lab_shared.io import to_json
+
+    print(to_json(obj))
+
+
+@runs_app.command("ls")
+def runs_ls(root: RootOpt = None, json: JsonOpt = False) -> None:
+    """One line per run: command, name, status (finished | running | stopped), start time, key metrics."""
+    from lab_shared import runs
+
+    found = runs.list_runs(root)
+    if json:
+        _print_json([r.summary() for r in found])
+    else:
+        print(runs.format_ls(found, runs.runs_root(root)))
+
+
+@runs_app.command("show")
+def runs_show(
+    run: Annotated[
+        str, typer.Argument(help="Run folder, its path under the root, or its name (or a prefix).")
+    ],
+    root: RootOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """A run's config, provenance (times, git, argv, inputs) and results."""
+    from lab_shared import runs
+
+    r = runs.load_run(runs.resolve_run(run, root), runs.runs_root(root))
+    if json:
+        _print_json(runs.show_data(r))
+    else:
+        print(runs.format_show(r))
+
+
+@runs_app.command("compare")
+def runs_compare(
+    run: Annotated[list[str], typer.Argument(help="Two or more runs (folder, path under the root or name).")],
+    root: RootOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """The config keys that differ between runs and their scalar results, side by side."""
+    from lab_shared import runs
+
+    if len(run) < 2:
+        raise LabError("compare needs at least two runs")
+    base = runs.runs_root(root)
+    found = [runs.load_run(runs.resolve_run(s, root), base) for s in run]
+    if json:
+        _print_json(runs.compare_data(found))
+    else:
+        print(runs.format_compare(found))
+
+
 def _plug_in_packages() -> None:
     for ep in sorted(entry_points(group="lab.commands"), key=lambda e: e.name):
         try:
