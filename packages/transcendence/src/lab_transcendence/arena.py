@@ -44,6 +44,8 @@ class MoveDecision:
     illegal: int = 0  # illegal samples drawn before this move (paper policy)
     forfeit: bool = False  # True: the player loses the game (e.g. 5 illegal samples)
     error: str | None = None  # infrastructure failure: the game is marked, not scored
+    san: str | None = None  # the move as the player wrote it (paper protocol: `+` stripped), else board.san
+    resign: bool = False  # with forfeit: the player resigned (paper protocol: it wrote 1-0 or 0-1)
 
 
 class Player(Protocol):
@@ -81,9 +83,12 @@ def game_seed(base: int, game_id: str) -> int:
     return h & 0x7FFFFFFF
 
 
-def _outcome(board: chess.Board, max_moves: int | None) -> tuple[str, str] | None:
-    """(result, termination) if the game is over, applying the max-full-moves draw rule."""
-    out = board.outcome(claim_draw=True)
+def _outcome(board: chess.Board, max_moves: int | None, claim_draws: bool = True) -> tuple[str, str] | None:
+    """(result, termination) if the game is over, applying the max-full-moves draw rule.
+
+    claim_draws: threefold repetition and the 50-move rule end the game (lab); False: only the automatic
+    draws (fivefold, 75 moves, stalemate, insufficient material), as the paper's code."""
+    out = board.outcome(claim_draw=claim_draws)
     if out is not None:
         return out.result(), out.termination.name.lower()
     if max_moves is not None and board.fullmove_number > max_moves:
@@ -191,6 +196,7 @@ def play_games(
     max_moves: int | None = 89,
     on_game: Callable[[dict], None] | None = None,
     stats: ArenaStats | None = None,
+    claim_draws: bool = True,
 ) -> list[dict]:
     """Play the specs not yet in `log` (resume), `concurrency` at a time; return all records of `specs`."""
     done = log.done_ids() if log is not None else set()
@@ -226,11 +232,11 @@ def play_games(
                         finished.append((g, "*", "error", dec.error))
                     elif dec.forfeit or dec.move is None:
                         res = "0-1" if side == "white" else "1-0"
-                        finished.append((g, res, "forfeit", None))
+                        finished.append((g, res, "resignation" if dec.resign else "forfeit", None))
                     else:
-                        g.sans.append(g.board.san(dec.move))
+                        g.sans.append(dec.san or g.board.san(dec.move))
                         g.board.push(dec.move)
-                        end = _outcome(g.board, max_moves)
+                        end = _outcome(g.board, max_moves, claim_draws)
                         if end is not None:
                             finished.append((g, end[0], end[1], None))
             for g, res, term, err in finished:

@@ -93,6 +93,9 @@ def register(app: typer.Typer) -> None:
         policy: Annotated[
             str, typer.Option("--policy", help="paper (resample 5x then forfeit) or masked.")
         ] = "paper",
+        protocol: Annotated[
+            str | None, typer.Option("--protocol", help="lab (default) or paper (the paper's exact rules).")
+        ] = None,
         levels: LevelsOpt = None,
         games: GamesOpt = None,
         limit: LimitOpt = None,
@@ -111,6 +114,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Play one model at one temperature and policy against Stockfish levels and rate it (Glicko-2)."""
         values = dict(
+            protocol=protocol,
             models=[str(model)] if model else None,
             temperatures=[temperature],
             policies=[policy],
@@ -145,6 +149,9 @@ def register(app: typer.Typer) -> None:
         ] = True,
         expert_games: Annotated[
             int | None, typer.Option("--expert-games", help="Games per expert and level.")
+        ] = None,
+        protocol: Annotated[
+            str | None, typer.Option("--protocol", help="lab (default) or paper (the paper's exact rules).")
         ] = None,
         design: Annotated[
             str | None,
@@ -193,6 +200,7 @@ def register(app: typer.Typer) -> None:
             policies=_split(policies, str),
             experts=experts,
             expert_games=expert_games,
+            protocol=protocol,
             design=design,
             selection_games=selection_games,
             confirm_games=confirm_games,

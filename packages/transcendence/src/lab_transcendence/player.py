@@ -33,6 +33,7 @@ from lab_transcendence.batching import PromptCache, RaggedCache, extend
 
 Policy = Literal["paper", "masked"]
 POLICIES = ("paper", "masked")
+PROTOCOLS = ("lab", "paper")
 MAX_MOVE_CHARS = 10  # the longest SAN with its space is 8 ("exd8=Q+ "); more is a runaway sample
 
 
@@ -47,14 +48,16 @@ def movetext(sans: Sequence[str]) -> str:
 class MoveCodec:
     """How prompts and moves become token ids for a tokenizer (`char` or `move`)."""
 
-    def __init__(self, tokenizer, block_size: int):
+    def __init__(self, tokenizer, block_size: int, protocol: str = "lab"):
         self.tok = tokenizer
         self.kind = getattr(tokenizer, "kind", "char")
         self.block_size = block_size
+        # paper protocol (char): Black's prompt ends right after White's move and the model writes the space
+        self.lead_space = protocol == "paper" and self.kind == "char"
         if self.kind == "char":
             self.space = tokenizer.encode(" ")[0]
             self.stop = {self.space, tokenizer.encode(";")[0]}  # `;` ends the sample as an illegal move
-            self.max_tokens = MAX_MOVE_CHARS
+            self.max_tokens = MAX_MOVE_CHARS + (1 if self.lead_space else 0)
         else:
             self.stop = set()
             self.max_tokens = 1
@@ -65,7 +68,7 @@ class MoveCodec:
             text = ";" + movetext(sans)
             if len(sans) % 2 == 0:
                 text += (" " if sans else "") + f"{len(sans) // 2 + 1}."
-            else:
+            elif not self.lead_space:
                 text += " "
             ids = self.tok.encode(text)
         else:
@@ -130,6 +133,7 @@ class ModelPlayer:
         attempts: int = 5,
         max_batch: int = 64,
         headers: dict[str, str] | None = None,
+        protocol: str = "lab",
     ):
         if not temperature > 0:
             raise LabError(f"temperature must be > 0, got {temperature}")
@@ -137,7 +141,11 @@ class ModelPlayer:
             raise LabError(f"unknown legal-move policy {policy!r} (choose paper or masked)")
         self.model = model.eval()
         self.device = next(model.parameters()).device
-        self.codec = MoveCodec(tokenizer, model.config.block_size)
+        if protocol not in PROTOCOLS:
+            raise LabError(f"unknown protocol {protocol!r} (choose {' or '.join(PROTOCOLS)})")
+        self.protocol = protocol
+        # the paper's prompt and move rules apply to its own (sampling) policy
+        self.codec = MoveCodec(tokenizer, model.config.block_size, protocol if policy == "paper" else "lab")
         self.temperature = float(temperature)
         self.policy = policy
         self.name = name
@@ -264,6 +272,8 @@ class ModelPlayer:
             nxt = sample_rows(lp, u)
             for i in np.flatnonzero(~done):
                 t = int(nxt[i])
+                if self.codec.lead_space and t == self.codec.space and not out[i]:
+                    continue  # the paper's Black prompt: the model writes the space before its move
                 if t in self.codec.stop:
                     done[i] = True
                     if self.codec.kind == "char" and t != self.codec.space:
@@ -298,15 +308,22 @@ class ModelPlayer:
             texts = self.sample_texts(cache, last, pending, rngs)
             still = []
             for b, text in zip(pending, texts, strict=True):
+                if self.protocol == "paper" and text in ("1-0", "0-1"):  # the paper's code: a resignation
+                    result[b] = MoveDecision(None, illegal=illegal[b], forfeit=True, resign=True)
+                    continue
+                if self.protocol == "paper":
+                    text = text.replace("+", "")  # as the paper's code: `+` stripped from the model's moves
                 move = parse_move(requests[b].board, text)
                 if move is None:
                     illegal[b] += 1
                     still.append(b)
                 else:
-                    result[b] = MoveDecision(move, illegal=illegal[b])
+                    san = text if self.protocol == "paper" else None
+                    result[b] = MoveDecision(move, illegal=illegal[b], san=san)
             pending = still
         for b in pending:
-            result[b] = MoveDecision(None, illegal=illegal[b], forfeit=True)
+            if result[b] is None:
+                result[b] = MoveDecision(None, illegal=illegal[b], forfeit=True)
         return [r for r in result if r is not None]
 
 

@@ -143,7 +143,7 @@ def run_pool(cfg, run, models: list[dict], experts: list, pool, show_progress: b
             run.metrics.log(game=rec["game_id"], result=rec["result"], termination=rec["termination"])
 
         recs = play_games(specs, players, log, concurrency=cfg.concurrency, max_moves=cfg.max_moves or None,
-                          on_game=on_game)  # fmt: skip
+                          on_game=on_game, claim_draws=cfg.protocol == "lab")  # fmt: skip
         if bar is not None:
             bar.close()
         return recs

@@ -39,6 +39,7 @@ class EvalConfig:
     device: str = "auto"
     seed: int = 0
     # the pool design (pool.py): one rating pool with the experts, selection then confirmation
+    protocol: str = "lab"  # lab | paper (the paper's prompt, move and draw rules; see docs/chess-eval.md)
     design: str = "anchors"  # anchors (vs Stockfish levels, the paper's) | pool
     selection_games: int = 12  # pool: games a pair in the selection set
     confirm_games: int = 40  # pool: games a pair in the confirmation set (fresh seeds)
@@ -69,6 +70,8 @@ def validate(cfg: EvalConfig) -> None:
         raise LabError(f"games must be >= 1, got {cfg.games}")
     if cfg.concurrency < 1 or cfg.engines < 1:
         raise LabError("concurrency and engines must be >= 1")
+    if cfg.protocol not in ("lab", "paper"):
+        raise LabError(f"unknown protocol {cfg.protocol!r} (choose lab or paper)")
     if cfg.design not in ("anchors", "pool"):
         raise LabError(f"unknown design {cfg.design!r} (choose anchors or pool)")
     if cfg.design == "pool" and (cfg.selection_games < 1 or cfg.confirm_games < 1):
@@ -125,9 +128,8 @@ def make_model_player(m: dict, temperature: float, policy: str, name: str, cfg: 
         return PositionPlayer(m["model"], temperature, name=name, headers=headers)
     from lab_transcendence.player import ModelPlayer
 
-    return ModelPlayer(
-        m["model"], m["tok"], temperature, policy, name=name, attempts=cfg.attempts, headers=headers
-    )
+    return ModelPlayer(m["model"], m["tok"], temperature, policy, name=name, attempts=cfg.attempts, headers=headers,
+                       protocol=cfg.protocol)  # fmt: skip
 
 
 def _model_moves(rec: dict, name: str) -> int:
@@ -213,9 +215,11 @@ def run_experiment(cfg: EvalConfig, run, show_progress: bool = True) -> dict:
                 bar.update(1, last=rec["result"])
             run.metrics.log(game=rec["game_id"], result=rec["result"], termination=rec["termination"])
 
-        records = play_games(
-            specs, players, log, concurrency=cfg.concurrency, max_moves=cfg.max_moves or None, on_game=on_game
-        )
+        if cfg.protocol == "paper":  # the paper's order: every game with the model as Black, then as White
+            model_names = {r["name"] for r in rated if r["kind"] == "model"}
+            specs.sort(key=lambda sp: 0 if sp.black in model_names else 1)
+        records = play_games(specs, players, log, concurrency=cfg.concurrency, max_moves=cfg.max_moves or None,
+                             on_game=on_game, claim_draws=cfg.protocol == "lab")  # fmt: skip
         if bar is not None:
             bar.close()
         restarts = pool.restarts
@@ -251,6 +255,17 @@ def report(
                 row["rating_sequential"] = rate_records(records, p["name"], opponents, method="sequential")[
                     "rating"
                 ]
+            if cfg.protocol == "paper":
+                # the paper's code: game-by-game Glicko-2, one rating per Stockfish level, over the Black
+                # games, then the White games (in game order, whatever order they finished in)
+                ordered = sorted(mine, key=lambda x: (x["white"] == p["name"], x["round"]))
+                row["paper_glicko_per_level"] = {
+                    opp: rate_records(ordered, p["name"], {opp: opponents[opp]}, method="sequential")[
+                        "rating"
+                    ]
+                    for opp in opponents
+                }
+                row["paper_game_order"] = [x["game_id"] for x in ordered]
         rows.append(row)
     for row in rows:  # the headline fields of both designs (Wald interval here: no bootstrap set)
         ml, se = row["ml_rating"], row["ml_se"]
