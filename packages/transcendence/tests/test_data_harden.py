@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import subprocess
 import sys
 import time
@@ -37,7 +38,10 @@ def _lab(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: 
 def test_multi_frame_zst_is_read_to_the_end(tmp_path):
     c = zstandard.ZstdCompressor()
     src = tmp_path / "frames.pgn.zst"
-    src.write_bytes(c.compress(_text(300)) + c.compress(_text(200, 300)) + c.compress(_text(5, 500)))
+    skippable = struct.pack("<II", 0x184D2A50, 4) + b"note"  # a skippable frame (metadata), first
+    src.write_bytes(
+        skippable + c.compress(_text(300)) + c.compress(_text(200, 300)) + c.compress(_text(5, 500))
+    )
     meta = ingest(src, tmp_path / "out", block_chars=50_000, show_progress=False)
     assert meta["games_kept"] == 505
     assert len(load_games(tmp_path / "out")[0]) == 505

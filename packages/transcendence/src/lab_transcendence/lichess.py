@@ -266,7 +266,8 @@ def _byte_chunks(path: Path) -> Iterator[bytes]:
     """The file's bytes (decompressed when it is zstd: by the .zst suffix or the zstd magic number)."""
     with open(path, "rb") as raw:
         head = raw.read(4)
-        if head == ZSTD_MAGIC:
+        skippable = len(head) == 4 and head[1:] == b"\x2a\x4d\x18" and head[0] & 0xF0 == 0x50
+        if head == ZSTD_MAGIC or skippable:
             raw.seek(0)
             yield from _zstd_chunks(raw, path)
             return
