@@ -58,6 +58,16 @@ def test_paper_protocol_resignation_and_plus(text, move, resign, san):
         ModelPlayer(memorized_model(), get_tokenizer("char"), 0.5, "paper", protocol="nope")
 
 
+def test_paper_protocol_game_length():
+    from lab_transcendence.transcend import EvalConfig, game_length
+
+    assert game_length(EvalConfig()) == 89 and game_length(EvalConfig(protocol="paper")) == 90
+    assert (
+        game_length(EvalConfig(protocol="paper", max_moves=40)) == 40
+        and game_length(EvalConfig(max_moves=0)) is None
+    )
+
+
 def test_only_automatic_draws_under_the_paper_protocol():
     board = chess.Board()
     for _ in range(2):

@@ -95,7 +95,7 @@ def run_pool(cfg, run, models: list[dict], experts: list, pool, show_progress: b
     from lab_shared.progress import progress
     from lab_transcendence.arena import ExpertPlayer, GameLog, GameSpec, game_seed, play_games
     from lab_transcendence.rating import diff_ci, pool_ml
-    from lab_transcendence.transcend import make_model_player, player_name
+    from lab_transcendence.transcend import game_length, make_model_player, player_name
 
     if not experts:
         raise LabError(
@@ -142,7 +142,7 @@ def run_pool(cfg, run, models: list[dict], experts: list, pool, show_progress: b
                 bar.update(1, last=rec["result"])
             run.metrics.log(game=rec["game_id"], result=rec["result"], termination=rec["termination"])
 
-        recs = play_games(specs, players, log, concurrency=cfg.concurrency, max_moves=cfg.max_moves or None,
+        recs = play_games(specs, players, log, concurrency=cfg.concurrency, max_moves=game_length(cfg),
                           on_game=on_game, claim_draws=cfg.protocol == "lab")  # fmt: skip
         if bar is not None:
             bar.close()

@@ -119,6 +119,13 @@ def experts_from_meta(meta: dict) -> list:
     return out
 
 
+def game_length(cfg: EvalConfig) -> int | None:
+    """Full moves before a draw: the config's (0 = off); the paper protocol's 90 when left at lab's 89."""
+    if cfg.protocol == "paper" and cfg.max_moves == 89:
+        return 90
+    return cfg.max_moves or None
+
+
 def make_model_player(m: dict, temperature: float, policy: str, name: str, cfg: EvalConfig):
     """The arena player of a loaded model (dict from load_any + label/path/hash) at one setting."""
     headers = {"Model": str(m["path"]), "WeightsHash": m["hash"], "ModelKind": m["kind"]}
@@ -218,7 +225,7 @@ def run_experiment(cfg: EvalConfig, run, show_progress: bool = True) -> dict:
         if cfg.protocol == "paper":  # the paper's order: every game with the model as Black, then as White
             model_names = {r["name"] for r in rated if r["kind"] == "model"}
             specs.sort(key=lambda sp: 0 if sp.black in model_names else 1)
-        records = play_games(specs, players, log, concurrency=cfg.concurrency, max_moves=cfg.max_moves or None,
+        records = play_games(specs, players, log, concurrency=cfg.concurrency, max_moves=game_length(cfg),
                              on_game=on_game, claim_draws=cfg.protocol == "lab")  # fmt: skip
         if bar is not None:
             bar.close()
