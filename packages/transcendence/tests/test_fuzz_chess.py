@@ -15,6 +15,7 @@ import hashlib
 import io
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -54,7 +55,7 @@ def world(tmp_path_factory) -> Path:
     (w / "empty.pgn").write_bytes(b"")
     (w / "empty.pgn.zst").write_bytes(b"")
     (w / "text.pgn").write_text("Dear diary,\nthis is not chess.\n\nNo games here.\n")
-    (w / "binary.pgn").write_bytes(os.urandom(4096))
+    (w / "binary.pgn").write_bytes(random.Random(0).randbytes(4096))
     (w / "a-folder.pgn").mkdir()
     (w / "a-file").write_text("not a folder\n")
     ingest(w / "good.pgn", w / "dataset", show_progress=False)
