@@ -122,6 +122,51 @@ def runs_compare(
         print(runs.format_compare(found))
 
 
+config_app = typer.Typer(
+    help="Print or copy a command's stock config (TOML or JSON) to edit and pass to --config.",
+    no_args_is_help=True,
+)
+app.add_typer(config_app, name="config")
+CommandArg = Annotated[list[str], typer.Argument(help="The command, e.g. `sfa run` (see `lab config ls`).")]
+FormatOpt = Annotated[str | None, typer.Option("--format", help="toml or json (cp: from FILE's suffix).")]
+
+
+@config_app.command("ls")
+def config_ls(json: JsonOpt = False) -> None:
+    """The commands that have a stock config, and the dataclass each builds."""
+    from lab_shared.configs import registered
+
+    eps = {k.replace(".", " "): ep.value for k, ep in sorted(registered().items())}
+    if json:
+        _print_json(eps)
+    else:
+        for k, v in eps.items():
+            print(f"{k:<24} {v}")
+
+
+@config_app.command("show")
+def config_show(command: CommandArg, fmt: FormatOpt = None) -> None:
+    """Print the stock config of COMMAND (all defaults), e.g. `lab config show sfa run`."""
+    from lab_shared.configs import render
+
+    print(render(command, fmt or "toml"), end="")
+
+
+@config_app.command("cp")
+def config_cp(
+    args: Annotated[list[str], typer.Argument(help="The command words, then FILE (e.g. `sfa run my.toml`).")],
+    fmt: FormatOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite FILE.")] = False,
+) -> None:
+    """Write the stock config of a command to FILE (.toml or .json) to edit and pass with --config FILE."""
+    from lab_shared.configs import copy_config
+
+    if len(args) < 2:
+        raise LabError("usage: lab config cp COMMAND... FILE")
+    out = copy_config(args[:-1], Path(args[-1]), fmt, force)
+    print(f"wrote {out}")
+
+
 def _plug_in_packages() -> None:
     for ep in sorted(entry_points(group="lab.commands"), key=lambda e: e.name):
         try:

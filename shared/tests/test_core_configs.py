@@ -1,0 +1,68 @@
+"""`lab config ls | show | cp`: every installed command's stock config, written as TOML or JSON, loads back
+through the same `--config` path (load_config) to exactly the defaults; bad input is one line."""
+
+import json
+import subprocess
+import sys
+import tomllib
+
+import pytest
+from typer.testing import CliRunner
+
+from lab_shared import configs
+from lab_shared.cli import app
+from lab_shared.config import load_config
+
+runner = CliRunner()
+COMMANDS = sorted(configs.registered())
+
+
+def test_packages_declare_their_configs():
+    for key in ("sfa.run", "chess.train", "chess.transcend", "sched.train", "sched.bench"):
+        assert key in COMMANDS
+
+
+@pytest.mark.parametrize("key", COMMANDS)
+def test_stock_config_round_trips(tmp_path, key):
+    cls = configs.config_class(key)
+    for name in ("stock.toml", "stock.json"):
+        words = key.split(".")
+        out = runner.invoke(app, ["config", "cp", *words, str(tmp_path / name)])
+        assert out.exit_code == 0, out.output
+        assert load_config(cls, tmp_path / name) == cls()
+
+
+def test_show_prints_toml_and_json():
+    out = runner.invoke(app, ["config", "show", "sfa", "run"])
+    assert out.exit_code == 0, out.output
+    data = tomllib.loads(out.output)
+    assert data["method"]["name"] == "sfa" and "trainer" in data
+    js = runner.invoke(app, ["config", "show", "sfa.run", "--format", "json"])
+    assert json.loads(js.output) == configs.stock_config("sfa run")
+    ls = runner.invoke(app, ["config", "ls", "--json"])
+    assert "sfa run" in json.loads(ls.output)
+
+
+def test_toml_writer_leaves_none_out_and_quotes():
+    text = configs.to_toml({"a": None, "b": 'x "y"', "c": [1, 2.5], "t": {"u": {"v": True}}, "e": {}})
+    assert tomllib.loads(text) == {"b": 'x "y"', "c": [1, 2.5], "t": {"u": {"v": True}}, "e": {}}
+
+
+def _lab(*argv):
+    code = "import sys; from lab_shared.cli import main; sys.argv = ['lab', *sys.argv[1:]]; main()"
+    return subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=60)
+
+
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path):
+    target = tmp_path / "x.toml"
+    for argv in (["show", "sfa", "nope"], ["cp", "nope", str(target)], ["cp", str(target)]):
+        proc = _lab("config", *argv)
+        assert proc.returncode == 2, (argv, proc.stderr)
+        assert proc.stderr.startswith("error: ") and len(proc.stderr.strip().splitlines()) == 1
+    assert not target.exists()
+    target.write_text("mine")
+    proc = _lab("config", "cp", "sfa", "run", str(target))
+    assert proc.returncode == 2 and "exists" in proc.stderr
+    assert target.read_text() == "mine"  # not overwritten without --force
+    assert _lab("config", "cp", "sfa", "run", str(target), "--force").returncode == 0
+    assert "[method]" in target.read_text()
