@@ -20,7 +20,8 @@ app = typer.Typer(
     help="lab: SFA continual learning, chess transcendence and learned query scheduling on one core.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,  # `lab --install-completion` (bash, zsh, fish, PowerShell)
+    rich_markup_mode=None,  # help is plain text: rich markup would eat `[[grid]]` and `[default: ...]`-like text
 )
 
 
