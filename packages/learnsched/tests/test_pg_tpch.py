@@ -46,6 +46,19 @@ def test_queries_are_read_only_selects_and_params_follow_qgen():
         tpch.queries_from_stored([{"name": "q1", "sql": "DELETE FROM lineitem"}])
 
 
+def test_streams_back_to_back_and_trace_pool_size():
+    from lab_learnsched.pg.trace import trace_pool_size
+
+    insts = tpch.stream_instances(30, 2, SCALE)
+    assert [i.qid for i in insts] == list(range(30))
+    assert sorted(i.template for i in insts[:22]) == sorted(tpch.QUERIES)  # a whole stream, then the next
+    assert [i.params for i in insts[:22]] == [i.params for i in tpch.stream(2000, SCALE)]
+    # every relation stays below a quarter of the tracing pool (no ring buffer), and everything fits
+    pages = {"lineitem": 11_000, "orders": 2_600, "lineitem_pkey": 1_700}
+    mb = int(trace_pool_size(pages).removesuffix("MB"))
+    assert mb * 1024 // 8 >= 4 * 11_000 and mb * 1024 // 8 >= sum(pages.values())
+
+
 @pytest.fixture(scope="module")
 def base():
     from lab_learnsched.pg.cluster import Cluster, trusted_bin_dir
