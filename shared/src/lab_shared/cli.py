@@ -41,11 +41,13 @@ def _root(
 
 
 @app.command()
-def doctor() -> None:
-    """Report Python, torch, CUDA, Stockfish and PostgreSQL, with advice for what is missing."""
+def doctor(
+    json: Annotated[bool, typer.Option("--json", help="Print the checks as JSON.")] = False,
+) -> None:
+    """Report Python, torch, CUDA, Stockfish, PostgreSQL, data sets and optional parts, with advice."""
     from lab_shared.doctor import run_doctor
 
-    raise typer.Exit(run_doctor())
+    raise typer.Exit(run_doctor(as_json=json))
 
 
 @app.command()
