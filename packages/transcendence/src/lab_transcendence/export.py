@@ -3,19 +3,23 @@
 The folder holds `config.json` (GPT2Config, activation "gelu" = exact GELU as in our MLP), `model.safetensors`
 (GPT-2 names; Linear weights transposed to GPT-2's Conv1D layout; zero biases where our model has none;
 the output head tied to the embedding) and `lab_chess.json` (tokenizer kind, model config, and the training
-data's metadata: max rating, experts' ratings for synthetic corpora). `AutoModelForCausalLM.from_pretrained`
-on it gives the same logits as our model.
+data's metadata: max rating, experts' ratings for synthetic corpora), and a tokenizer (`tokenizer.json` +
+`tokenizer_config.json`, a `PreTrainedTokenizerFast` built with the `tokenizers` library) that gives lab's ids.
+`AutoModelForCausalLM.from_pretrained` on it gives the same logits as our model and `AutoTokenizer` the same
+ids as lab's tokenizer (`;1.e4 e5` -> [15, 6, 4, 27, 9, 0, 27, 10] for the 32-character vocabulary).
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from lab_shared.errors import LabError
-from lab_shared.io import atomic_write_json, load_tensors, read_json, save_tensors
+from lab_shared.io import atomic_write_json, load_tensors, read_json, save_tensors, temp_dir
 from lab_transcendence.model import GPT, GPTConfig
 from lab_transcendence.tokenizer import get_tokenizer
 
@@ -86,7 +90,53 @@ def export_model(model: GPT, out_dir: str | Path, tokenizer_kind: str, data_meta
         "data": data_meta,
     }
     atomic_write_json(out_dir / META_FILE, meta)
+    save_hf_tokenizer(out_dir, tokenizer_kind, model.config.block_size)
     return out_dir
+
+
+def hf_tokenizer(tokenizer_kind: str, max_length: int):
+    """A `PreTrainedTokenizerFast` with exactly lab's ids: `char` maps each of the 32 characters to its id
+    (an unknown character is an error, not a silent drop); `move` drops move numbers and maps each SAN move,
+    as lab's MoveTokenizer does (its `decode` leaves the numbers out: use lab's tokenizer for text)."""
+    from tokenizers import Regex, decoders, models, pre_tokenizers
+    from tokenizers import Tokenizer as HFTokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    tok = get_tokenizer(tokenizer_kind)
+    if tokenizer_kind == "char":
+        backend = HFTokenizer(models.WordLevel(vocab=dict(tok.stoi), unk_token=None))
+        backend.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+        backend.decoder = decoders.Fuse()
+    elif tokenizer_kind == "move":
+        backend = HFTokenizer(models.WordLevel(vocab=dict(tok.stoi), unk_token=None))
+        backend.pre_tokenizer = pre_tokenizers.Sequence(
+            [
+                pre_tokenizers.Split(Regex(r"\d+\."), behavior="removed"),
+                pre_tokenizers.Split(";", behavior="isolated"),
+                pre_tokenizers.WhitespaceSplit(),
+            ]
+        )
+    else:
+        raise LabError(f"no Hugging Face tokenizer for the {tokenizer_kind!r} tokenizer")
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        bos_token=";",  # the game start; nothing is added when encoding (no post-processor)
+        eos_token=";",
+        model_max_length=max_length,
+        clean_up_tokenization_spaces=False,
+    )
+
+
+def save_hf_tokenizer(out_dir: Path, tokenizer_kind: str, max_length: int) -> None:
+    """Write tokenizer.json and tokenizer_config.json into `out_dir`: saved in a temp folder, then each
+    file renamed into place, so a killed export leaves no half-written tokenizer."""
+    tmp = temp_dir(out_dir)
+    try:
+        hf_tokenizer(tokenizer_kind, max_length).save_pretrained(str(tmp))
+        for f in sorted(tmp.iterdir()):
+            os.replace(f, out_dir / f.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _find_export(path: Path) -> Path:
