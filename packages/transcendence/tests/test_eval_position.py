@@ -217,3 +217,29 @@ def test_wrong_kind_for_a_command_is_one_error(positions_dir, tmp_path, monkeypa
     assert not (tmp_path / "runs" / "chess-eval").exists() or not any(
         (tmp_path / "runs" / "chess-eval").rglob("games.jsonl")
     )
+
+
+def test_uci_serves_a_position_model(tmp_path):
+    import io
+
+    from lab_transcendence.loading import load_any
+    from lab_transcendence.position_config import PositionConfig
+    from lab_transcendence.position_model import PositionPolicy
+    from lab_transcendence.position_train import export_position_model
+    from lab_transcendence.uci import UciEngine, serve
+
+    torch.manual_seed(0)
+    folder = export_position_model(
+        PositionPolicy(PositionConfig(width=8, layers=1, head_dim=4)), tmp_path / "pm"
+    )
+    kind, model, tok, _ = load_any(folder)
+    out = io.StringIO()
+    serve(
+        UciEngine(model, tok, 0.001),
+        io.StringIO("uci\nisready\nposition startpos moves e2e4\ngo\nquit\n"),
+        out,
+    )
+    best = [line for line in out.getvalue().splitlines() if line.startswith("bestmove")][0].split()[1]
+    board = chess.Board()
+    board.push_uci("e2e4")
+    assert chess.Move.from_uci(best) in board.legal_moves
