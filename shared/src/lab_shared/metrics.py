@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from lab_shared.errors import LabError
 from lab_shared.io import atomic_write_text, to_json
 
 
@@ -20,11 +21,22 @@ class MetricsLogger:
         self._tb = None
         if tensorboard_dir is not None:
             try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:  # tensorboard is an optional extra
-                SummaryWriter = None
-            if SummaryWriter is not None:
-                self._tb = SummaryWriter(str(tensorboard_dir))
+                self.enable_tensorboard(tensorboard_dir)
+            except LabError:  # tensorboard is an optional extra
+                pass
+
+    def enable_tensorboard(self, log_dir: str | Path) -> None:
+        """Also write every numeric value logged with a step as a TensorBoard scalar under `log_dir`
+        (`tensorboard --logdir RUN/tensorboard`); LabError when the tensorboard extra is not installed."""
+        if self._tb is not None:
+            return
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise LabError(
+                "TensorBoard logging needs the tensorboard package: pip install 'lab-shared[tensorboard]'"
+            ) from None
+        self._tb = SummaryWriter(str(log_dir))
 
     def log(self, step: int | None = None, **values: Any) -> None:
         row = {"time": round(time.time(), 3)}
@@ -37,6 +49,7 @@ class MetricsLogger:
             for k, v in values.items():
                 if isinstance(v, int | float) and not isinstance(v, bool):
                     self._tb.add_scalar(k, v, step)
+            self._tb.flush()  # readable while the run goes on, and nothing lost if it is killed
 
     def truncate_after(self, step: int) -> int:
         """Drop rows logged after `step` (a resume from the checkpoint at `step` logs them again) and a torn

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib.util
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -63,6 +64,7 @@ class TrainerConfig:
     num_workers: int = 0
     shuffle: bool = True
     progress: bool = True
+    tensorboard: bool = False  # also log scalars to RUN/tensorboard (pip install 'lab-shared[tensorboard]')
 
     def validate(self) -> None:
         """Ranges of every knob: one ConfigError naming the key (lr=nan would otherwise train NaNs)."""
@@ -70,6 +72,10 @@ class TrainerConfig:
             _check_int(name, getattr(self, name), 1)
         for name in ("lr_decay_steps", "warmup_steps", "eval_every", "ckpt_every", "num_workers"):
             _check_int(name, getattr(self, name), 0)
+        if self.tensorboard and importlib.util.find_spec("tensorboard") is None:
+            raise ConfigError(
+                "trainer.tensorboard=true needs tensorboard: pip install 'lab-shared[tensorboard]'"
+            )
         if self.global_batch < 0:
             raise ConfigError(f"trainer.global_batch must be >= 0 (0 = off), got {self.global_batch}")
         if self.optimizer not in ("adamw", "sgd"):
@@ -167,6 +173,8 @@ class Trainer:
         self.train_data = train_data
         self.eval_fn = eval_fn
         self.run_dir = run_dir
+        if config.tensorboard and run_dir is not None and self.is_main:
+            run_dir.metrics.enable_tensorboard(run_dir.path / "tensorboard")
         self.log_prefix = log_prefix
         self.callbacks = CallbackList(callbacks)
         self.optimizer = optimizer or build_optimizer(self.model, config)

@@ -82,6 +82,10 @@ class _MetricsTap(Callback):
     def __init__(self, run_dir: RunDir | None, offset: int):
         self.run_dir, self.offset = run_dir, offset
 
+    def on_train_start(self, trainer) -> None:
+        if self.run_dir is not None and trainer.config.tensorboard:  # --set trainer.tensorboard=true
+            self.run_dir.metrics.enable_tensorboard(self.run_dir.path / "tensorboard")
+
     def on_log(self, trainer, metrics: dict) -> None:
         if self.run_dir is not None:
             self.run_dir.metrics.log(step=self.offset + trainer.step, **metrics)

@@ -1,0 +1,31 @@
+"""`lab sfa run --set trainer.tensorboard=true` writes TensorBoard events of every task into the run folder."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("tensorboard")  # `make setup` installs it (lab-shared[dev])
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
+
+SMALL = ["--steps", "5", "--no-curves", "--set", "pretrain_steps=5", "--set", "sequence.n_train=200",
+         "--set", "sequence.n_test=100", "--set", "sequence.n_val=50", "--set", "sequence.n_pretrain=200",
+         "--set", "trainer.log_every=1", "--set", "cache_pretrained=false"]  # fmt: skip
+
+
+def test_sfa_run_logs_to_tensorboard(tmp_path):
+    env = {**os.environ, "LAB_RUNS": str(tmp_path)}
+    code = "import sys; from lab_shared.cli import main; sys.argv = ['lab', *sys.argv[1:]]; main()"
+    argv = ["sfa", "run", *SMALL, "--set", "trainer.tensorboard=true"]
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *argv], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run,) = Path(tmp_path, "sfa").iterdir()
+    ea = EventAccumulator(str(run / "tensorboard"))
+    ea.Reload()
+    tags = set(ea.Tags()["scalars"])
+    assert {"t0/loss", "t3/loss"} <= tags, tags
+    assert [e.step for e in ea.Scalars("t1/loss")] == [6, 7, 8, 9, 10]  # global steps: task 1 follows task 0
