@@ -121,6 +121,21 @@ MERGE_BASE = {
 }
 
 
+SEQ_SWEEP = {"grid": [{"method": "seq"}]}
+
+
+def point_file(text: str) -> Callable[[Path], None]:
+    """points/<key>-s0.json of the first point of SEQ_SWEEP, holding `text`."""
+
+    def write(p: Path) -> None:
+        from lab_sfa.sweep import parse_spec
+
+        p.mkdir(parents=True)
+        (p / f"{parse_spec(SEQ_SWEEP)[1][0].key()}-s0.json").write_text(text)
+
+    return write
+
+
 def npz_task(entry: str = 'npz = "d.npz"', top: str = "", n: int = 1) -> str:
     tasks = "".join(f'[[tasks]]\nname = "t{i}"\n{entry}\n' for i in range(n))
     return f"image_size = 8\n{top}\n{tasks}"
@@ -597,7 +612,24 @@ CASES: list[Case] = [
     Case(
         "table-garbage-point",
         ["sfa", "table", "sw"],
-        {"sw/sweep.json": json.dumps({"grid": [{"method": "seq"}]}), "sw/points/x-s0.json": "{"},
+        {"sw/sweep.json": json.dumps(SEQ_SWEEP), "sw/points": point_file("{")},
+        match="json",
+    ),
+    Case(
+        "table-point-not-object",
+        ["sfa", "table", "sw"],
+        {"sw/sweep.json": json.dumps(SEQ_SWEEP), "sw/points": point_file("[1, 2]")},
+    ),
+    Case(
+        "table-point-no-acc",
+        ["sfa", "table", "sw"],
+        {"sw/sweep.json": json.dumps(SEQ_SWEEP), "sw/points": point_file('{"val_acc": 0.5}')},
+    ),
+    Case(
+        "table-no-points",
+        ["sfa", "table", "sw"],
+        {"sw/sweep.json": json.dumps(SEQ_SWEEP)},
+        match="no finished",
     ),
     # ---- sfa merge
     Case(

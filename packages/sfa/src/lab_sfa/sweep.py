@@ -36,6 +36,15 @@ from lab_shared.rundir import RunDir
 
 log = get_logger("lab.sfa")
 SELECT = ("val_acc", "acc", "bwt", "plasticity")  # what a best grid point can be chosen by (higher is better)
+POINT_KEYS = (
+    "acc",
+    "bwt",
+    "forgetting",
+    "plasticity",
+    "steps_per_s",
+    "max_extra_param_copies",
+    "max_stored_examples",
+)
 
 
 @dataclass
@@ -196,6 +205,10 @@ def _load_points(run_dir: RunDir, points: list[GridPoint], seeds: list[int]) -> 
     out: dict[str, list[dict]] = {}
     for p in points:
         rs = [read_json(f) for s in seeds if (f := run_dir.path / "points" / f"{p.key()}-s{s}.json").exists()]
+        if any(not isinstance(r, dict) or any(k not in r for k in POINT_KEYS) for r in rs):
+            raise LabError(
+                f"{run_dir.path}/points: a result of {p.label} is not a finished run; delete it to rerun"
+            )
         if rs:
             out[p.key()] = rs
     return out
