@@ -144,3 +144,22 @@ def test_stop_signal_checkpoints_and_resume_continues(tmp_path):
     assert e.value.step == 0 and e.value.checkpoint is not None
     res = train_setnet(cfg, run, resume=run.path, show_progress=False)
     assert res["steps"] == 256
+
+
+def test_distilled_warm_start_imitates_the_planner(tmp_path):
+    from lab_learnsched.agents.distill import collect, pretrain
+    from lab_learnsched.agents.setppo import train_workloads
+
+    cfg = _tiny(distill_planner="planner:2:1:32")
+    obs, act = collect(cfg, train_workloads(cfg), seconds=3.0)
+    assert len(act) > 20 and obs.shape == (len(act), flat_dim(cfg.max_queue))
+    valid = obs[:, N_GLOBAL:].reshape(len(act), -1, N_TOKEN)[..., 0] > 0.5
+    assert valid[np.arange(len(act)), act].all()  # every label is a valid slot
+    torch.manual_seed(0)
+    net = SetNet(16, 1, 2)
+    chance = float(np.mean(1.0 / valid.sum(1)))
+    assert pretrain(net, obs, act, epochs=15, lr=3e-3, seed=0) > chance + 0.15
+    cfg2 = _tiny(distill_seconds=2.0, distill_planner="planner:2:1:32", distill_epochs=2)
+    run = RunDir.create("sched-train", "setnet", cfg2, root=tmp_path)
+    res = train_setnet(cfg2, run, show_progress=False)
+    assert res["steps"] == 256 and "distill_accuracy" in (run.path / "metrics.jsonl").read_text()

@@ -79,7 +79,9 @@ def _label(spec: str) -> str:
         kind, _, path = spec.partition(":")
         p = Path(path)
         name = (
-            p.name if p.name not in ("checkpoints", "") and not p.name.startswith("step-") else p.parent.name
+            p.name
+            if p.name not in ("checkpoints", "best", "") and not p.name.startswith("step-")
+            else p.parent.name
         )
         if p.name.startswith("step-"):
             name = p.parent.parent.name

@@ -90,6 +90,11 @@ class SetTrainConfig:
     val_instances: int = 4  # validation instances per family (seeds VAL_INSTANCE0 + k)
     val_episodes: int = 2  # episodes per validation instance (seeds VAL_SEED0 + j)
     ckpt_every: int = 100_000
+    # warm start (agents/distill.py): imitate the planner for this long before PPO (0 = PPO from scratch)
+    distill_seconds: float = 0.0
+    distill_planner: str = "planner:4:2:128"
+    distill_epochs: int = 30
+    distill_lr: float = 1e-3
     ppo: PPOConfig = field(
         default_factory=lambda: PPOConfig(rollout=64, epochs=2, minibatches=4, ent_coef=0.005)
     )

@@ -5,7 +5,8 @@ training family. Every `eval_every` steps the argmax policy is scored on fixed v
 other instances of the same families, as reads relative to the best heuristic of each instance (chosen
 on those episodes from schedulers.HEURISTICS); the best-scoring weights are kept in `best/`. Held-out
 families and test instances are never touched here. SIGINT/SIGTERM stop at the next rollout boundary
-with a checkpoint (`lab sched train --resume RUN` continues).
+with a checkpoint (`lab sched train --resume RUN` continues). With `distill_seconds > 0` the network
+first imitates the planner's decisions (agents/distill.py) and PPO continues from there.
 """
 
 from __future__ import annotations
@@ -148,6 +149,17 @@ def train_setnet(
             set_rng_state(rng_t, st["rng"])
         step, seed_pos, best = int(st["step"]), int(st["seed_pos"]), float(st["best"])
     validate = SetValidator(cfg)
+    if not resume and cfg.distill_seconds > 0:
+        from lab_learnsched.agents.distill import collect, pretrain
+
+        td = time.time()
+        obs_d, act_d = collect(cfg, train_workloads(cfg), cfg.distill_seconds)
+        acc = pretrain(net, obs_d, act_d, cfg.distill_epochs, cfg.distill_lr, cfg.seed)
+        val = validate(net)
+        run.metrics.log(step=0, distill_decisions=len(act_d), distill_accuracy=acc, val_vs_best=val,
+                        distill_seconds=time.time() - td)  # fmt: skip
+        best = val
+        _save(run.path / "best", 0, net, None, cfg, {"val_vs_best": best, "distilled": True}, keep=1)
     env = SetVecEnv(
         train_workloads(cfg),
         cfg.num_envs,
