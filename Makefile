@@ -15,7 +15,7 @@ system:
 $(STAMP): pyproject.toml shared/pyproject.toml packages/sfa/pyproject.toml packages/transcendence/pyproject.toml packages/learnsched/pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0
-	$(PY) -m pip install -q --disable-pip-version-check -e 'shared[dev,ray]' -e 'packages/sfa[dev]' \
+	$(PY) -m pip install -q --disable-pip-version-check -e 'shared[dev,ray,tensorboard,mlflow]' -e 'packages/sfa[dev]' \
 		-e 'packages/transcendence[dev]' -e 'packages/learnsched[dev]'
 	@touch $(STAMP)
 

@@ -13,7 +13,7 @@ from lab_shared.metrics import read_metrics
 from lab_shared.rundir import RunDir
 from lab_shared.trainer import Trainer, TrainerConfig
 
-pytest.importorskip("tensorboard")  # `make setup` installs it (lab-shared[dev])
+pytest.importorskip("tensorboard")  # `make setup` installs it (lab-shared[tensorboard])
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
 
 

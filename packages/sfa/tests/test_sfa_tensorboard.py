@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("tensorboard")  # `make setup` installs it (lab-shared[dev])
+pytest.importorskip("tensorboard")  # `make setup` installs it (lab-shared[tensorboard])
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
 
 SMALL = ["--steps", "5", "--no-curves", "--set", "pretrain_steps=5", "--set", "sequence.n_train=200",

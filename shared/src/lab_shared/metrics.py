@@ -1,14 +1,24 @@
-"""Metrics as JSON lines (always) and TensorBoard scalars (optional extra)."""
+"""Metrics as JSON lines (always), TensorBoard scalars and other sinks such as MLflow (optional extras).
+
+A sink is any object with `log_scalars(step, values)` and `close()`; `MetricsLogger.add_sink` adds one, and
+every numeric value logged with a step goes to each sink.
+"""
 
 from __future__ import annotations
 
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from lab_shared.errors import LabError
 from lab_shared.io import atomic_write_text, to_json
+
+
+class MetricsSink(Protocol):
+    def log_scalars(self, step: int, values: dict[str, float]) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class MetricsLogger:
@@ -19,6 +29,7 @@ class MetricsLogger:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
         self._tb = None
+        self._sinks: list[MetricsSink] = []
         if tensorboard_dir is not None:
             try:
                 self.enable_tensorboard(tensorboard_dir)
@@ -38,6 +49,14 @@ class MetricsLogger:
             ) from None
         self._tb = SummaryWriter(str(log_dir))
 
+    def add_sink(self, sink: MetricsSink) -> None:
+        """Send every numeric value logged with a step to `sink` too (e.g. lab_shared.mlflow_sink)."""
+        self._sinks.append(sink)
+
+    @property
+    def sinks(self) -> list[MetricsSink]:
+        return list(self._sinks)
+
     def log(self, step: int | None = None, **values: Any) -> None:
         row = {"time": round(time.time(), 3)}
         if step is not None:
@@ -50,6 +69,14 @@ class MetricsLogger:
                 if isinstance(v, int | float) and not isinstance(v, bool):
                     self._tb.add_scalar(k, v, step)
             self._tb.flush()  # readable while the run goes on, and nothing lost if it is killed
+        if self._sinks and step is not None:
+            scalars = {
+                k: float(v)
+                for k, v in values.items()
+                if isinstance(v, int | float) and not isinstance(v, bool)
+            }
+            for sink in self._sinks:
+                sink.log_scalars(step, scalars)
 
     def truncate_after(self, step: int) -> int:
         """Drop rows logged after `step` (a resume from the checkpoint at `step` logs them again) and a torn
@@ -75,6 +102,9 @@ class MetricsLogger:
             self._f.close()
         if self._tb is not None:
             self._tb.close()
+        for sink in self._sinks:
+            sink.close()
+        self._sinks = []
 
     def __enter__(self) -> MetricsLogger:
         return self

@@ -65,6 +65,8 @@ class TrainerConfig:
     shuffle: bool = True
     progress: bool = True
     tensorboard: bool = False  # also log scalars to RUN/tensorboard (pip install 'lab-shared[tensorboard]')
+    mlflow: bool = False  # also log scalars and the config to MLflow (pip install mlflow-skinny)
+    mlflow_uri: str = ""  # tracking URI; "" = file:<$LAB_RUNS or runs>/mlruns (offline)
 
     def validate(self) -> None:
         """Ranges of every knob: one ConfigError naming the key (lr=nan would otherwise train NaNs)."""
@@ -76,6 +78,8 @@ class TrainerConfig:
             raise ConfigError(
                 "trainer.tensorboard=true needs tensorboard: pip install 'lab-shared[tensorboard]'"
             )
+        if self.mlflow and importlib.util.find_spec("mlflow") is None:
+            raise ConfigError("trainer.mlflow=true needs MLflow: pip install mlflow-skinny")
         if self.global_batch < 0:
             raise ConfigError(f"trainer.global_batch must be >= 0 (0 = off), got {self.global_batch}")
         if self.optimizer not in ("adamw", "sgd"):
@@ -94,6 +98,16 @@ class TrainerConfig:
             v = getattr(self, name)
             if not (0 <= v < 1):
                 raise ConfigError(f"trainer.{name} must be in [0, 1), got {v}")
+
+
+def enable_tracking(run_dir: RunDir, cfg: TrainerConfig) -> None:
+    """The TensorBoard and MLflow sinks `cfg` asks for, on the run's metrics (idempotent)."""
+    if cfg.tensorboard:
+        run_dir.metrics.enable_tensorboard(run_dir.path / "tensorboard")
+    if cfg.mlflow:
+        from lab_shared.mlflow_sink import attach
+
+        attach(run_dir.metrics, run_dir.path, cfg.mlflow_uri)
 
 
 def _check_int(name: str, value: int, lo: int) -> None:
@@ -173,8 +187,8 @@ class Trainer:
         self.train_data = train_data
         self.eval_fn = eval_fn
         self.run_dir = run_dir
-        if config.tensorboard and run_dir is not None and self.is_main:
-            run_dir.metrics.enable_tensorboard(run_dir.path / "tensorboard")
+        if run_dir is not None and self.is_main:
+            enable_tracking(run_dir, config)
         self.log_prefix = log_prefix
         self.callbacks = CallbackList(callbacks)
         self.optimizer = optimizer or build_optimizer(self.model, config)

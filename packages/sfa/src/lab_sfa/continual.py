@@ -25,7 +25,7 @@ from lab_shared.io import load_tensors, save_tensors
 from lab_shared.progress import get_logger
 from lab_shared.rundir import RunDir, runs_root
 from lab_shared.seed import seed_everything
-from lab_shared.trainer import Trainer, TrainerConfig
+from lab_shared.trainer import Trainer, TrainerConfig, enable_tracking
 
 log = get_logger("lab.sfa")
 
@@ -83,8 +83,8 @@ class _MetricsTap(Callback):
         self.run_dir, self.offset = run_dir, offset
 
     def on_train_start(self, trainer) -> None:
-        if self.run_dir is not None and trainer.config.tensorboard:  # --set trainer.tensorboard=true
-            self.run_dir.metrics.enable_tensorboard(self.run_dir.path / "tensorboard")
+        if self.run_dir is not None:  # --set trainer.tensorboard=true / trainer.mlflow=true
+            enable_tracking(self.run_dir, trainer.config)
 
     def on_log(self, trainer, metrics: dict) -> None:
         if self.run_dir is not None:
