@@ -6,6 +6,8 @@
 
 Checkpoints are .safetensors files or model folders (Hugging Face or lab run checkpoints); see
 `lab_sfa.checkpoints`. The output mirrors the base: a folder (config and tokenizer files copied) or a file.
+Safetensors inputs are merged tensor by tensor (`lab_sfa.merge_stream`), except TIES with global trimming;
+`--per-tensor` trims each tensor on its own, as mergekit does.
 """
 
 from __future__ import annotations
@@ -43,6 +45,11 @@ def register(app: typer.Typer) -> None:
             0.5, "--alpha", help="WiSE-FT: weight of the fine-tuned model, in [0, 1]"
         ),
         overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing output"),
+        per_tensor: bool = typer.Option(
+            False,
+            "--per-tensor",
+            help="TIES: trim each tensor to its top floor(k*n) (mergekit) instead of globally",
+        ),
     ) -> None:
         """Merge checkpoints with Task Arithmetic, TIES or WiSE-FT and write a loadable model."""
         import math
@@ -57,6 +64,14 @@ def register(app: typer.Typer) -> None:
             raise LabError(f"--lambda, --k and --alpha must be finite numbers, got {lam}, {k}, {alpha}")
         paths = [Path(p) for m in [*models, *ctx.args] for p in m.split(",") if p]
         result = merge_checkpoints(
-            method.value, base, paths, out, lam=lam, k=k, alpha=alpha, overwrite=overwrite
+            method.value,
+            base,
+            paths,
+            out,
+            lam=lam,
+            k=k,
+            alpha=alpha,
+            overwrite=overwrite,
+            per_tensor=per_tensor,
         )
         typer.echo(f"wrote {result} ({method.value}, {len(paths)} model(s))")

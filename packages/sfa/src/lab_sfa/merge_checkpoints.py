@@ -1,4 +1,9 @@
-"""Merging saved checkpoints (files or model folders) with the state-dict merges of `lab_sfa.merging`."""
+"""Merging saved checkpoints (files or model folders) with the state-dict merges of `lab_sfa.merging`.
+
+Safetensors checkpoints with the same tensors are merged streaming (`lab_sfa.merge_stream`: one tensor per
+input in memory); others (pickled .bin files read with weights_only, tied names stored differently) and TIES
+with global trimming are loaded whole.
+"""
 
 from __future__ import annotations
 
@@ -19,8 +24,14 @@ def merge_checkpoints(
     k: float = 0.2,
     alpha: float = 0.5,
     overwrite: bool = False,
+    per_tensor: bool = False,
+    stream: bool = True,
 ) -> Path:
-    """Load `base` and `models`, merge with `method`, and write the result like `base` at `out`."""
+    """Merge `models` into `base` with `method` and write the result like `base` at `out`.
+
+    ``per_tensor``: TIES trims each tensor to its own top floor(k * n) (mergekit's rule) instead of the whole
+    task vector's top k (the paper's). ``stream``: merge tensor by tensor when the inputs allow it.
+    """
     from lab_sfa import merging
 
     if method not in METHODS:
@@ -38,6 +49,16 @@ def merge_checkpoints(
     out = Path(out)
     if out.exists() and not overwrite:  # fail before the (possibly long) load
         raise LabError(f"output {out} already exists (pass --overwrite to replace it)")
+    info = {
+        "method": method,
+        "base": str(base),
+        "models": [str(m) for m in models],
+        **({"lambda": lam} if method != "wise_ft" else {}),
+        **({"k": k, "trim": "per_tensor" if per_tensor else "global"} if method == "ties" else {}),
+        **({"alpha": alpha} if method == "wise_ft" else {}),
+    }
+    if stream and (method != "ties" or per_tensor) and _same_tensors(base, models):
+        return _stream(method, Path(base), models, out, info, lam, k, alpha, overwrite)
     base_ck = load_checkpoint(base)
     model_cks = [load_checkpoint(m) for m in models]
     keys = align(base_ck, model_cks)
@@ -46,15 +67,52 @@ def merge_checkpoints(
     if method == "task_arithmetic":
         merged = merging.task_arithmetic(base_state, states, lam)
     elif method == "ties":
-        merged = merging.ties(base_state, states, k=k, lam=lam)
+        merged = merging.ties(base_state, states, k=k, lam=lam, per_tensor=per_tensor)
     else:
         merged = merging.wise_ft(base_state, states[0], alpha)
-    info = {
-        "method": method,
-        "base": str(base),
-        "models": [str(m) for m in models],
-        **({"lambda": lam} if method != "wise_ft" else {}),
-        **({"k": k} if method == "ties" else {}),
-        **({"alpha": alpha} if method == "wise_ft" else {}),
-    }
     return save_like(merged, base_ck, out, info, overwrite=overwrite)
+
+
+def _same_tensors(base, models) -> bool:
+    """All inputs are safetensors with the same tensor names (so no tied name needs filling)."""
+    from lab_sfa.merge_stream import LazySafetensors, is_streamable
+
+    if not is_streamable([base, *models]):
+        return False
+    keys = set(LazySafetensors(base).keys())
+    return all(set(LazySafetensors(m).keys()) == keys for m in models)
+
+
+def _stream(method, base: Path, models, out, info, lam, k, alpha, overwrite) -> Path:
+    """Streaming merge into a .safetensors file, or a folder like the base's (side files copied)."""
+    import json
+    import os
+    import shutil
+    import tempfile
+
+    from lab_sfa.checkpoints import _copy_side_files
+    from lab_sfa.merge_stream import stream_merge
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".safetensors":
+        if out.is_dir():
+            raise LabError(f"output {out} is a folder, not a .safetensors file")
+        stream_merge(method, base, models, out, info, lam=lam, k=k, alpha=alpha)
+        return out
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        if base.is_dir():
+            _copy_side_files(base, tmp)
+        stream_merge(method, base, models, tmp / "model.safetensors", info, lam=lam, k=k, alpha=alpha)
+        (tmp / "merge.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
+        if out.exists():
+            old = out.parent / f".{out.name}.old-{os.getpid()}"
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old) if old.is_dir() else old.unlink()
+        else:
+            os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out

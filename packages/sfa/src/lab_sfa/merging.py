@@ -63,11 +63,12 @@ def task_arithmetic(base: StateDict, finetuned: Sequence[StateDict], lam: float)
     return _apply_delta(base, delta)
 
 
-def ties_delta(taus: Sequence[StateDict], k: float = 0.2) -> StateDict:
+def ties_delta(taus: Sequence[StateDict], k: float = 0.2, per_tensor: bool = False) -> StateDict:
     """The TIES merged task vector (before scaling) from task vectors ``taus``.
 
     1. Trim: keep the top-``k`` fraction of each task vector's entries by magnitude (over the whole vector, as
-       in the reference code), zero the rest.
+       in the reference code), zero the rest; ``per_tensor``: the top floor(k * n) of each tensor instead
+       (mergekit's rule; ties at the threshold broken by ``topk``).
     2. Elect: per entry, the sign of the summed trimmed values (the sign carrying the most mass).
     3. Disjoint mean: average only the trimmed values whose sign agrees with the elected one.
     """
@@ -75,7 +76,7 @@ def ties_delta(taus: Sequence[StateDict], k: float = 0.2) -> StateDict:
         raise LabError(f"ties: k (fraction kept) must be in (0, 1], got {k}")
     keys = list(taus[0])
     trimmed = []
-    for tau in taus:
+    for tau in taus if not per_tensor else []:
         flat = torch.cat([tau[key].reshape(-1) for key in keys])
         n_keep = max(1, int(round(k * flat.numel())))
         # Threshold = the n_keep-th largest magnitude; ties at the threshold are kept.
@@ -83,6 +84,8 @@ def ties_delta(taus: Sequence[StateDict], k: float = 0.2) -> StateDict:
         trimmed.append(
             {key: (tau[key] if thresh is None else tau[key] * (tau[key].abs() >= thresh)) for key in keys}
         )
+    for tau in taus if per_tensor else []:
+        trimmed.append({key: _top_per_tensor(tau[key], k) for key in keys})
     out = {}
     for key in keys:
         stacked = torch.stack([t[key] for t in trimmed])  # [n_tasks, ...]
@@ -93,12 +96,31 @@ def ties_delta(taus: Sequence[StateDict], k: float = 0.2) -> StateDict:
     return out
 
 
-def ties(base: StateDict, finetuned: Sequence[StateDict], k: float = 0.2, lam: float = 1.0) -> StateDict:
+def _top_per_tensor(t: Tensor, k: float) -> Tensor:
+    """``t`` with all but its floor(k * n) largest magnitudes zeroed."""
+    n, keep = t.numel(), int(k * t.numel())
+    if keep >= n:
+        return t
+    flat = t.reshape(-1)
+    out = torch.zeros_like(flat)
+    if keep > 0:
+        idx = flat.abs().topk(keep).indices
+        out[idx] = flat[idx]
+    return out.reshape(t.shape)
+
+
+def ties(
+    base: StateDict,
+    finetuned: Sequence[StateDict],
+    k: float = 0.2,
+    lam: float = 1.0,
+    per_tensor: bool = False,
+) -> StateDict:
     """TIES merging (Yadav et al. 2023): base + lam * disjoint_mean(elect(trim_k(tau_1..n)))."""
     if not finetuned:
         raise LabError("ties: need at least one fine-tuned model")
     taus = [task_vector(ft, base) for ft in finetuned]
-    delta = {key: lam * v for key, v in ties_delta(taus, k).items()}
+    delta = {key: lam * v for key, v in ties_delta(taus, k, per_tensor).items()}
     return _apply_delta(base, delta)
 
 
