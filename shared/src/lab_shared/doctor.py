@@ -167,7 +167,10 @@ def collect() -> list[Check]:
             "pip install 'lab-shared[tensorboard]'; for --set trainer.tensorboard=true",
         ),
         _python_part(
-            "mlflow", "mlflow", "mlflow-skinny", "pip install mlflow-skinny; optional MLflow tracking"
+            "mlflow",
+            "mlflow",
+            "mlflow-skinny",
+            "pip install 'lab-shared[mlflow]'; for --set trainer.mlflow=true",
         ),
         _chromium(),
     ]
