@@ -21,7 +21,7 @@ from lab_shared.provenance import FILE as PROVENANCE
 from lab_shared.rundir import LOCK_FILE, runs_root
 
 _MARKERS = (PROVENANCE, "config.json")
-_SKIP_DIRS = {"checkpoints", "plots", "best", "__pycache__"}
+_SKIP_DIRS = {"checkpoints", "plots", "best", "tensorboard", "mlruns", "__pycache__"}
 LS_METRICS = 3  # scalar results shown per run by `ls` (all of them with --json)
 
 
@@ -152,7 +152,7 @@ def find_runs(root: Path) -> list[Path]:
             found.append(Path(dirpath))
             dirnames[:] = [d for d in dirnames if d not in _SKIP_DIRS and not d.startswith(".")]
         else:
-            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            dirnames[:] = [d for d in dirnames if d != "mlruns" and not d.startswith(".")]
         dirnames.sort()
     return found
 
