@@ -53,3 +53,15 @@ def test_move_tokenizer_gives_lab_ids(tmp_path):
     lab = get_tokenizer("move")
     assert hf(GAME)["input_ids"] == lab.encode(GAME)
     assert hf(";1.e4 e5;1.d4")["input_ids"] == lab.encode(";1.e4 e5;1.d4")
+
+
+def test_model_card_snippet_runs(tmp_path):
+    """The model card's usage code, run as written on the folder, predicts with lab's ids."""
+    _, folder = _export(tmp_path, "char")
+    card = (folder / "README.md").read_text()
+    assert card.startswith("---\nlibrary_name: transformers")
+    code = card.split("```python\n", 1)[1].split("```", 1)[0].replace("FOLDER", str(folder))
+    scope: dict = {}
+    exec(code, scope)  # noqa: S102 - our own card's example
+    assert scope["ids"].tolist() == [get_tokenizer("char").encode(";1.e4 e5 2.")]
+    assert 0 <= int(scope["next_id"]) < 32

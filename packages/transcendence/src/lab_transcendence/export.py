@@ -19,7 +19,14 @@ from typing import Any
 import torch
 
 from lab_shared.errors import LabError
-from lab_shared.io import atomic_write_json, load_tensors, read_json, save_tensors, temp_dir
+from lab_shared.io import (
+    atomic_write_json,
+    atomic_write_text,
+    load_tensors,
+    read_json,
+    save_tensors,
+    temp_dir,
+)
 from lab_transcendence.model import GPT, GPTConfig
 from lab_transcendence.tokenizer import get_tokenizer
 
@@ -91,7 +98,52 @@ def export_model(model: GPT, out_dir: str | Path, tokenizer_kind: str, data_meta
     }
     atomic_write_json(out_dir / META_FILE, meta)
     save_hf_tokenizer(out_dir, tokenizer_kind, model.config.block_size)
+    atomic_write_text(out_dir / "README.md", model_card(model, tokenizer_kind, data_meta))
     return out_dir
+
+
+def model_card(model: GPT, tokenizer_kind: str, data_meta: dict) -> str:
+    """README.md of an export: what the model is, its sizes and data, and how to use it with transformers."""
+    c = model.config
+    tok = get_tokenizer(tokenizer_kind)
+    vocab = (
+        f"the paper's 32 characters `{tok.vocab}`" if tokenizer_kind == "char" else "one token per SAN move"
+    )
+    ratings = data_meta.get("expert_ratings")
+    lines = [
+        "---",
+        "library_name: transformers",
+        "pipeline_tag: text-generation",
+        "tags: [chess, transcendence, lab]",
+        "---",
+        "",
+        "# Chess transcript model (lab)",
+        "",
+        "A GPT-2-style model trained by `lab chess train` on game transcripts in the format of Zhang et al. 2024,",
+        "*Transcendence*: `;1.e4 e5 2.Nf3 ...`, a game starting with `;`. It predicts the next token of a game.",
+        "",
+        f"- size: {model.num_params():,} parameters (without position embeddings); {c.n_layer} layers, "
+        f"{c.n_head} heads, width {c.n_embd}, context {c.block_size} tokens",
+        f"- tokenizer: `{tokenizer_kind}`, {vocab} ({tok.vocab_size} ids; `;` = game start)",
+        f"- training data: max rating {data_meta.get('max_rating')}"
+        + (f", experts' ratings {ratings}" if ratings else ""),
+        "- files: `config.json` + `model.safetensors` (GPT2LMHeadModel), `tokenizer.json`, `lab_chess.json` "
+        "(lab's metadata)",
+        "",
+        "```python",
+        "from transformers import AutoModelForCausalLM, AutoTokenizer",
+        "",
+        'tok = AutoTokenizer.from_pretrained("FOLDER")',
+        'model = AutoModelForCausalLM.from_pretrained("FOLDER")',
+        'ids = tok(";1.e4 e5 2.", return_tensors="pt").input_ids  # the same ids lab uses',
+        "next_id = model(ids).logits[0, -1].argmax()",
+        "print(tok.decode([int(next_id)]))",
+        "```",
+        "",
+        "With lab: `lab chess uci --model FOLDER` (a UCI engine), `lab chess eval --model FOLDER`.",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 def hf_tokenizer(tokenizer_kind: str, max_length: int):
