@@ -136,6 +136,23 @@ def point_file(text: str) -> Callable[[Path], None]:
     return write
 
 
+def sched_run(state: str, model: bytes = b"junk") -> Callable[[Path], None]:
+    """A `lab sched train` run folder (valid config.json) whose one checkpoint holds `state` and `model`."""
+
+    def write(p: Path) -> None:
+        from lab_learnsched.agents.config import TrainConfig
+        from lab_shared.config import config_to_dict
+
+        cfg = TrainConfig(workload="small", steps=64, num_envs=2, eval_every=0, ckpt_every=0, hidden=8)
+        ck = p / "checkpoints" / "step-64"
+        ck.mkdir(parents=True)
+        (p / "config.json").write_text(json.dumps(config_to_dict(cfg)))
+        (ck / "state.json").write_text(state)
+        (ck / "model.safetensors").write_bytes(model)
+
+    return write
+
+
 def npz_task(entry: str = 'npz = "d.npz"', top: str = "", n: int = 1) -> str:
     tasks = "".join(f'[[tasks]]\nname = "t{i}"\n{entry}\n' for i in range(n))
     return f"image_size = 8\n{top}\n{tasks}"
@@ -707,6 +724,47 @@ CASES: list[Case] = [
         usage=True,
     ),
     Case(
+        "merge-index-map-number",
+        ["sfa", "merge", "task_arithmetic", "--base", "hf", "--models", "ft.safetensors", "--out", "o"],
+        {**MERGE_BASE, "hf/model.safetensors.index.json": '{"weight_map": 5}'},
+        match="shard index",
+    ),
+    Case(
+        "merge-index-map-number-ties",
+        ["sfa", "merge", "ties", "--base", "hf", "--models", "ft.safetensors", "--out", "o"],
+        {**MERGE_BASE, "hf/model.safetensors.index.json": '{"weight_map": 5}'},
+        match="shard index",
+    ),
+    Case(
+        "merge-index-shard-number",
+        ["sfa", "merge", "task_arithmetic", "--base", "hf", "--models", "ft.safetensors", "--out", "o"],
+        {**MERGE_BASE, "hf/model.safetensors.index.json": '{"weight_map": {"w": 5}}'},
+        match="shard index",
+    ),
+    Case(
+        "merge-index-shard-number-ties",
+        ["sfa", "merge", "ties", "--base", "hf", "--models", "ft.safetensors", "--out", "o"],
+        {**MERGE_BASE, "hf/model.safetensors.index.json": '{"weight_map": {"w": 5}}'},
+        match="shard index",
+    ),
+    Case(
+        "merge-index-garbage",
+        ["sfa", "merge", "ties", "--base", "hf", "--models", "ft.safetensors", "--out", "o"],
+        {**MERGE_BASE, "hf/model.safetensors.index.json": "{"},
+        match="shard index",
+    ),
+    Case(
+        "merge-index-shard-missing",
+        ["sfa", "merge", "ties", "--base", "hf", "--models", "ft.safetensors", "--out", "o"],
+        {**MERGE_BASE, "hf/model.safetensors.index.json": '{"weight_map": {"w": "gone.safetensors"}}'},
+    ),
+    Case(
+        "merge-pickle-bin",
+        ["sfa", "merge", "ties", "--base", "hf", "--models", "ft.safetensors", "--out", "o"],
+        {**MERGE_BASE, "hf/pytorch_model.bin": b"garbage"},
+        match="cannot read",
+    ),
+    Case(
         "merge-shape-mismatch",
         [
             "sfa",
@@ -873,6 +931,41 @@ CASES: list[Case] = [
         match="config",
     ),
     *wl_cases("train", lambda p: ["sched", "train", "-w", p, "--steps", "64"]),
+    Case(
+        "train-resume-garbage-state",
+        ["sched", "train", "--resume", "r"],
+        {"r": sched_run("{")},
+        match="state.json",
+    ),
+    Case(
+        "train-resume-ckpt-garbage",
+        ["sched", "train", "--resume", "r/checkpoints/step-64"],
+        {"r": sched_run("{")},
+        match="state.json",
+    ),
+    Case("train-resume-state-list", ["sched", "train", "--resume", "r"], {"r": sched_run("[1, 2]")}),
+    Case(
+        "bench-agent-garbage-state",
+        ["sched", "bench", "-w", "small", "--agent", "r", "--seeds", "1"],
+        {"r": sched_run("{")},
+        match="state.json",
+    ),
+    Case(
+        "bench-agent-no-meta",
+        ["sched", "bench", "-w", "small", "--agent", "r", "--seeds", "1"],
+        {"r": sched_run("{}")},
+        match="state.json",
+    ),
+    Case(
+        "sim-agent-state-list",
+        ["sched", "simulate", "-w", "small", "--scheduler", "agent:r"],
+        {"r": sched_run("[]")},
+    ),
+    Case(
+        "sim-agent-bad-meta",
+        ["sched", "simulate", "-w", "small", "--scheduler", "agent:r"],
+        {"r": sched_run('{"agent": {"kind": "ppo", "hidden": -1}}')},
+    ),
     # ---- sched bench
     Case(
         "bench-policy-unknown", ["sched", "bench", "-w", "small", "--policies", "fifo,magic"], match="magic"

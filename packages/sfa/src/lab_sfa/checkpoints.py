@@ -79,10 +79,13 @@ def _load_bin(path: Path) -> dict[str, Tensor]:
 def _load_index(path: Path, loader) -> dict[str, Tensor]:
     try:
         weight_map = json.loads(path.read_text())["weight_map"]
-    except (OSError, ValueError, KeyError) as e:
+        shards = sorted(set(weight_map.values()))
+    except (OSError, ValueError, KeyError, AttributeError, TypeError) as e:
         raise LabError(f"cannot read shard index {path}: {e}") from None
+    if not all(isinstance(s, str) for s in shards):
+        raise LabError(f"cannot read shard index {path}: shard names must be strings")
     state: dict[str, Tensor] = {}
-    for shard in sorted(set(weight_map.values())):
+    for shard in shards:
         shard_path = path.parent / shard
         if not shard_path.is_file():
             raise LabError(f"{path}: shard {shard} is missing")

@@ -44,9 +44,9 @@ class LazySafetensors:
                 index = path / "model.safetensors.index.json"
                 try:
                     shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-                except (OSError, ValueError, KeyError) as e:
+                    files = [path / s for s in shards]
+                except (OSError, ValueError, KeyError, AttributeError, TypeError) as e:
                     raise LabError(f"cannot read shard index {index}: {e}") from None
-                files = [path / s for s in shards]
             else:
                 raise LabError(f"{path} holds no safetensors weights")
         else:
