@@ -119,3 +119,32 @@ def test_cli_per_tensor_ties(files, tmp_path, lab_inproc):
     )
     a, b = load_file(str(out)), load_file(str(want))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize(
+    "method,flags",
+    [("ties", ["--k", "0.25", "--lambda", "0.9", "--per-tensor"]), ("task_arithmetic", ["--lambda", "0.4"]),
+     ("wise_ft", ["--alpha", "0.3"])],
+)  # fmt: skip
+def test_mergekit_yaml_round_trip(files, tmp_path, lab_inproc, method, flags):
+    models = files[1:2] if method == "wise_ft" else files[1:]
+    direct, yml = tmp_path / "direct.safetensors", tmp_path / "merge.yaml"
+    r = lab_inproc("sfa", "merge", method, "--base", str(files[0]), "--models", *map(str, models), *flags,
+                   "--out", str(direct), "--write-config", str(yml))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "merge_method" in yml.read_text()
+    r = lab_inproc("sfa", "merge-config", str(yml), "--out", str(tmp_path / "via-yaml.safetensors"))
+    assert r.returncode == 0, r.stderr
+    a, b = load_file(str(direct)), load_file(str(tmp_path / "via-yaml.safetensors"))
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-6, atol=1e-6)
+
+
+def test_mergekit_yaml_bad_input_is_one_line(tmp_path, lab_inproc):
+    yml = tmp_path / "bad.yaml"
+    yml.write_text("merge_method: ties\nbase_model: a\nmodels:\n  - model: b\nslices: []\n")
+    r = lab_inproc("sfa", "merge-config", str(yml), "--out", str(tmp_path / "o"))
+    assert r.returncode == 2 and "unknown key 'slices'" in r.stderr and "Traceback" not in r.stderr
+    yml.write_text("merge_method: dare_ties\nbase_model: a\nmodels:\n  - model: b\n")
+    r = lab_inproc("sfa", "merge-config", str(yml), "--out", str(tmp_path / "o"))
+    assert r.returncode == 2 and "merge_method" in r.stderr

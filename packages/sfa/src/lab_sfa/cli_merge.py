@@ -50,6 +50,9 @@ def register(app: typer.Typer) -> None:
             "--per-tensor",
             help="TIES: trim each tensor to its top floor(k*n) (mergekit) instead of globally",
         ),
+        write_config: Path | None = typer.Option(
+            None, "--write-config", help="also write the merge as a mergekit YAML config to this file"
+        ),
     ) -> None:
         """Merge checkpoints with Task Arithmetic, TIES or WiSE-FT and write a loadable model."""
         import math
@@ -74,4 +77,24 @@ def register(app: typer.Typer) -> None:
             overwrite=overwrite,
             per_tensor=per_tensor,
         )
+        if write_config is not None:
+            from lab_sfa.mergekit_yaml import write_config as write_yaml
+
+            write_yaml(write_config, method.value, base, paths, lam, k, alpha)
         typer.echo(f"wrote {result} ({method.value}, {len(paths)} model(s))")
+
+    @app.command("merge-config")
+    def merge_config(
+        config: Path = typer.Argument(..., help="a mergekit YAML config (ties | task_arithmetic | linear)"),
+        out: Path = typer.Option(..., "--out", help="output folder, or a file ending in .safetensors"),
+        overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing output"),
+    ) -> None:
+        """Run a mergekit YAML config with `lab sfa merge` (TIES trimmed per tensor, as mergekit does)."""
+        from lab_sfa.merge_checkpoints import merge_checkpoints
+        from lab_sfa.mergekit_yaml import read_config
+
+        opts = read_config(config)
+        result = merge_checkpoints(
+            opts.pop("method"), opts.pop("base"), opts.pop("models"), out, overwrite=overwrite, **opts
+        )
+        typer.echo(f"wrote {result} (from {config})")
