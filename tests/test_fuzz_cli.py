@@ -1017,6 +1017,27 @@ CASES: list[Case] = [
         match="lookahead",
     ),
     Case(
+        "sim-planner-text", ["sched", "simulate", "-w", "small", "--scheduler", "planner:x"], match="planner"
+    ),
+    Case(
+        "sim-planner-zero", ["sched", "simulate", "-w", "small", "--scheduler", "planner:0"], match="planner"
+    ),
+    Case(
+        "sim-planner-depth-negative",
+        ["sched", "simulate", "-w", "small", "--scheduler", "planner:2:-3"],
+        match="planner",
+    ),
+    Case(
+        "sim-planner-too-many-args",
+        ["sched", "simulate", "-w", "small", "--scheduler", "planner:1:1:1:1"],
+        match="planner",
+    ),
+    Case(
+        "bench-planner-bad",
+        ["sched", "bench", "-w", "small", "--policies", "fifo,planner:1:1:1:1"],
+        match="planner",
+    ),
+    Case(
         "sim-optimal-zero", ["sched", "simulate", "-w", "small", "--scheduler", "optimal:0"], match="optimal"
     ),
     Case("sim-agent-no-path", ["sched", "simulate", "--scheduler", "agent:"], match="checkpoint"),

@@ -211,7 +211,7 @@ def make_scheduler(spec: str, seed: int = 0) -> Scheduler:
             from lab_learnsched.planner import Planner
 
             return Planner(*[int(x) for x in arg.split(":")] if arg else [])
-    except ValueError:
+    except (ValueError, TypeError):  # TypeError: too many `:` arguments
         raise LabError(f"scheduler '{spec}': bad argument '{arg}'") from None
     if name in ("agent", "agent+la"):
         if not arg:
