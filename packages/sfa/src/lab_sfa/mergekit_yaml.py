@@ -47,9 +47,15 @@ def read_config(path: str | Path) -> dict:
         raise LabError(f"{path}: unknown key '{sorted(unknown)[0]}'")
     method = METHODS.get(str(spec.get("merge_method")))
     if method is None:
-        raise LabError(f"{path}: merge_method must be one of {', '.join(METHODS)}, got {spec.get('merge_method')!r}")
+        raise LabError(
+            f"{path}: merge_method must be one of {', '.join(METHODS)}, got {spec.get('merge_method')!r}"
+        )
     entries = spec.get("models")
-    if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) and "model" in e for e in entries):
+    if (
+        not isinstance(entries, list)
+        or not entries
+        or not all(isinstance(e, dict) and "model" in e for e in entries)
+    ):
         raise LabError(f"{path}: models must be a list of {{model: PATH, parameters: ...}}")
     base = spec.get("base_model")
     params = [e.get("parameters") or {} for e in entries]
@@ -58,7 +64,9 @@ def read_config(path: str | Path) -> dict:
     if method == "wise_ft":  # linear over the base and one model: weights (1 - alpha, alpha)
         models = [str(e["model"]) for e in entries]
         if base is None or len(models) != 2 or str(base) not in models:
-            raise LabError(f"{path}: linear (WiSE-FT) needs base_model and exactly two models, one of them the base")
+            raise LabError(
+                f"{path}: linear (WiSE-FT) needs base_model and exactly two models, one of them the base"
+            )
         weights = {str(e["model"]): float((e.get("parameters") or {}).get("weight", 1.0)) for e in entries}
         other = next(m for m in models if m != str(base))
         total = sum(weights.values())
@@ -73,7 +81,9 @@ def read_config(path: str | Path) -> dict:
         out["lam"] = weight * float(glob.get("lambda", 1.0))
         return out
     if weight != 1.0:
-        raise LabError(f"{path}: ties with per-model weight {weight} is not supported (use parameters.lambda)")
+        raise LabError(
+            f"{path}: ties with per-model weight {weight} is not supported (use parameters.lambda)"
+        )
     out["k"] = float(_same([float(p.get("density", 1.0)) for p in params], "density", path))
     out["lam"] = float(glob.get("lambda", 1.0))
     return out
