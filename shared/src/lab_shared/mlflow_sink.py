@@ -4,7 +4,8 @@
 `trainer.mlflow_uri` (default `file:<$LAB_RUNS or runs>/mlruns`; `mlflow ui --backend-store-uri URI` shows it).
 The experiment is the run's command folder (e.g. `sfa`), the MLflow run is named after the run folder, its
 params are the flattened config and a tag points back at the folder. Needs `pip install mlflow-skinny`.
-MLflow 3 keeps its file store only on request, so MLFLOW_ALLOW_FILE_STORE=true is set for `file:` URIs.
+MLflow 3 keeps its file store only on request, so MLFLOW_ALLOW_FILE_STORE=true is set for `file:` URIs, and
+its usage telemetry is turned off (MLFLOW_DISABLE_TELEMETRY=true) unless the user set it.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class MLflowSink:
     ):
         if uri.startswith("file:"):
             os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # offline: MLflow 3 would send usage events
         try:
             from mlflow.entities import Param
             from mlflow.tracking import MlflowClient
