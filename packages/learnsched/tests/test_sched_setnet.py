@@ -151,8 +151,8 @@ def test_distilled_warm_start_imitates_the_planner(tmp_path):
     from lab_learnsched.agents.setppo import train_workloads
 
     cfg = _tiny(distill_planner="planner:2:1:32")
-    obs, act = collect(cfg, train_workloads(cfg), seconds=3.0)
-    assert len(act) > 20 and obs.shape == (len(act), flat_dim(cfg.max_queue))
+    obs, act = collect(cfg, train_workloads(cfg), seconds=120.0, max_decisions=300)
+    assert len(act) == 300 and obs.shape == (len(act), flat_dim(cfg.max_queue))
     valid = obs[:, N_GLOBAL:].reshape(len(act), -1, N_TOKEN)[..., 0] > 0.5
     assert valid[np.arange(len(act)), act].all()  # every label is a valid slot
     torch.manual_seed(0)

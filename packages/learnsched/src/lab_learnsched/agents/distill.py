@@ -21,22 +21,26 @@ from lab_learnsched.schedulers import make_scheduler
 from lab_learnsched.setfeatures import N_GLOBAL, N_TOKEN, SetFeaturizer, flat_dim
 
 
-def collect(cfg: SetTrainConfig, workloads: list, seconds: float, log=None) -> tuple[np.ndarray, np.ndarray]:
-    """(observations padded to cfg.max_queue slots, planner actions) from planner episodes for `seconds`."""
+def collect(
+    cfg: SetTrainConfig, workloads: list, seconds: float, max_decisions: int | None = None, log=None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(observations padded to cfg.max_queue slots, planner actions) from planner episodes for `seconds`
+    (or until `max_decisions` are recorded)."""
     rng = np.random.default_rng(cfg.seed + 77)
     planner = make_scheduler(cfg.distill_planner)
     feat = SetFeaturizer()
     dim = flat_dim(cfg.max_queue)
     obs, act = [], []
     t0, n_ep = time.time(), 0
-    while time.time() - t0 < seconds:
+    enough = lambda: time.time() - t0 >= seconds or (max_decisions is not None and len(act) >= max_decisions)  # noqa: E731
+    while not enough():
         wl = workloads[int(rng.integers(len(workloads)))]
         env = BufferPoolEnv(wl, policy=cfg.policy)
         seed = TRAIN_SEED0 + 500_000 + n_ep
         env.reset(seed=seed)
         planner.reset(seed)
         done = False
-        while not done and time.time() - t0 < seconds:
+        while not done and not enough():
             st = env.state()
             valid = st.valid_slots()
             a = planner.choose(st)
