@@ -1,6 +1,7 @@
 """`--set trainer.mlflow=true`: one MLflow run per run folder on a local file store (offline), with the
 config as params and the same loss values as metrics.jsonl, read back through MLflow's own client."""
 
+import os
 from dataclasses import dataclass, field
 
 import pytest
@@ -13,6 +14,7 @@ from lab_shared.metrics import read_metrics
 from lab_shared.rundir import RunDir
 from lab_shared.trainer import Trainer, TrainerConfig
 
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # before mlflow is imported: offline, no usage id
 pytest.importorskip("mlflow")  # `make setup` installs mlflow-skinny (lab-shared[mlflow])
 from mlflow.tracking import MlflowClient  # noqa: E402
 
