@@ -157,7 +157,12 @@ def config_show(command: CommandArg, fmt: FormatOpt = None) -> None:
 
 @config_app.command("cp")
 def config_cp(
-    args: Annotated[list[str], typer.Argument(help="The command words, then FILE (e.g. `sfa run my.toml`).")],
+    args: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="COMMAND... FILE", help="The command words, then FILE (e.g. `sfa run my.toml`)."
+        ),
+    ],
     fmt: FormatOpt = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite FILE.")] = False,
 ) -> None:
