@@ -4,29 +4,131 @@
 per episode from a list: domain randomization), pool size and queue size. The episode mechanics are those
 of `env.BufferPoolEnv` (queue window filled in arrival order, cold pool, reward = -reads / mean query size
 of the workload), but the observation is the shape-free token set of `setfeatures` padded to `max_queue`
-slots, and the bookkeeping is incremental: the per-page counts of queued and known queries are updated
-when a query arrives, enters the window or runs, instead of being rebuilt every step. `episodes` replays fixed
+slots, and the bookkeeping is incremental and compiled: an episode is flat arrays (its queries' pages in
+arrival order, the window, per-page counts of queued and known queries, the pool), and one numba call per
+step runs the query, updates the counts and the window and writes the next observation. `episodes` replays fixed
 episodes instead of generating them (benchmarks measure the env, not the generator). Finished episodes
 reset at once (same-step autoreset; `infos["episode_reads"]` etc. mark them).
 """
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Sequence
 
 import gymnasium as gym
 import numpy as np
 
-from lab_learnsched.bufferpool import BufferPool
+from lab_learnsched.bufferpool import BufferPool, _clock_access, _lru_access, njit
 from lab_learnsched.features import unique_pages
 from lab_learnsched.setfeatures import CLIP, SlotPages, flat_dim, set_features
 from lab_learnsched.workload import Query, Workload
 from lab_shared.errors import LabError
 
 
+@njit(cache=True)
+def _admit(st, now, qa, qp, qo, need, win, wslot, sp, sl, sk):
+    """Arrivals up to `now` join the known set; free slots take the backlog in arrival order.
+
+    st = [arrived, admitted, done, total]; the backlog is queries admitted..arrived-1 (arrival order).
+    """
+    n = st[3]
+    if st[1] == st[0] and st[0] < n:
+        empty = True
+        for i in range(wslot.shape[0]):
+            if wslot[i] >= 0:
+                empty = False
+                break
+        if empty and qa[st[0]] > now[0]:
+            now[0] = qa[st[0]]
+    while st[0] < n and qa[st[0]] <= now[0]:
+        q = st[0]
+        for j in range(qo[q], qo[q + 1]):
+            need[qp[j]] += 1
+        st[0] += 1
+    for i in range(wslot.shape[0]):
+        if st[1] >= st[0]:
+            break
+        if wslot[i] < 0:
+            q = st[1]
+            st[1] += 1
+            wslot[i] = q
+            k = 0
+            for j in range(qo[q], qo[q + 1]):
+                p = qp[j]
+                win[p] += 1
+                sp[i, k] = p
+                k += 1
+            sl[i] = k
+            sk[i] = q
+
+
+@njit(cache=True)
+def _step(
+    a,
+    st,
+    now,
+    qa,
+    qp,
+    qo,
+    ap,
+    ao,
+    need,
+    win,
+    wslot,
+    sp,
+    sl,
+    sk,
+    is_lru,
+    resident,
+    prev,
+    nxt,
+    buf,
+    usage,
+    pbuf,
+    pstate,
+    cap,
+    mark,
+    member,
+    out,
+    res,
+):
+    """Run slot `a` (an empty slot: the FIFO one), update counts and window, write the next observation.
+
+    res = [hits, reads, query index, slot].
+    """
+    if a < 0 or a >= wslot.shape[0] or wslot[a] < 0:
+        best = -1
+        for i in range(wslot.shape[0]):
+            if wslot[i] >= 0 and (best < 0 or wslot[i] < wslot[best]):
+                best = i
+        a = best
+    q = wslot[a]
+    pages = ap[ao[q] : ao[q + 1]]
+    if is_lru:
+        h = _lru_access(pages, prev, nxt, resident, pstate)
+    else:
+        h = _clock_access(pages, buf, usage, pbuf, resident, pstate)
+    r = pages.shape[0] - h
+    now[0] += r + 0.01 * h
+    for j in range(qo[q], qo[q + 1]):
+        p = qp[j]
+        win[p] -= 1
+        need[p] -= 1
+    wslot[a] = -1
+    sl[a] = 0
+    st[2] += 1
+    _admit(st, now, qa, qp, qo, need, win, wslot, sp, sl, sk)
+    nb = st[0] - st[1]
+    set_features(resident, prev, is_lru, cap, pstate[0], need, win, mark, member, sp, sl, sk, nb, out)
+    res[0] = h
+    res[1] = r
+    res[2] = q
+    res[3] = a
+
+
 class Episode:
-    """One episode's state with incremental page counts; `observe` writes its flat observation."""
+    """One episode as flat arrays (queries in arrival order, window, per-page counts, pool); one numba call
+    per step runs the query, updates the counts and window and writes the next observation."""
 
     def __init__(
         self,
@@ -46,81 +148,92 @@ class Episode:
         self.win = np.zeros(n, np.int32)
         self.mark = np.zeros(n, np.int8)
         self.member = np.zeros(n, np.int64)
-        self._prev0 = np.zeros(1, np.int64)
+        self._z = np.zeros(1, np.int64)
         sample = wl.generate(12345, n=min(64, max(8, wl.queries)))
         self.scale = float(np.mean([q.size for q in sample]))
         self.sp = SlotPages(self.queue, 256)
+        self.wslot = np.full(self.queue, -1, np.int64)
+        self.st = np.zeros(4, np.int64)
+        self.now_a = np.zeros(1, np.float64)
+        self.res = np.zeros(4, np.int64)
+        self.out = np.zeros(flat_dim(self.queue), np.float32)
+
+    def _pool_args(self):
+        p = self.pool
+        if p.policy == "lru":
+            return True, p.resident, p.prev, p.nxt, self._z, self._z, self._z, p.state
+        return False, p.resident, self._z, self._z, p.buf_page, p.usage, p.page_buf, p.state
+
+    def bind(self, out: np.ndarray) -> None:
+        """Write observations straight into `out` (e.g. a row of the vector env's batch; extra = padding)."""
+        self.out = out
 
     def reset(self, seed: int | None = None, queries: list[Query] | None = None) -> None:
         if queries is None:
             queries = self.wl.generate(seed)
+        if not queries:
+            raise LabError("episode has no queries (empty queue)")
+        qs = self.qs = sorted(queries, key=lambda q: (q.arrival, q.qid))
+        ups = [unique_pages(q) for q in qs]
+        self.qp = np.concatenate(ups).astype(np.int64)
+        self.qo = np.zeros(len(qs) + 1, np.int64)
+        np.cumsum([u.shape[0] for u in ups], out=self.qo[1:])
+        same = all(u is q.pages for u, q in zip(ups, qs))
+        self.ap = self.qp if same else np.concatenate([q.pages for q in qs]).astype(np.int64)
+        self.ao = self.qo if same else np.concatenate([[0], np.cumsum([q.size for q in qs])]).astype(np.int64)
+        self.qa = np.array([q.arrival for q in qs], np.float64)
+        width = int(max(u.shape[0] for u in ups))
+        if width > self.sp.sp.shape[1]:
+            self.sp = SlotPages(self.queue, max(width, 2 * self.sp.sp.shape[1]))
         self.pool.reset()
         self.need[:] = 0
         self.win[:] = 0
-        self.arrivals = deque(sorted(queries, key=lambda q: (q.arrival, q.qid)))  # not yet arrived
-        self.backlog: deque[Query] = deque()  # arrived, waiting outside the window
-        self.slots: list[Query | None] = [None] * self.queue
+        self.wslot[:] = -1
         self.sp.sl[:] = 0
-        self.now = float(self.arrivals[0].arrival)
-        self.total, self.done = len(queries), 0
+        self.st[:] = (0, 0, 0, len(qs))
+        self.now_a[0] = self.qa[0]
         self.hits = self.reads = 0
-        self._admit()
-
-    def _admit(self) -> None:
-        if not self.sp.sl.any() and not self.backlog and self.arrivals:
-            self.now = max(self.now, self.arrivals[0].arrival)
-        while self.arrivals and self.arrivals[0].arrival <= self.now:
-            q = self.arrivals.popleft()
-            self.need[unique_pages(q)] += 1
-            self.backlog.append(q)
-        if not self.backlog:
-            return
-        for i in range(self.queue):
-            if self.slots[i] is None and self.backlog:
-                q = self.backlog.popleft()
-                self.win[unique_pages(q)] += 1
-                self.slots[i] = q
-                self.sp.put(i, q)
-
-    def mask(self) -> np.ndarray:
-        return self.sp.sl > 0
-
-    def step(self, a: int) -> tuple[float, dict]:
-        q = self.slots[a]
-        if q is None:  # an empty slot (only an unmasked agent picks one): FIFO instead
-            a = min(
-                (i for i, x in enumerate(self.slots) if x is not None),
-                key=lambda i: (self.slots[i].arrival, self.slots[i].qid),
-            )
-            q = self.slots[a]
-        h, r = self.pool.access(q.pages)
-        self.hits += h
-        self.reads += r
-        self.now += r + 0.01 * h
-        u = unique_pages(q)
-        self.win[u] -= 1
-        self.need[u] -= 1
-        self.slots[a] = None
-        self.sp.clear(a)
-        self.done += 1
-        self._admit()
-        return -r / self.scale, {"hits": h, "reads": r, "qid": q.qid}
-
-    @property
-    def finished(self) -> bool:
-        return self.done == self.total
-
-    def observe(self, out: np.ndarray) -> None:
-        """Write the flat observation (globals, then `queue` slot tokens; `out` may be longer: padding)."""
-        pool = self.pool
-        is_lru = pool.policy == "lru"
         sp = self.sp
+        _admit(
+            self.st,
+            self.now_a,
+            self.qa,
+            self.qp,
+            self.qo,
+            self.need,
+            self.win,
+            self.wslot,
+            sp.sp,
+            sp.sl,
+            sp.sk,
+        )
+        sp = self.sp
+        self._args = (
+            self.st,
+            self.now_a,
+            self.qa,
+            self.qp,
+            self.qo,
+            self.ap,
+            self.ao,
+            self.need,
+            self.win,
+            self.wslot,
+            sp.sp,
+            sp.sl,
+            sp.sk,
+            *self._pool_args(),
+            self.cap,
+            self.mark,
+            self.member,
+        )
+        is_lru, res, prev = self._pool_args()[:3]
         set_features(
-            pool.resident,
-            pool.prev if is_lru else self._prev0,
+            res,
+            prev,
             is_lru,
-            pool.capacity,
-            pool.used,
+            self.cap,
+            self.pool.state[0],
             self.need,
             self.win,
             self.mark,
@@ -128,9 +241,48 @@ class Episode:
             sp.sp,
             sp.sl,
             sp.sk,
-            len(self.backlog),
-            out,
+            int(self.st[0] - self.st[1]),
+            self.out,
         )
+
+    @property
+    def now(self) -> float:
+        return float(self.now_a[0])
+
+    @property
+    def total(self) -> int:
+        return int(self.st[3])
+
+    @property
+    def done(self) -> int:
+        return int(self.st[2])
+
+    @property
+    def finished(self) -> bool:
+        return self.st[2] == self.st[3]
+
+    def mask(self) -> np.ndarray:
+        return self.sp.sl > 0
+
+    def run(self, a: int) -> int:
+        """Run slot `a` and write the next observation; returns the reads (hits in self.res[0])."""
+        _step(a, *self._args, self.out, self.res)
+        r = int(self.res[1])
+        self.hits += int(self.res[0])
+        self.reads += r
+        return r
+
+    def step(self, a: int) -> tuple[float, dict]:
+        r = self.run(int(a))
+        return -r / self.scale, {"hits": int(self.res[0]), "reads": r, "qid": self.qs[int(self.res[2])].qid}
+
+    def observe(self, out: np.ndarray) -> None:
+        """Copy the current observation (globals, then `queue` slot tokens) into `out` (longer: padding)."""
+        if out is self.out:
+            return
+        n = min(out.shape[0], self.out.shape[0])
+        out[:n] = self.out[:n]
+        out[n:] = 0.0
 
 
 class SetVecEnv(gym.vector.VectorEnv):
@@ -183,6 +335,7 @@ class SetVecEnv(gym.vector.VectorEnv):
     def _new(self, i: int) -> None:
         self.seed_pos += 1
         ep = self._episode(self._pick(self.rng), i)
+        ep.bind(self.obs[i])
         if self.episodes is not None:
             ep.reset(queries=self.episodes[self.seed_pos % len(self.episodes)])
         else:
@@ -210,16 +363,14 @@ class SetVecEnv(gym.vector.VectorEnv):
         term = np.zeros(n, bool)
         ep_reads = np.full(n, -1, np.int64)
         ep_hits = np.full(n, -1, np.int64)
+        acts = np.asarray(actions).tolist()
         for i in range(n):
             ep = self.eps[i]
-            a = int(actions[i])
-            r, _ = ep.step(a if a < ep.queue else 0)
-            rew[i] = r
-            if ep.finished:
+            a = acts[i]
+            rew[i] = -ep.run(a if a < ep.queue else 0) / ep.scale
+            if ep.st[2] == ep.st[3]:
                 term[i] = True
                 ep_reads[i], ep_hits[i] = ep.reads, ep.hits
                 self._new(i)
-            else:
-                ep.observe(self.obs[i])
         infos = {"episode_reads": ep_reads, "episode_hits": ep_hits}
         return self.obs.copy(), rew, term, np.zeros(n, bool), infos
