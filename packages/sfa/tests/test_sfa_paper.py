@@ -146,3 +146,16 @@ def test_line_from_each_task_start_to_its_end(tmp_path, monkeypatch):
         assert all(v is not None for v in b[k]["loss"][1])
     with pytest.raises(LabError, match="barrier_points"):
         run_continual(RunConfig(barrier_points=1))
+
+
+def test_image_task_file_rejects_unknown_keys(tmp_path):
+    _npz(tmp_path / "a.npz", 1)
+    for text, key in [
+        ('image_size = 12\n[[tasks]]\nname = "a"\nnpz = "a.npz"\ntrasnform = "rot90"\n', "trasnform"),
+        ('image_size = 12\nheads = "multi"\n[[tasks]]\nname = "a"\nnpz = "a.npz"\n', "heads"),
+    ]:
+        toml = tmp_path / "seq.toml"
+        toml.write_text(text)
+        with pytest.raises(LabError, match=key) as e:
+            get_sequence(str(toml), SequenceConfig(name=str(toml)))
+        assert "\n" not in str(e.value)
