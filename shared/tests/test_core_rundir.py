@@ -127,6 +127,14 @@ def test_resume_mismatch_refused_and_force_recorded(tmp_path):
     RunDir.resume(run.path, changed, inputs=[data_file])  # the record now holds the new settings
 
 
+def test_resume_may_change_logging_only_settings(tmp_path):
+    run = RunDir.create("t", "r", {"trainer": {"lr": 0.1, "progress": True}}, root=tmp_path)
+    newer = {"trainer": {"lr": 0.1, "progress": False, "tensorboard": True, "mlflow": True}}
+    assert RunDir.resume(run.path, newer).read_provenance()["config"]["trainer"]["tensorboard"] is True
+    with pytest.raises(LabError, match="trainer.lr"):
+        RunDir.resume(run.path, {"trainer": {"lr": 0.2, "progress": False, "tensorboard": True}})
+
+
 def test_resume_of_a_folder_without_provenance_uses_config_json(tmp_path):
     path = tmp_path / "old"
     path.mkdir()

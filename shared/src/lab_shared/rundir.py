@@ -219,7 +219,9 @@ class RunDir:
         new = provenance.resolved_config(config)
         comparable = old is not None and new is not None
         changed = provenance.config_diff(old, new) if comparable else []
-        refused = provenance.config_diff(old, new, allow) if comparable else []
+        refused = [
+            k for k in (provenance.config_diff(old, new, allow) if comparable else []) if not _logging_only(k)
+        ]
         new_inputs = provenance.hash_inputs(inputs)
         recorded_in = rec.get("inputs") if rec else None  # none recorded: nothing to compare with
         changed_in = provenance.inputs_diff(recorded_in, new_inputs) if recorded_in and inputs else []
@@ -257,3 +259,11 @@ class RunDir:
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
+
+
+# Settings that change only what is logged or shown, never the weights: a resume may change them freely.
+LOGGING_ONLY = ("tensorboard", "mlflow", "mlflow_uri", "progress")
+
+
+def _logging_only(key: str) -> bool:
+    return key.rsplit(".", 1)[-1] in LOGGING_ONLY
