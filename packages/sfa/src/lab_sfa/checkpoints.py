@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import torch
 from torch import Tensor
 
 from lab_shared.errors import LabError
+from lab_shared.io import temp_dir
 
 WEIGHT_FILES = (
     "model.safetensors",
@@ -219,7 +219,7 @@ def save_like(
         with atomic_path(out) as tmp:
             save_file(keep, str(tmp), metadata=metadata)
         return out
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp = temp_dir(out.parent, prefix=f".tmp-{out.name}.")
     try:
         if base.folder is not None:
             _copy_side_files(base.folder, tmp)

@@ -88,10 +88,10 @@ def _stream(method, base: Path, models, out, info, lam, k, alpha, overwrite) -> 
     import json
     import os
     import shutil
-    import tempfile
 
     from lab_sfa.checkpoints import _copy_side_files
     from lab_sfa.merge_stream import stream_merge
+    from lab_shared.io import temp_dir
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -100,7 +100,7 @@ def _stream(method, base: Path, models, out, info, lam, k, alpha, overwrite) -> 
             raise LabError(f"output {out} is a folder, not a .safetensors file")
         stream_merge(method, base, models, out, info, lam=lam, k=k, alpha=alpha)
         return out
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp = temp_dir(out.parent, prefix=f".tmp-{out.name}.")
     try:
         if base.is_dir():
             _copy_side_files(base, tmp)

@@ -13,13 +13,13 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from lab_sfa.lm.data import lm_loss, pack_texts
 from lab_sfa.lm.models import make_config, make_model
 from lab_shared.errors import LabError
+from lab_shared.io import temp_dir
 from lab_shared.progress import get_logger
 
 _VERSION = 1  # bump when the pretraining recipe changes, so old caches are not reused
@@ -98,7 +98,7 @@ def pretrain(spec: PretrainSpec, texts: list[str], device: str = "auto", progres
 
     hf_logging.disable_progress_bar()
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp = temp_dir(out.parent, prefix=f".tmp-{out.name}.")
     try:
         model.to("cpu").save_pretrained(str(tmp), safe_serialization=True)
         (tmp / "pretrain.json").write_text(
