@@ -15,9 +15,9 @@ set -euo pipefail
 OUT=${1:?usage: transcend_cpu.sh OUT_DIR}
 LAB=${LAB:-lab}
 LOCK=${LOCK:-}
-GAMES=${GAMES:-5000}
+GAMES=${GAMES:-3500}
 VOTE_GAMES=${VOTE_GAMES:-20}
-STEPS=${STEPS:-2000}
+STEPS=${STEPS:-2500}
 BATCH=${BATCH:-128}
 ARCH=${ARCH:-"--set position.arch=cnn --set position.width=48 --set position.layers=4"}
 SEL_GAMES=${SEL_GAMES:-12}
