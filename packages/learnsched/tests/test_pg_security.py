@@ -304,6 +304,8 @@ def test_bench_keeps_passwords_out_resumes_and_takes_exact_batches_zero(cluster,
     run = runs[0]
     res = json.loads((run / "results.json").read_text())
     assert [row["policy"] for row in res["pg_main"]] == ["fifo", "greedy"] and res["pg_exact"] == []
+    assert res["meta"]["os_cache_dropped"] is False  # the machine's page cache is left alone unless asked
+    assert "WHOLE machine" in " ".join(_lab("bench", "--help").stdout.split())
     episodes = sorted((run / "episodes").glob("*.json"))
     assert len(episodes) == 4  # 2 episodes x 2 policies
     # resume: nothing is measured again; a lost episode is measured again, alone
