@@ -97,6 +97,23 @@ def test_provenance_record(tmp_path):
     assert provenance.hash_input(folder) == rec["inputs"][str(folder.absolute())]
 
 
+def test_secrets_on_the_command_line_never_reach_provenance(tmp_path, monkeypatch):
+    argv = [
+        "lab",
+        "sched",
+        "pg",
+        "bench",
+        "--dsn",
+        "host=h password=hunter2 user=u",
+        "postgresql://u:pw9@h/db",
+    ]
+    monkeypatch.setattr(sys, "argv", argv)
+    run = RunDir.create("t", "s", {"a": 1}, root=tmp_path)
+    RunDir.resume(run.path, {"a": 1})
+    text = (run.path / "provenance.json").read_text()
+    assert "hunter2" not in text and "pw9" not in text and "password=***" in text
+
+
 def test_resume_mismatch_refused_and_force_recorded(tmp_path):
     data_file = tmp_path / "in.bin"
     data_file.write_bytes(b"abc")

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import socket
 import subprocess
@@ -146,6 +147,23 @@ def torch_info() -> dict:
     return info
 
 
+_SECRETS = (
+    re.compile(r"((?:password|passwd|token|secret)\s*[=:]\s*)('(?:[^'\\]|\\.)*'|[^\s&]+)", re.I),
+    re.compile(r"(://[^:/@\s]*:)[^@\s]*@"),  # scheme://user:PASSWORD@host
+)
+
+
+def redact(text: str) -> str:
+    """`text` with anything that looks like a password (DSN `password=`, URI `user:pw@`) replaced by ***."""
+    text = _SECRETS[0].sub(r"\1***", text)
+    return _SECRETS[1].sub(r"\1***@", text)
+
+
+def argv() -> list[str]:
+    """The command line as recorded: secrets redacted, since provenance.json is an ordinary file."""
+    return [redact(a) for a in sys.argv]
+
+
 def new_record(config: Any, inputs: Iterable[str | Path | None] = ()) -> dict:
     return {
         "config": resolved_config(config),
@@ -157,7 +175,7 @@ def new_record(config: Any, inputs: Iterable[str | Path | None] = ()) -> dict:
         "platform": platform.platform(),
         "pid": os.getpid(),
         "cwd": str(Path.cwd()),
-        "argv": list(sys.argv),
+        "argv": argv(),
         "started": now(),
         "ended": None,
         "resumes": [],

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import fcntl
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -240,7 +239,7 @@ class RunDir:
         if rec is None:
             rec = provenance.new_record(config if config is not None else old, inputs)
             rec["started"] = None  # unknown: the folder predates its record
-        entry = {"time": provenance.now(), "argv": list(sys.argv), "forced": bool(force)}
+        entry = {"time": provenance.now(), "argv": provenance.argv(), "forced": bool(force)}
         if changed or changed_in:
             entry.update(changed=changed, changed_inputs=changed_in)
         rec.setdefault("resumes", []).append(entry)
