@@ -131,3 +131,25 @@ def test_vote_plays_the_plurality(engine):
     # one vote each: the first proposer's move
     lone = Vote([noisy, steady]).move(board, engine, random.Random(7), game="v")
     assert lone == expert_move(noisy, board, engine, random.Random(7))
+
+
+def test_pool_finishes_when_the_parent_catches_sigterm(tmp_path):
+    """Workers inherit the parent's Python handlers (Ray's driver and the trainer install one for SIGTERM):
+    the pool's SIGTERM must still end them, or the pool's join waits forever on the engine thread."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = f"""
+        import signal
+        signal.signal(signal.SIGTERM, lambda *a: None)
+        from lab_shared.tools import find_stockfish
+        from lab_transcendence.synth import SynthSettings, generate_corpus
+        s = SynthSettings(players=2, games=4, seed=0, depth=1, rating_games=2, anchors=[1])
+        generate_corpus({str(tmp_path / "r")!r}, s, find_stockfish(), workers=2, show_progress=False)
+        print("done")
+    """
+    r = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == 0 and "done" in r.stdout, r.stderr[-2000:]
