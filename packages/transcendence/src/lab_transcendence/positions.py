@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +29,7 @@ from lab_shared.errors import LabError
 from lab_shared.io import atomic_path, atomic_write_json, read_json
 from lab_transcendence.board import ENCODED_LEN
 from lab_transcendence.moves import FROM_TO, PROMO_PAIRS, UNDER_PROMOTIONS, promo_pair
+from lab_transcendence.procs import die_with_parent
 
 FORMAT = "lab-chess-positions-1"
 PIECES = {"N": 1, "B": 2, "R": 3, "Q": 4, "K": 5}  # piece type - 1
@@ -337,7 +339,9 @@ def convert(
     bar = progress(total=len(units), desc="position shards", enabled=show_progress)
     bar.update(len(units) - len(todo))
     if workers > 1 and len(jobs) > 1:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
+        with multiprocessing.get_context("fork").Pool(
+            workers, initializer=die_with_parent, initargs=(os.getpid(),)
+        ) as pool:
             for _ in pool.imap_unordered(_unit_job, jobs):
                 bar.update(1)
     else:

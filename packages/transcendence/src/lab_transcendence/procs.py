@@ -44,6 +44,10 @@ def die_with_parent(parent: int | None = None, poll_s: float = 0.5) -> None:
     `parent` is the pid the parent passed down (os.getpid() before the pool starts); without it the parent
     at the time of the call is watched."""
     parent = os.getppid() if parent is None else parent
+    # A forked worker inherits the parent's Python signal handlers (Ray's driver, the trainer's stop flag):
+    # it must die on the pool's SIGTERM (or the pool's join waits forever) and leave Ctrl-C to the parent.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     set_pdeathsig(signal.SIGKILL)
     if os.getppid() != parent:  # the parent died before the prctl took effect
         os._exit(1)

@@ -20,7 +20,6 @@ import multiprocessing
 import multiprocessing.util
 import os
 import random
-import signal
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -248,14 +247,10 @@ def _init_worker(stockfish: str, parent: int | None = None) -> None:
     """Pool initializer: die with the parent, then start the engine. Never raises: a raising initializer
     makes multiprocessing.Pool respawn the worker forever; a failed start is reported by the first task."""
     global _ENGINE, _STOCKFISH
-    # A worker inherits the parent's Python signal handlers (Ray's, the trainer's): it must die on the pool's
-    # SIGTERM, and leave Ctrl-C to the parent.
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if parent is not None:
-        die_with_parent(parent)
-    # Close the engine on a clean exit too: its python-chess thread would otherwise keep the worker alive.
-    multiprocessing.util.Finalize(None, _drop_engine, exitpriority=10)
+    if parent is not None:  # a forked pool worker (not this process, not a Ray worker)
+        die_with_parent(parent)  # also restores SIGTERM's default (see procs.die_with_parent)
+        # Close the engine on a clean exit: its python-chess thread would otherwise keep the worker alive.
+        multiprocessing.util.Finalize(None, _drop_engine, exitpriority=10)
     _STOCKFISH, _ENGINE = stockfish, None
     try:
         _ENGINE = open_engine(stockfish)
