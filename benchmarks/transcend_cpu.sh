@@ -9,7 +9,7 @@
 #   3. train     lab chess train --model position           residual CNN policy, core trainer
 #   4. transcend lab chess transcend --design pool          selection set, confirmation set, per-position
 # Knobs (environment): GAMES (corpus games), VOTE_GAMES (round robin games a pair), STEPS (training steps of
-# BATCH positions), BATCH, ARCH (--set options of the position model), SEL_GAMES / CONF_GAMES / H2H_GAMES, POSITIONS, TEMPS, LOCK (a command prefix for every
+# BATCH positions), BATCH, ARCH (--set options of the position model), SEL_GAMES / CONF_GAMES / H2H_GAMES, TSEED (transcend seed, default SEED), POSITIONS, TEMPS, LOCK (a command prefix for every
 # stage, e.g. "flock /tmp/lab-heavy.lock nice -n 5"), LAB (the lab executable).
 set -euo pipefail
 OUT=${1:?usage: transcend_cpu.sh OUT_DIR}
@@ -26,6 +26,7 @@ H2H_GAMES=${H2H_GAMES:-100}
 POSITIONS=${POSITIONS:-400}
 TEMPS=${TEMPS:-0.001,0.1,0.3,1}
 SEED=${SEED:-0}
+TSEED=${TSEED:-$SEED}  # seed of the selection and confirmation games
 mkdir -p "$OUT/logs"
 OUT=$(cd "$OUT" && pwd)
 export LAB_RUNS="$OUT/runs" HF_HUB_OFFLINE=1
@@ -48,7 +49,7 @@ stage train 1 $LAB chess train --model position --data "$OUT/positions" --max-st
 RUN=$(ls -d "$LAB_RUNS"/chess-train/transcend-cpu-* | tail -1)
 stage transcend 1 $LAB chess transcend --model "$RUN/model" --design pool --temperatures "$TEMPS" \
   --selection-games "$SEL_GAMES" --confirm-games "$CONF_GAMES" --h2h-games "$H2H_GAMES" \
-  --positions "$POSITIONS" --position-depth 8 --engines 2 --concurrency 64 --device cpu --seed "$SEED" \
+  --positions "$POSITIONS" --position-depth 8 --engines 2 --concurrency 64 --device cpu --seed "$TSEED" \
   --name transcend-cpu
 TRUN=$(ls -d "$LAB_RUNS"/chess-transcend/transcend-cpu-* | tail -1)
 echo "train run: $RUN" > "$OUT/runs.txt"
