@@ -50,23 +50,29 @@ def ppo_update(
         for k in range(0, per_update, mb):
             idx = perm[k : k + mb]
             logits, v = net(f_obs[idx])
-            dist = Categorical(logits=logits)
-            logp = dist.log_prob(f_act[idx])
-            ratio = (logp - f_logp[idx]).exp()
-            a_ = f_adv[idx]
-            a_ = (a_ - a_.mean()) / (a_.std() + 1e-8)
-            pg = torch.max(-a_ * ratio, -a_ * ratio.clamp(1 - pc.clip, 1 + pc.clip)).mean()
-            vloss = 0.5 * (v - f_ret[idx]).pow(2).mean()
-            ent = dist.entropy().mean()
-            loss = pg + pc.vf_coef * vloss - pc.ent_coef * ent
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), pc.max_grad_norm)
-            opt.step()
-            with torch.no_grad():
-                kl = ((ratio - 1) - (logp - f_logp[idx])).mean()
-            stats.append((pg.item(), vloss.item(), ent.item(), kl.item()))
+            stats.append(ppo_step(net, opt, pc, logits, v, f_act[idx], f_logp[idx], f_adv[idx], f_ret[idx]))
     return tuple(float(x) for x in np.mean(stats, axis=0))
+
+
+def ppo_step(net, opt, pc, logits, v, act, old_logp, adv, ret) -> tuple[float, float, float, float]:
+    """One clipped-PPO minibatch step from the net's `logits` and values `v` on a minibatch: normalised
+    advantages, clipped policy loss, value loss, entropy bonus, clipped gradients. Returns (policy loss,
+    value loss, entropy, approximate KL)."""
+    dist = Categorical(logits=logits)
+    logp = dist.log_prob(act)
+    ratio = (logp - old_logp).exp()
+    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+    pg = torch.max(-adv * ratio, -adv * ratio.clamp(1 - pc.clip, 1 + pc.clip)).mean()
+    vloss = 0.5 * (v - ret).pow(2).mean()
+    ent = dist.entropy().mean()
+    loss = pg + pc.vf_coef * vloss - pc.ent_coef * ent
+    opt.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(net.parameters(), pc.max_grad_norm)
+    opt.step()
+    with torch.no_grad():
+        kl = ((ratio - 1) - (logp - old_logp)).mean()
+    return pg.item(), vloss.item(), ent.item(), kl.item()
 
 
 def train_ppo(

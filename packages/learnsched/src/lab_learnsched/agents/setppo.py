@@ -26,7 +26,7 @@ from lab_learnsched.agents.config import (
     PPOConfig,
     SetTrainConfig,
 )
-from lab_learnsched.agents.ppo import gae
+from lab_learnsched.agents.ppo import gae, ppo_step
 from lab_learnsched.agents.setnet import SetAgentScheduler, SetNet, setnet_meta
 from lab_learnsched.env import BufferPoolEnv
 from lab_learnsched.evaluate import episodes, run_episode
@@ -101,22 +101,7 @@ def bucketed_update(net, opt, pc: PPOConfig, f_obs, f_act, f_logp, f_adv, f_ret)
             idx = chunks[j]
             w = int(width[idx].max())
             logits, v = net(f_obs[idx, : N_GLOBAL + w * N_TOKEN])
-            dist = Categorical(logits=logits)
-            logp = dist.log_prob(f_act[idx])
-            ratio = (logp - f_logp[idx]).exp()
-            a_ = f_adv[idx]
-            a_ = (a_ - a_.mean()) / (a_.std() + 1e-8)
-            pg = torch.max(-a_ * ratio, -a_ * ratio.clamp(1 - pc.clip, 1 + pc.clip)).mean()
-            vloss = 0.5 * (v - f_ret[idx]).pow(2).mean()
-            ent = dist.entropy().mean()
-            loss = pg + pc.vf_coef * vloss - pc.ent_coef * ent
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), pc.max_grad_norm)
-            opt.step()
-            with torch.no_grad():
-                kl = ((ratio - 1) - (logp - f_logp[idx])).mean()
-            stats.append((pg.item(), vloss.item(), ent.item(), kl.item()))
+            stats.append(ppo_step(net, opt, pc, logits, v, f_act[idx], f_logp[idx], f_adv[idx], f_ret[idx]))
     return tuple(float(x) for x in np.mean(stats, axis=0))
 
 
