@@ -255,6 +255,12 @@ def register(app: typer.Typer) -> None:
         typer.echo(
             f"step {res['step']}: train loss {res['train_loss']:.4f}"
             + (f", val loss {res['val_loss']:.4f}" if res.get("val_loss") is not None else "")
-            + f", {res['tokens_per_s']:,.0f} tokens/s on {res['device']}"
+            + (
+                f", {res['positions_per_s']:,.0f} positions/s"
+                if res.get("model") == "position"
+                else f", {res['tokens_per_s']:,.0f} tokens/s"
+            )
+            + f" on {res['device']}"
         )
-        typer.echo(f"run: {res['run_dir']}  (model: {res['run_dir']}/model, loads with AutoModelForCausalLM)")
+        how = "a position policy" if res.get("model") == "position" else "loads with AutoModelForCausalLM"
+        typer.echo(f"run: {res['run_dir']}  (model: {res['run_dir']}/model, {how})")
