@@ -111,7 +111,6 @@ def register(app: typer.Typer) -> None:
 
         tasks = Backend(backend, address)
         tasks.start()  # Ray missing or unreachable: one line before the sweep folder is touched
-
         if resume is not None:
             run_dir = RunDir.open(resume, lock="shared" if only else True)  # --only: processes may share
             spec = read_json(run_dir.file("sweep.json")) if grid is None else load_spec(grid)
