@@ -202,3 +202,18 @@ def test_model_config_checked_before_allocating(tmp_path):
         with pytest.raises(LabError, match=pattern):
             load_model(folder)
         assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0 < 500_000  # KiB: nothing big made
+
+
+def test_analyze_diversity_reads_a_zst_to_its_end(tmp_path):
+    from lab_transcendence.analyze import opening_lines
+
+    whole = zstandard.ZstdCompressor().compress(_text(300))
+    good = tmp_path / "ok.pgn.zst"
+    good.write_bytes(whole)
+    assert len(list(opening_lines(good, plies=4))) == 300
+    cut = tmp_path / "cut.pgn.zst"
+    cut.write_bytes(whole[: len(whole) - 50])
+    with pytest.raises(CorruptInput, match="truncated"):
+        list(opening_lines(cut, plies=4))
+    proc = _lab("chess", "analyze", "diversity", str(cut))
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "truncated" in proc.stderr

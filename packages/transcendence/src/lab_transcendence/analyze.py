@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-import io
+import contextlib
 import itertools
 import math
 import re
@@ -30,14 +30,18 @@ _NUMBER = re.compile(r"^\d+\.(\.\.)?")
 _RESULTS = {"1-0", "0-1", "1/2-1/2", "*"}
 
 
-def _open_text(path: Path) -> io.TextIOBase:
-    if path.suffix == ".zst":
-        import zstandard
+def _lines(path: Path) -> Iterator[str]:
+    """The file's lines, read through the ingest's reader: a .zst is checked frame by frame to its end (a
+    truncated or garbage file is one error, not a silently shorter corpus); undecodable bytes replaced."""
+    from lab_transcendence.lichess import text_chunks
 
-        return io.TextIOWrapper(
-            zstandard.ZstdDecompressor().stream_reader(open(path, "rb")), encoding="utf-8"
-        )  # noqa: SIM115
-    return open(path, encoding="utf-8", errors="replace")  # noqa: SIM115
+    rest = ""
+    for chunk in text_chunks(path):
+        *lines, rest = (rest + chunk).split("\n")
+        for line in lines:
+            yield line + "\n"
+    if rest:
+        yield rest
 
 
 def corpus_files(path: str | Path) -> list[Path]:
@@ -57,7 +61,7 @@ def opening_lines(path: str | Path, plies: int = 16, max_games: int | None = Non
     """The first `plies` SAN moves of each game (movetext only; headers, comments and NAGs skipped)."""
     n = 0
     for f in corpus_files(path):
-        with _open_text(f) as fh:
+        with contextlib.closing(_lines(f)) as fh:
             buf: list[str] = []
             for line in itertools.chain(fh, ["[End]\n"]):
                 if line.startswith("["):
