@@ -149,7 +149,7 @@ def torch_info() -> dict:
 
 _SECRETS = (
     re.compile(r"((?:password|passwd|token|secret)\s*[=:]\s*)('(?:[^'\\]|\\.)*'|[^\s&]+)", re.I),
-    re.compile(r"(://[^:/@\s]*:)[^@\s]*@"),  # scheme://user:PASSWORD@host
+    re.compile(r"(://[^:/@]*:)[^@]*@"),  # scheme://user:PASSWORD@host
 )
 
 

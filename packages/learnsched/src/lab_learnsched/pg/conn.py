@@ -7,13 +7,13 @@ missing extension, SQL error in a template) is turned into one LabError line her
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lab_learnsched.pg.cluster import Cluster, default_dir
 from lab_shared.errors import LabError
+from lab_shared.provenance import redact as redact_text
 
 if TYPE_CHECKING:
     import psycopg
@@ -71,12 +71,7 @@ def redact(dsn: str) -> str:
             return dsn
         return make_conninfo(**{k: ("***" if k in SECRET_KEYS else v) for k, v in d.items()})
     except Exception:  # unparsable: hide anything that looks like a secret
-        return _redact_text(dsn)
-
-
-def _redact_text(dsn: str) -> str:
-    dsn = re.sub(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&]+)", r"\1***", dsn, flags=re.I)
-    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", dsn)
+        return redact_text(dsn)
 
 
 def redact_config(d: dict) -> dict:
