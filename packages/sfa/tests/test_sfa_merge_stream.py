@@ -8,9 +8,9 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from lab_sfa import merging
-from lab_sfa.merge_checkpoints import merge_checkpoints
-from lab_sfa.merge_stream import LazySafetensors
+from lab_sfa.merge import state_dicts
+from lab_sfa.merge.checkpoints import merge_checkpoints
+from lab_sfa.merge.streaming import LazySafetensors
 from lab_shared.errors import LabError
 
 
@@ -95,9 +95,9 @@ def test_per_tensor_ties_equals_mergekit(files, tmp_path):
         want = _mergekit_ties(states[0][key], [s[key] for s in states[1:]], 0.25, 0.9)
         torch.testing.assert_close(got[key], want, rtol=1e-6, atol=1e-6)
     assert torch.equal(got["steps"], states[0]["steps"])  # non-float tensors come from the base
-    in_memory = merging.ties(states[0], states[1:], k=0.25, lam=0.9, per_tensor=True)
+    in_memory = state_dicts.ties(states[0], states[1:], k=0.25, lam=0.9, per_tensor=True)
     torch.testing.assert_close(in_memory["a.weight"], got["a.weight"], rtol=1e-6, atol=1e-6)
-    global_trim = merging.ties(states[0], states[1:], k=0.25, lam=0.9)  # the paper's rule differs
+    global_trim = state_dicts.ties(states[0], states[1:], k=0.25, lam=0.9)  # the paper's rule differs
     assert not torch.allclose(global_trim["a.weight"], got["a.weight"])
 
 

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from lab_sfa import merging
 from lab_sfa.averaging import average_into, snapshot
+from lab_sfa.merge import state_dicts
 from lab_shared.errors import LabError
 
 
@@ -15,17 +15,17 @@ def _sd(w, b=None, n=3):
 def test_task_vector_and_ta_with_one_vector_reproduces_finetuned():
     base = _sd([1.0, 2.0, 3.0], [0.5], n=1)
     ft = _sd([0.0, 5.0, -1.0], [2.0], n=7)
-    tau = merging.task_vector(ft, base)
+    tau = state_dicts.task_vector(ft, base)
     assert torch.equal(tau["w"], torch.tensor([-1.0, 3.0, -4.0]))
     assert "n" not in tau  # integer buffers are not part of a task vector
-    merged = merging.task_arithmetic(base, [ft], lam=1.0)
+    merged = state_dicts.task_arithmetic(base, [ft], lam=1.0)
     assert torch.allclose(merged["w"], ft["w"]) and torch.allclose(merged["b"], ft["b"])
     assert merged["n"].item() == 1  # non-float tensors come from the base
 
 
 def test_task_arithmetic_sums_scaled_vectors():
     base = _sd([0.0, 0.0])
-    out = merging.task_arithmetic(base, [_sd([1.0, 2.0]), _sd([3.0, -2.0])], lam=0.5)
+    out = state_dicts.task_arithmetic(base, [_sd([1.0, 2.0]), _sd([3.0, -2.0])], lam=0.5)
     assert torch.allclose(out["w"], torch.tensor([2.0, 0.0]))
 
 
@@ -36,30 +36,30 @@ def test_ties_trim_elect_disjoint_mean():
     t3 = {"w": torch.tensor([2.0, 0.1, 0.2, -1.0])}
     # k = 0.5: t1 keeps [0, 0, 3, -4]; t2 keeps [0, 2, -3, 0]; t3 keeps [2, 0, 0, -1].
     # elected signs (sum of kept): [+, +, 0, -]; disjoint means: [2, 2, 0, (-4 - 1) / 2].
-    out = merging.ties(base, [t1, t2, t3], k=0.5, lam=1.0)
+    out = state_dicts.ties(base, [t1, t2, t3], k=0.5, lam=1.0)
     assert torch.allclose(out["w"], torch.tensor([2.0, 2.0, 0.0, -2.5]))
-    out2 = merging.ties(base, [t1, t2, t3], k=0.5, lam=2.0)
+    out2 = state_dicts.ties(base, [t1, t2, t3], k=0.5, lam=2.0)
     assert torch.allclose(out2["w"], 2 * out["w"])
 
 
 def test_ties_with_k_one_and_agreeing_signs_is_the_mean():
     base = {"w": torch.zeros(3)}
-    out = merging.ties(
+    out = state_dicts.ties(
         base, [{"w": torch.tensor([1.0, 2.0, 3.0])}, {"w": torch.tensor([3.0, 2.0, 1.0])}], k=1.0
     )
     assert torch.allclose(out["w"], torch.tensor([2.0, 2.0, 2.0]))
 
 
 def test_wise_ft_interpolates():
-    out = merging.wise_ft(_sd([0.0, 4.0]), _sd([2.0, 0.0]), alpha=0.25)
+    out = state_dicts.wise_ft(_sd([0.0, 4.0]), _sd([2.0, 0.0]), alpha=0.25)
     assert torch.allclose(out["w"], torch.tensor([0.5, 3.0]))
 
 
 def test_mismatch_names_the_tensor():
     with pytest.raises(LabError, match="'w'"):
-        merging.wise_ft({"w": torch.zeros(2)}, {"w": torch.zeros(3)}, 0.5)
+        state_dicts.wise_ft({"w": torch.zeros(2)}, {"w": torch.zeros(3)}, 0.5)
     with pytest.raises(LabError, match="'b'"):
-        merging.task_arithmetic({"w": torch.zeros(2), "b": torch.zeros(1)}, [{"w": torch.zeros(2)}], 1.0)
+        state_dicts.task_arithmetic({"w": torch.zeros(2), "b": torch.zeros(1)}, [{"w": torch.zeros(2)}], 1.0)
 
 
 def test_average_into_in_place():

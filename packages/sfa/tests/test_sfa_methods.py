@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from lab_sfa import merging
+from lab_sfa.merge import state_dicts
 from lab_sfa.methods.ewc import fisher_diagonal
 from lab_sfa.methods.l2 import lambda_eff
 from lab_sfa.methods.penalty import AnchorPenalty
@@ -62,7 +62,7 @@ def test_sfa_p1_beta_half_equals_wise_ft_half():
     theta_o = {k: v.clone() for k, v in m.state_dict().items()}
     theta_1 = _train(_model())  # plain fine-tune: same init, data order and steps
     out = _train(m, [SFACallback(beta=0.5, every=averaging_interval(1.0, 12))])
-    wise = merging.wise_ft(theta_o, theta_1, alpha=0.5)
+    wise = state_dicts.wise_ft(theta_o, theta_1, alpha=0.5)
     for k in wise:
         assert torch.allclose(out[k], wise[k], atol=1e-6)
 
@@ -175,6 +175,6 @@ def test_wise_ft_method_matches_the_merge_function():
     theta0 = {k: v.clone() for k, v in m.state_dict().items()}
     theta1 = _train(m)
     method.after_task(m, 0)
-    expected = merging.wise_ft(theta0, theta1, 0.3)
+    expected = state_dicts.wise_ft(theta0, theta1, 0.3)
     for k, v in m.state_dict().items():
         assert torch.allclose(v, expected[k], atol=1e-6)

@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from lab_sfa.lm.models import make_model
-from lab_sfa.merge_checkpoints import merge_checkpoints
+from lab_sfa.merge.checkpoints import merge_checkpoints
 from lab_shared.errors import LabError
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -70,11 +70,11 @@ def test_cli_ties_writes_a_loadable_hf_folder(tmp_path, models, lab_inproc):
 
     model = AutoModelForCausalLM.from_pretrained(str(out))
     assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()  # re-tied on load
-    from lab_sfa import merging
+    from lab_sfa.merge import state_dicts
 
     # the tied embedding counts once in TIES' global top-k: merge the stored tensors
     stored = [load_file(str(p / "model.safetensors")) for p in (pre, a, b)]
-    want = merging.ties(stored[0], stored[1:], k=0.2, lam=1.0)
+    want = state_dicts.ties(stored[0], stored[1:], k=0.2, lam=1.0)
     want["lm_head.weight"] = want["model.embed_tokens.weight"]
     for k, v in model.state_dict().items():
         torch.testing.assert_close(v, want[k])

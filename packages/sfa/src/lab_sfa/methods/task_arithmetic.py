@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from lab_sfa import merging
+from lab_sfa.merge import state_dicts
 from lab_sfa.methods.base import Method, load_state, model_state
 
 
@@ -28,7 +28,7 @@ class TaskArithmetic(Method):
         load_state(model, self.theta_pre)
 
     def merge(self) -> dict[str, Tensor]:
-        return merging.task_arithmetic(self.theta_pre, self.finetuned, self.cfg.lam)
+        return state_dicts.task_arithmetic(self.theta_pre, self.finetuned, self.cfg.lam)
 
     def after_task(self, model: nn.Module, k: int) -> None:
         self.finetuned.append(model_state(model))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from lab_sfa import merging
+from lab_sfa.merge import state_dicts
 from lab_sfa.methods.task_arithmetic import TaskArithmetic
 
 
@@ -14,4 +14,4 @@ class Ties(TaskArithmetic):
     name = "ties"
 
     def merge(self) -> dict[str, Tensor]:
-        return merging.ties(self.theta_pre, self.finetuned, k=self.cfg.k, lam=self.cfg.lam)
+        return state_dicts.ties(self.theta_pre, self.finetuned, k=self.cfg.k, lam=self.cfg.lam)

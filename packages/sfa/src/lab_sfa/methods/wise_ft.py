@@ -26,7 +26,7 @@ class WiseFT(Method):
 
     def after_task(self, model: nn.Module, k: int) -> None:
         # In place, no extra copy: theta <- (1 - alpha) theta_o + alpha theta = lerp toward theta_o by 1 - alpha.
-        # Equals lab_sfa.merging.wise_ft(theta_o, theta, alpha) (integer buffers are left as trained).
+        # Equals lab_sfa.merge.state_dicts.wise_ft(theta_o, theta, alpha) (integer buffers are left as trained).
         state = model.state_dict()
         keys = [k for k, v in state.items() if v.is_floating_point()]
         average_into([state[k] for k in keys], [self.theta0[k] for k in keys], 1.0 - self.cfg.alpha)

@@ -9,7 +9,7 @@ the output tensor, whatever the model size.
 
 Task Arithmetic and WiSE-FT are per-tensor by nature; TIES streams with *per-tensor* trimming (the top
 floor(k * n) magnitudes of each tensor, as mergekit does). TIES with the paper's global trimming needs every
-magnitude of a task vector at once and goes through the in-memory path (`lab_sfa.merging`).
+magnitude of a task vector at once and goes through the in-memory path (`lab_sfa.merge.state_dicts`).
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@
     lab sfa merge wise_ft --base FT0 --models FT1 --alpha 0.5 --out merged.safetensors
 
 Checkpoints are .safetensors files or model folders (Hugging Face or lab run checkpoints); see
-`lab_sfa.checkpoints`. The output mirrors the base: a folder (config and tokenizer files copied) or a file.
-Safetensors inputs are merged tensor by tensor (`lab_sfa.merge_stream`), except TIES with global trimming;
+`lab_sfa.merge.checkpoint_io`. The output mirrors the base: a folder (config and tokenizer files copied) or a file.
+Safetensors inputs are merged tensor by tensor (`lab_sfa.merge.streaming`), except TIES with global trimming;
 `--per-tensor` trims each tensor on its own, as mergekit does.
 """
 
@@ -57,7 +57,7 @@ def register(app: typer.Typer) -> None:
         """Merge checkpoints with Task Arithmetic, TIES or WiSE-FT and write a loadable model."""
         import math
 
-        from lab_sfa.merge_checkpoints import merge_checkpoints
+        from lab_sfa.merge.checkpoints import merge_checkpoints
         from lab_shared.errors import LabError
 
         stray = [a for a in ctx.args if a.startswith("-")]
@@ -78,7 +78,7 @@ def register(app: typer.Typer) -> None:
             per_tensor=per_tensor,
         )
         if write_config is not None:
-            from lab_sfa.mergekit_yaml import write_config as write_yaml
+            from lab_sfa.merge.mergekit import write_config as write_yaml
 
             write_yaml(write_config, method.value, base, paths, lam, k, alpha)
         typer.echo(f"wrote {result} ({method.value}, {len(paths)} model(s))")
@@ -90,8 +90,8 @@ def register(app: typer.Typer) -> None:
         overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing output"),
     ) -> None:
         """Run a mergekit YAML config with `lab sfa merge` (TIES trimmed per tensor, as mergekit does)."""
-        from lab_sfa.merge_checkpoints import merge_checkpoints
-        from lab_sfa.mergekit_yaml import read_config
+        from lab_sfa.merge.checkpoints import merge_checkpoints
+        from lab_sfa.merge.mergekit import read_config
 
         opts = read_config(config)
         result = merge_checkpoints(

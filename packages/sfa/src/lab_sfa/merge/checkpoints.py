@@ -1,6 +1,6 @@
-"""Merging saved checkpoints (files or model folders) with the state-dict merges of `lab_sfa.merging`.
+"""Merging saved checkpoints (files or model folders) with the state-dict merges of `lab_sfa.merge.state_dicts`.
 
-Safetensors checkpoints with the same tensors are merged streaming (`lab_sfa.merge_stream`: one tensor per
+Safetensors checkpoints with the same tensors are merged streaming (`lab_sfa.merge.streaming`: one tensor per
 input in memory); others (pickled .bin files read with weights_only, tied names stored differently) and TIES
 with global trimming are loaded whole.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lab_sfa.checkpoints import align, load_checkpoint, save_like
+from lab_sfa.merge.checkpoint_io import align, load_checkpoint, save_like
 from lab_shared.errors import LabError
 
 METHODS = ("task_arithmetic", "ties", "wise_ft")
@@ -32,7 +32,7 @@ def merge_checkpoints(
     ``per_tensor``: TIES trims each tensor to its own top floor(k * n) (mergekit's rule) instead of the whole
     task vector's top k (the paper's). ``stream``: merge tensor by tensor when the inputs allow it.
     """
-    from lab_sfa import merging
+    from lab_sfa.merge import state_dicts
 
     if method not in METHODS:
         raise LabError(f"unknown merge method {method!r} (choose from {', '.join(METHODS)})")
@@ -65,17 +65,17 @@ def merge_checkpoints(
     base_state = {k: base_ck.state[k] for k in keys}
     states = [{k: m.state[k] for k in keys} for m in model_cks]
     if method == "task_arithmetic":
-        merged = merging.task_arithmetic(base_state, states, lam)
+        merged = state_dicts.task_arithmetic(base_state, states, lam)
     elif method == "ties":
-        merged = merging.ties(base_state, states, k=k, lam=lam, per_tensor=per_tensor)
+        merged = state_dicts.ties(base_state, states, k=k, lam=lam, per_tensor=per_tensor)
     else:
-        merged = merging.wise_ft(base_state, states[0], alpha)
+        merged = state_dicts.wise_ft(base_state, states[0], alpha)
     return save_like(merged, base_ck, out, info, overwrite=overwrite)
 
 
 def _same_tensors(base, models) -> bool:
     """All inputs are safetensors with the same tensor names (so no tied name needs filling)."""
-    from lab_sfa.merge_stream import LazySafetensors, is_streamable
+    from lab_sfa.merge.streaming import LazySafetensors, is_streamable
 
     if not is_streamable([base, *models]):
         return False
@@ -89,8 +89,8 @@ def _stream(method, base: Path, models, out, info, lam, k, alpha, overwrite) -> 
     import os
     import shutil
 
-    from lab_sfa.checkpoints import _copy_side_files
-    from lab_sfa.merge_stream import stream_merge
+    from lab_sfa.merge.checkpoint_io import _copy_side_files
+    from lab_sfa.merge.streaming import stream_merge
     from lab_shared.io import temp_dir
 
     out = Path(out)
