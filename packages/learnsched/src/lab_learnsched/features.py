@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lab_learnsched.bufferpool import njit
-from lab_learnsched.schedulers import SchedState
+from lab_learnsched.scheduler_base import SchedState
 from lab_learnsched.workload import Query, Tables
 
 N_GLOBAL = 3

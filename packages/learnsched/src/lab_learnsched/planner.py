@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from lab_learnsched.bufferpool import _clock_access, _lru_access, njit
-from lab_learnsched.schedulers import SchedState, Scheduler, _require
+from lab_learnsched.scheduler_base import SchedState, Scheduler, require_slots
 from lab_shared.errors import LabError
 
 
@@ -141,7 +141,7 @@ class Planner(Scheduler):
         self.name = f"planner:{width}:{depth}:{budget}"
 
     def choose(self, state: SchedState) -> int:
-        valid = _require(state)
+        valid = require_slots(state)
         if len(valid) == 1:
             return valid[0]
         known = [state.slots[i] for i in valid] + list(state.backlog)

@@ -2,9 +2,10 @@
 
 Contract (shared by the simulator environment and the PostgreSQL backend):
 
-- `SchedState`: `slots` (fixed-size queue window; a `Query` or None per slot), `pool` (a `BufferPool` with
-  the current cached set; on PostgreSQL a model built with `BufferPool.from_cached` from pg_buffercache),
-  `now` (simulated or wall time) and `backlog` (queries that have arrived but wait outside the window).
+- `SchedState` (defined in scheduler_base.py, with the `Scheduler` base class): `slots` (fixed-size queue
+  window; a `Query` or None per slot), `pool` (a `BufferPool` with the current cached set; on PostgreSQL a
+  model built with `BufferPool.from_cached` from pg_buffercache), `now` (simulated or wall time) and
+  `backlog` (queries that have arrived but wait outside the window).
 - `Scheduler.choose(state) -> int` returns a valid slot index; `reset(seed)` starts a new episode.
 - `make_scheduler(spec)` builds one from a spec string:
   `fifo`, `random`, `shortest`, `greedy` (most cached pages: the paper's named heuristic),
@@ -18,63 +19,17 @@ Ties are always broken FIFO (earliest arrival, then query id), so every baseline
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 
 from lab_learnsched.bufferpool import BufferPool
 from lab_learnsched.oracles import MAX_EXACT, beam_order, exact_order
+from lab_learnsched.scheduler_base import SchedState, Scheduler, require_slots
 from lab_learnsched.workload import Query
 from lab_shared.errors import LabError
 
 BASELINES = ("fifo", "random", "shortest", "greedy", "lookahead", "optimal", "planner")
 # the hand-written rules the "best heuristic" of a run is chosen from (per workload, on validation episodes)
 HEURISTICS = ("fifo", "shortest", "greedy", "lookahead:1", "lookahead:2")
-
-
-@dataclass
-class SchedState:
-    """What a scheduler sees at a decision point."""
-
-    slots: list[Query | None]
-    pool: BufferPool
-    now: float = 0.0
-    backlog: list[Query] = field(default_factory=list)
-    done: int = 0  # queries already executed this episode
-
-    def valid(self) -> np.ndarray:
-        return np.array([q is not None for q in self.slots], dtype=bool)
-
-    def valid_slots(self) -> list[int]:
-        return [i for i, q in enumerate(self.slots) if q is not None]
-
-
-def _require(state: SchedState) -> list[int]:
-    v = state.valid_slots()
-    if not v:
-        raise LabError("scheduler asked to choose from an empty queue")
-    return v
-
-
-def _fifo_key(q: Query) -> tuple[float, int]:
-    return (q.arrival, q.qid)
-
-
-class Scheduler:
-    """Base class: `choose(state)` picks a slot. Subclasses set `name`."""
-
-    name = "scheduler"
-
-    def reset(self, seed: int | None = None) -> None:
-        pass
-
-    def choose(self, state: SchedState) -> int:
-        raise NotImplementedError
-
-    def _argbest(self, state: SchedState, key) -> int:
-        """The valid slot minimising key(slot, query), FIFO among ties."""
-        v = _require(state)
-        return min(v, key=lambda i: (key(i, state.slots[i]), *_fifo_key(state.slots[i])))
 
 
 class Fifo(Scheduler):
@@ -95,7 +50,7 @@ class RandomScheduler(Scheduler):
             self.rng = np.random.default_rng(seed)
 
     def choose(self, state: SchedState) -> int:
-        return int(self.rng.choice(_require(state)))
+        return int(self.rng.choice(require_slots(state)))
 
 
 class Shortest(Scheduler):
@@ -137,7 +92,7 @@ class Lookahead(Scheduler):
         return best
 
     def choose(self, state: SchedState) -> int:
-        v = _require(state)
+        v = require_slots(state)
         qs = [state.slots[i] for i in v]
 
         def cost(i: int, q: Query) -> int:
@@ -167,7 +122,7 @@ class Optimal(Scheduler):
         self.plan = []
 
     def choose(self, state: SchedState) -> int:
-        v = _require(state)
+        v = require_slots(state)
         qids = {state.slots[i].qid: i for i in v}
         if set(self.plan) != set(qids):
             qs = [state.slots[i].pages for i in v]

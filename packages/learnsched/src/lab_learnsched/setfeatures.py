@@ -31,7 +31,7 @@ import numpy as np
 
 from lab_learnsched.bufferpool import njit
 from lab_learnsched.features import unique_pages
-from lab_learnsched.schedulers import SchedState
+from lab_learnsched.scheduler_base import SchedState
 
 N_TOKEN = 20
 N_GLOBAL = 5

@@ -19,7 +19,7 @@ import torch
 
 from lab_learnsched.agents.nets import SlotNet
 from lab_learnsched.features import Featurizer, ObsSpec
-from lab_learnsched.schedulers import SchedState, Scheduler
+from lab_learnsched.scheduler_base import SchedState, Scheduler
 from lab_shared.checkpoint import find_checkpoint, load_model_weights, read_checkpoint
 from lab_shared.errors import LabError
 

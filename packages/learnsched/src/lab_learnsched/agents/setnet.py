@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lab_learnsched.schedulers import SchedState, Scheduler
+from lab_learnsched.scheduler_base import SchedState, Scheduler
 from lab_learnsched.setfeatures import N_GLOBAL, N_TOKEN, SetFeaturizer
 from lab_shared.checkpoint import find_checkpoint, load_model_weights, read_checkpoint
 from lab_shared.errors import LabError
