@@ -3,7 +3,7 @@
 A step = one query of the default workload (3 tables, ~3,000 pages, pool of 800 pages, ~150 pages a query)
 run through the buffer pool, timed in CPU time of this process (the machine is shared: wall time would
 measure the neighbours). The same episodes run through the numba simulator, the plain reference
-(`lab_learnsched.reference`, the correctness oracle) and, for context, a tuned pure-Python LRU on an
+(`lab_learnsched.bufferpool_naive`, the correctness oracle) and, for context, a tuned pure-Python LRU on an
 OrderedDict. Single thread. Also reports full environment steps (pool + observation) per second.
 
     .venv/bin/python benchmarks/sched_sim.py [--full]
@@ -21,8 +21,8 @@ os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 from lab_learnsched.bufferpool import BufferPool  # noqa: E402
+from lab_learnsched.bufferpool_naive import HITS  # noqa: E402
 from lab_learnsched.env import BufferPoolEnv  # noqa: E402
-from lab_learnsched.reference import HITS  # noqa: E402
 from lab_learnsched.workload import load_workload  # noqa: E402
 
 

@@ -9,7 +9,7 @@ Pages are global ids (see workload.Tables). Policies:
 
 Use `BufferPool` online (the environment executes one query at a time and inspects the cached set) and
 `simulate_order` for "this order of queries -> per-query hits and reads" under any policy. Every result is
-checked against `reference.py` (plain Python) in the tests. Without numba the same kernels run as plain
+checked against `bufferpool_naive.py` (plain Python) in the tests. Without numba the same kernels run as plain
 Python (correct but slow).
 """
 

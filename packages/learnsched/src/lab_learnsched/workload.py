@@ -440,7 +440,7 @@ def _parse_file(path: Path) -> dict:
 def load_workload(spec: str | Path) -> Workload:
     """A built-in name (`default`, `drift`, `small`), `family:NAME:SEED` (a generated workload, see
     families.py), a workload file (.toml/.json) or a trace (.json)."""
-    from lab_learnsched.builtin import BUILTIN_WORKLOADS
+    from lab_learnsched.builtin_workloads import BUILTIN_WORKLOADS
 
     if isinstance(spec, str) and spec.startswith("family:"):
         from lab_learnsched.families import family_workload, parse_family_spec

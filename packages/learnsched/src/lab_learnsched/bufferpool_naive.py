@@ -1,4 +1,4 @@
-"""Plain, obviously-correct buffer pool implementations (the oracle the fast simulator is tested against).
+"""Plain, obviously-correct (slow) buffer pool simulators: the oracle the fast simulator is tested against.
 
 Written for clarity, not speed: a Python list in recency order for LRU, explicit buffers with usage
 counts and a hand for the clock sweep, and a literal scan of the future for Belady's MIN.
@@ -77,7 +77,7 @@ def _next_use(trace: Sequence[int], i: int, q: int) -> int:
 HITS = {"lru": lru_hits, "clock": clock_hits, "min": min_hits}
 
 
-def simulate_order_reference(
+def simulate_order_naive(
     queries: Sequence[Sequence[int]], capacity: int, policy: str = "lru", warm: Sequence[int] = ()
 ) -> tuple[list[int], list[int]]:
     """Same contract as bufferpool.simulate_order: per-query (hits, reads)."""
