@@ -8,7 +8,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from lab_shared.errors import LabError
-from lab_shared.progress import get_logger
+from lab_shared.logs import get_logger
 from lab_shared.report import Section, write_index
 
 PARTS = {

@@ -2,25 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
-
-
-def get_logger(name: str = "lab") -> logging.Logger:
-    """A stderr logger; under DDP only rank 0 logs above WARNING."""
-    logger = logging.getLogger(name)
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s", "%H:%M:%S"))
-        logger.addHandler(handler)
-        rank = int(os.environ.get("RANK", "0"))
-        logger.setLevel(logging.INFO if rank == 0 else logging.WARNING)
-        logger.propagate = False
-    return logger
 
 
 def _fmt(info: dict[str, Any]) -> str:

@@ -26,8 +26,8 @@ from lab_learnsched.workload import load_workload
 from lab_shared.backend import Backend, map_tasks
 from lab_shared.errors import LabError
 from lab_shared.io import read_json
+from lab_shared.logs import get_logger
 from lab_shared.metrics import read_metrics
-from lab_shared.progress import get_logger
 from lab_shared.report import line_plot, markdown_table, write_table
 from lab_shared.rundir import RunDir
 

@@ -23,7 +23,7 @@ from lab_learnsched.families import family_workload, get_family
 from lab_learnsched.safety import best_heuristic, sim_scorer, validate_agent
 from lab_learnsched.schedulers import HEURISTICS, make_scheduler
 from lab_shared.errors import LabError
-from lab_shared.progress import get_logger
+from lab_shared.logs import get_logger
 from lab_shared.report import markdown_table, write_table
 from lab_shared.rundir import RunDir
 

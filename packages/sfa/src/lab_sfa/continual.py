@@ -22,7 +22,7 @@ from lab_shared.callbacks import Callback
 from lab_shared.config import config_to_dict
 from lab_shared.errors import LabError
 from lab_shared.io import load_tensors, save_tensors
-from lab_shared.progress import get_logger
+from lab_shared.logs import get_logger
 from lab_shared.rundir import RunDir, runs_root
 from lab_shared.seed import seed_everything
 from lab_shared.trainer import Trainer, TrainerConfig, enable_tracking

@@ -30,7 +30,7 @@ from lab_shared.backend import Backend, map_tasks
 from lab_shared.config import config_to_dict, load_config
 from lab_shared.errors import ConfigError, LabError
 from lab_shared.io import atomic_write_json, read_json
-from lab_shared.progress import get_logger
+from lab_shared.logs import get_logger
 from lab_shared.report import bar_plot, line_plot, write_table
 from lab_shared.rundir import RunDir
 

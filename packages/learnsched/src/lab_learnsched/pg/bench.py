@@ -33,7 +33,7 @@ from lab_learnsched.workload import Query, Tables, save_trace
 from lab_shared.config import config_to_dict
 from lab_shared.errors import LabError
 from lab_shared.io import atomic_write_json, read_json
-from lab_shared.progress import get_logger
+from lab_shared.logs import get_logger
 from lab_shared.report import bar_plot, markdown_table, save_figure, write_table
 from lab_shared.rundir import RunDir
 

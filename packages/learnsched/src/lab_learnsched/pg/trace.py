@@ -22,7 +22,7 @@ from lab_learnsched.pg.probe import cache_dir
 from lab_learnsched.pg.templates import Instance, params_to_json
 from lab_shared.errors import LabError
 from lab_shared.io import atomic_write_text
-from lab_shared.progress import get_logger
+from lab_shared.logs import get_logger
 
 log = get_logger("lab.sched.pg")
 

@@ -20,7 +20,7 @@ from lab_sfa.lm.data import lm_loss, pack_texts
 from lab_sfa.lm.models import make_config, make_model
 from lab_shared.errors import LabError
 from lab_shared.io import temp_dir
-from lab_shared.progress import get_logger
+from lab_shared.logs import get_logger
 
 _VERSION = 1  # bump when the pretraining recipe changes, so old caches are not reused
 log = get_logger("lab_sfa.lm")
