@@ -1,7 +1,7 @@
 """Fuzz suite over `lab sfa`, `lab sched` (simulator side and one PostgreSQL case) and the core commands.
 
 Every case feeds one bad input to the real CLI and checks how it fails: exit code 2, exactly one line
-`error: ...` on stderr (Click's own usage message for malformed command lines), no traceback, every file
+`error: ...` on stderr (for a malformed command line, one line that points at --help), no traceback, every file
 that existed in the work folder byte-identical afterwards, and no temp file of an atomic write left behind.
 The chess cases live in packages/transcendence/tests/test_fuzz_chess.py and the PostgreSQL cluster ones
 beside the pg tests.
@@ -44,7 +44,7 @@ class Case:
     id: str
     argv: list[str]
     files: dict[str, FileSpec] = field(default_factory=dict)
-    usage: bool = False  # a malformed command line: Click's usage message, exit 2
+    usage: bool = False  # a malformed command line: one line naming the command's --help, exit 2
     match: str | None = None  # a word the error line must contain
     env: dict[str, str] = field(default_factory=dict)  # "{ws}" stands for the work folder
     code: int = 2  # 0 for commands that must report a broken tool and carry on (lab doctor)

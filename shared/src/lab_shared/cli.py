@@ -217,9 +217,30 @@ def run_cli(entry: Callable[[], object]) -> None:
         sys.exit(2)
 
 
+def _run_app() -> None:
+    """Run the Typer app without click's standalone mode, so a usage error (bad type, unknown option,
+    missing argument) is one line like every other error instead of a usage box. Click's exceptions are
+    matched by shape: typer 0.2x vendors its own click, older typer uses click itself."""
+    try:
+        code = app(standalone_mode=False)
+    except typer.Abort:
+        raise KeyboardInterrupt from None
+    except Exception as e:
+        if not (hasattr(e, "format_message") and hasattr(e, "exit_code")):
+            raise
+        if type(e).__name__ == "NoArgsIsHelpError":  # `lab sched` alone: its help, as before
+            e.show()
+            sys.exit(e.exit_code)
+        ctx = getattr(e, "ctx", None)
+        where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        raise LabError(" ".join(e.format_message().split()) + where) from None
+    if isinstance(code, int) and code:
+        sys.exit(code)
+
+
 def main() -> None:
     """Entry point of `lab`."""
-    run_cli(app)
+    run_cli(_run_app)
 
 
 if __name__ == "__main__":
