@@ -18,7 +18,12 @@ data_app = typer.Typer(
 
 Workers = Annotated[int, typer.Option("--workers", "-j", help="Processes (default: all cores).")]
 Tokenizer = Annotated[
-    str, typer.Option("--tokenizer", help="char (the paper's 32 characters) or move (one token a move).")
+    str,
+    typer.Option(
+        "--tokenizer",
+        help="char (the paper's 32 characters) or move (one token a move); for a corpus vocabulary see "
+        "`data vocab` + `data tokenize`.",
+    ),
 ]
 
 
@@ -199,7 +204,10 @@ def data_synth(
 
 
 def register(app: typer.Typer) -> None:
-    """Add `data` (lichess, synth) and `train` to the package's Typer app."""
+    """Add `data` (lichess, synth, vocab, tokenize) and `train` to the package's Typer app."""
+    from lab_transcendence import cli_vocab
+
+    cli_vocab.register(data_app)
     app.add_typer(data_app, name="data")
 
     @app.command("train")

@@ -6,7 +6,8 @@ the output head tied to the embedding) and `lab_chess.json` (tokenizer kind, mod
 data's metadata: max rating, experts' ratings for synthetic corpora), and a tokenizer (`tokenizer.json` +
 `tokenizer_config.json`, a `PreTrainedTokenizerFast` built with the `tokenizers` library) that gives lab's ids.
 `AutoModelForCausalLM.from_pretrained` on it gives the same logits as our model and `AutoTokenizer` the same
-ids as lab's tokenizer (`;1.e4 e5` -> [15, 6, 4, 27, 9, 0, 27, 10] for the 32-character vocabulary).
+ids as lab's tokenizer (`;1.e4 e5` -> [15, 6, 4, 27, 9, 0, 27, 10] for the 32-character vocabulary). A model
+with a corpus move vocabulary (`vocab`, vocab.py) also holds `vocab.json`, lab's copy of it.
 """
 
 from __future__ import annotations
@@ -28,16 +29,21 @@ from lab_shared.io import (
     temp_dir,
 )
 from lab_transcendence.model import GPT, GPTConfig
-from lab_transcendence.tokenizer import get_tokenizer
+from lab_transcendence.tokenizer import get_tokenizer, load_tokenizer
 
 META_FILE = "lab_chess.json"
 # Our Linear weights -> GPT-2 Conv1D weights (transposed).
 _CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
 
 
-def hf_config_dict(config: GPTConfig, tokenizer_kind: str) -> dict[str, Any]:
+def _tokenizer(tokenizer):
+    """A tokenizer object from a kind name (char | move) or the object itself (e.g. a VocabTokenizer)."""
+    return get_tokenizer(tokenizer) if isinstance(tokenizer, str) else tokenizer
+
+
+def hf_config_dict(config: GPTConfig, tokenizer) -> dict[str, Any]:
     """The GPT2Config of our model, as the dict written to config.json."""
-    tok = get_tokenizer(tokenizer_kind)
+    tok = _tokenizer(tokenizer)
     return {
         "architectures": ["GPT2LMHeadModel"],
         "model_type": "gpt2",
@@ -82,12 +88,21 @@ def to_gpt2_state_dict(model: GPT) -> dict[str, torch.Tensor]:
     return out
 
 
-def export_model(model: GPT, out_dir: str | Path, tokenizer_kind: str, data_meta: dict | None = None) -> Path:
-    """Write `out_dir` as a Hugging Face GPT-2 model folder plus our metadata; returns the folder."""
+def export_model(model: GPT, out_dir: str | Path, tokenizer, data_meta: dict | None = None) -> Path:
+    """Write `out_dir` as a Hugging Face GPT-2 model folder plus our metadata; returns the folder.
+    `tokenizer`: a kind (char | move) or a tokenizer object (a VocabTokenizer is saved as vocab.json)."""
+    tok = _tokenizer(tokenizer)
+    tokenizer_kind = tok.kind
+    if tok.vocab_size > model.config.vocab_size:
+        raise LabError(
+            f"the {tokenizer_kind} tokenizer has {tok.vocab_size} ids, the model {model.config.vocab_size}"
+        )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     save_tensors(to_gpt2_state_dict(model), out_dir / "model.safetensors", metadata={"format": "pt"})
-    atomic_write_json(out_dir / "config.json", hf_config_dict(model.config, tokenizer_kind))
+    atomic_write_json(out_dir / "config.json", hf_config_dict(model.config, tok))
+    if tokenizer_kind == "vocab":
+        tok.save(out_dir / "vocab.json")
     data_meta = data_meta or {}
     meta = {
         "tokenizer": tokenizer_kind,
@@ -97,18 +112,21 @@ def export_model(model: GPT, out_dir: str | Path, tokenizer_kind: str, data_meta
         "data": data_meta,
     }
     atomic_write_json(out_dir / META_FILE, meta)
-    save_hf_tokenizer(out_dir, tokenizer_kind, model.config.block_size)
-    atomic_write_text(out_dir / "README.md", model_card(model, tokenizer_kind, data_meta))
+    save_hf_tokenizer(out_dir, tok, model.config.block_size)
+    atomic_write_text(out_dir / "README.md", model_card(model, tok, data_meta))
     return out_dir
 
 
-def model_card(model: GPT, tokenizer_kind: str, data_meta: dict) -> str:
+def model_card(model: GPT, tokenizer, data_meta: dict) -> str:
     """README.md of an export: what the model is, its sizes and data, and how to use it with transformers."""
     c = model.config
-    tok = get_tokenizer(tokenizer_kind)
-    vocab = (
-        f"the paper's 32 characters `{tok.vocab}`" if tokenizer_kind == "char" else "one token per SAN move"
-    )
+    tok = _tokenizer(tokenizer)
+    tokenizer_kind = tok.kind
+    vocab = {
+        "char": f"the paper's 32 characters `{getattr(tok, 'vocab', '')}`",
+        "move": "one token per SAN move",
+        "vocab": f"the corpus's {len(getattr(tok, 'moves', []))} most frequent moves, other moves spelled in characters",
+    }.get(tokenizer_kind, tokenizer_kind)
     ratings = data_meta.get("expert_ratings")
     lines = [
         "---",
@@ -146,16 +164,35 @@ def model_card(model: GPT, tokenizer_kind: str, data_meta: dict) -> str:
     return "\n".join(lines)
 
 
-def hf_tokenizer(tokenizer_kind: str, max_length: int):
+def hf_tokenizer(tokenizer, max_length: int):
     """A `PreTrainedTokenizerFast` with exactly lab's ids: `char` maps each of the 32 characters to its id
     (an unknown character is an error, not a silent drop); `move` drops move numbers and maps each SAN move,
-    as lab's MoveTokenizer does (its `decode` leaves the numbers out: use lab's tokenizer for text)."""
+    as lab's MoveTokenizer does (its `decode` leaves the numbers out: use lab's tokenizer for text); `vocab`
+    is a BPE with no merges that looks each word up whole (`ignore_merges`) and else spells it in the
+    fallback characters (`N ##b ##x ##d ##7 ##+</w>`), as vocab.py does."""
     from tokenizers import Regex, decoders, models, pre_tokenizers
     from tokenizers import Tokenizer as HFTokenizer
     from transformers import PreTrainedTokenizerFast
 
-    tok = get_tokenizer(tokenizer_kind)
-    if tokenizer_kind == "char":
+    tok = _tokenizer(tokenizer)
+    tokenizer_kind = tok.kind
+    if tokenizer_kind == "vocab":
+        from lab_transcendence.vocab import PREFIX, SUFFIX
+
+        bpe = models.BPE(vocab=dict(tok.stoi), merges=[], unk_token="<unk>", continuing_subword_prefix=PREFIX,
+                         end_of_word_suffix=SUFFIX, ignore_merges=True)  # fmt: skip
+        backend = HFTokenizer(bpe)  # `<unk>` is not in the vocabulary: an unknown character is an error
+        backend.pre_tokenizer = pre_tokenizers.Sequence(
+            [
+                pre_tokenizers.Split(Regex(r"\d+\.+"), behavior="removed"),
+                pre_tokenizers.Split(";", behavior="isolated"),
+                pre_tokenizers.WhitespaceSplit(),
+            ]
+        )
+        backend.decoder = decoders.Sequence(
+            [decoders.Replace(SUFFIX, ""), decoders.WordPiece(PREFIX, cleanup=False)]
+        )
+    elif tokenizer_kind == "char":
         backend = HFTokenizer(models.WordLevel(vocab=dict(tok.stoi), unk_token=None))
         backend.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
         backend.decoder = decoders.Fuse()
@@ -179,12 +216,12 @@ def hf_tokenizer(tokenizer_kind: str, max_length: int):
     )
 
 
-def save_hf_tokenizer(out_dir: Path, tokenizer_kind: str, max_length: int) -> None:
+def save_hf_tokenizer(out_dir: Path, tokenizer, max_length: int) -> None:
     """Write tokenizer.json and tokenizer_config.json into `out_dir`: saved in a temp folder, then each
     file renamed into place, so a killed export leaves no half-written tokenizer."""
     tmp = temp_dir(out_dir)
     try:
-        hf_tokenizer(tokenizer_kind, max_length).save_pretrained(str(tmp))
+        hf_tokenizer(tokenizer, max_length).save_pretrained(str(tmp))
         for f in sorted(tmp.iterdir()):
             os.replace(f, out_dir / f.name)
     finally:
@@ -216,7 +253,7 @@ def read_export_config(folder: Path) -> tuple[dict, dict]:
     kind = meta.get("tokenizer", "char")
     if not isinstance(kind, str):
         raise LabError(f"{folder}/{META_FILE}: tokenizer must be a name, got {kind!r}")
-    get_tokenizer(kind)  # unknown kind: LabError
+    load_tokenizer(kind, folder)  # unknown kind, or a vocab.json that is not one: LabError
     return hf, meta
 
 
@@ -268,7 +305,8 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[GP
     hf, meta = read_export_config(folder)
     tokenizer_kind = meta.get("tokenizer", "char")
     config = config_from_hf(hf, folder)
-    if get_tokenizer(tokenizer_kind).vocab_size > config.vocab_size:
+    tok = load_tokenizer(tokenizer_kind, folder)
+    if tok.vocab_size > config.vocab_size:
         raise LabError(
             f"{folder}: vocab_size {config.vocab_size} is smaller than the {tokenizer_kind} tokenizer's"
         )
@@ -294,4 +332,4 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[GP
     model.load_state_dict(state)
     model.to(device).eval()
     meta.setdefault("tokenizer", tokenizer_kind)
-    return model, get_tokenizer(tokenizer_kind), meta
+    return model, tok, meta

@@ -282,10 +282,10 @@ def _unit_job(args: tuple) -> dict:
 def corpus_texts(corpus: Path) -> tuple[list[str], dict]:
     """The corpus's games as transcripts (`;1.e4 e5 ...`) and its meta.json (a `lab chess data` folder)."""
     from lab_transcendence.lichess import load_games
-    from lab_transcendence.tokenizer import get_tokenizer
+    from lab_transcendence.tokenizer import load_tokenizer
 
     games, meta = load_games(corpus)
-    tok = get_tokenizer(meta.get("tokenizer", "char"))
+    tok = load_tokenizer(meta.get("tokenizer", "char"), corpus)
     return [tok.decode(np.asarray(g).tolist()) for g in games], meta
 
 

@@ -6,11 +6,14 @@ Both work on the transcript text format (`;1.e4 e5 2.Nf3 Nc6`, games joined by `
 - `move`: `;` starts a game; every SAN move (check/mate suffix included) is one token. Move numbers are
   not tokens: `decode` puts them back from the ply count, so `decode(encode(s)) == s` for well-formed
   transcripts and sequences are ~5x shorter than in characters.
+- `vocab`: the frequent moves of a corpus plus a character fallback (vocab.py); it lives in a file
+  (`vocab.json` in a data or model folder), so it is loaded with `load_tokenizer(kind, folder)`.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal, Protocol
 
 CHAR_VOCAB = " #+-.0123456789;=BKNOQRabcdefghx"
@@ -181,4 +184,22 @@ def get_tokenizer(kind: Literal["char", "move"] | str = "char") -> CharTokenizer
         return MoveTokenizer()
     from lab_shared.errors import LabError
 
-    raise LabError(f"unknown tokenizer {kind!r} (choose char or move)")
+    if kind == "vocab":
+        raise LabError("the vocab tokenizer lives in a file: load it with load_tokenizer('vocab', FOLDER)")
+    raise LabError(f"unknown tokenizer {kind!r} (choose char, move or vocab)")
+
+
+def load_tokenizer(kind: str, folder: str | Path | None = None):
+    """The tokenizer of a data or model folder: char and move are fixed, vocab is read from FOLDER/vocab.json."""
+    if kind == "vocab":
+        from lab_shared.errors import LabError
+        from lab_transcendence.vocab import VOCAB_FILE, VocabTokenizer
+
+        if folder is None:
+            raise LabError("the vocab tokenizer needs the folder that holds its vocab.json")
+        return VocabTokenizer.load(Path(folder) / VOCAB_FILE)
+    if not isinstance(kind, str):
+        from lab_shared.errors import LabError
+
+        raise LabError(f"tokenizer must be a name, got {kind!r}")
+    return get_tokenizer(kind)

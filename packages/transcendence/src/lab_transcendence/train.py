@@ -134,7 +134,8 @@ def train(cfg: ChessTrainConfig, run_dir=None, resume: str | Path | None = None,
     from lab_transcendence.blocks import BlockDataset, cached_blocks, split_games
     from lab_transcendence.export import export_model
     from lab_transcendence.lichess import load_games
-    from lab_transcendence.tokenizer import get_tokenizer
+    from lab_transcendence.pretok import check_token_ids
+    from lab_transcendence.tokenizer import load_tokenizer
 
     if cfg.data is None:
         raise LabError("no data folder given (--data DIR, made by `lab chess data synth|lichess`)")
@@ -142,7 +143,8 @@ def train(cfg: ChessTrainConfig, run_dir=None, resume: str | Path | None = None,
     games, meta = load_games(cfg.data)
     if not games:
         raise LabError(f"{cfg.data} holds no games")
-    tok = get_tokenizer(meta.get("tokenizer", "char"))
+    tok = load_tokenizer(meta.get("tokenizer", "char"), cfg.data)  # vocab: the folder's vocab.json
+    check_token_ids(cfg.data, meta, tok.vocab_size)
     seed_everything(cfg.trainer.seed)
     model = build_model(cfg, tok.vocab_size)
     block_len = model.config.block_size + 1
@@ -182,6 +184,8 @@ def train(cfg: ChessTrainConfig, run_dir=None, resume: str | Path | None = None,
         "params": model.num_params(),
         "preset": cfg.preset,
         "tokenizer": tok.kind,
+        "vocab_size": tok.vocab_size,
+        "embedding_params": model.config.vocab_size * model.config.n_embd,
         "train_blocks": len(train_blocks),
         "val_blocks": 0 if val_blocks is None else len(val_blocks),
         "tokens_per_step": tokens_per_step,
@@ -192,7 +196,7 @@ def train(cfg: ChessTrainConfig, run_dir=None, resume: str | Path | None = None,
     }
     if trainer.is_main:
         data_meta = {k: v for k, v in meta.items() if k not in ("shards", "settings_key")}
-        export_model(trainer.model, run_dir.path / "model", tok.kind, data_meta)
+        export_model(trainer.model, run_dir.path / "model", tok, data_meta)
         _plot_losses(run_dir)
         run_dir.write_results(results)
     return {**results, "run_dir": str(run_dir.path)}
