@@ -46,7 +46,8 @@ def movetext(sans: Sequence[str]) -> str:
 
 
 class MoveCodec:
-    """How prompts and moves become token ids for a tokenizer (`char` or `move`)."""
+    """How prompts and moves become token ids for a tokenizer (`char`, `move` or `vocab`: a corpus move
+    vocabulary whose rare moves are spelled in characters; its moves end with a final id, vocab.py)."""
 
     def __init__(self, tokenizer, block_size: int, protocol: str = "lab"):
         self.tok = tokenizer
@@ -54,10 +55,16 @@ class MoveCodec:
         self.block_size = block_size
         # paper protocol (char): Black's prompt ends right after White's move and the model writes the space
         self.lead_space = protocol == "paper" and self.kind == "char"
+        self.final: frozenset[int] = frozenset()  # ids that end a move (and are part of it)
         if self.kind == "char":
             self.space = tokenizer.encode(" ")[0]
             self.stop = {self.space, tokenizer.encode(";")[0]}  # `;` ends the sample as an illegal move
             self.max_tokens = MAX_MOVE_CHARS + (1 if self.lead_space else 0)
+        elif self.kind == "vocab":
+            self.space = None
+            self.stop = {tokenizer.pad_id, tokenizer.game_start_id}  # not a move: illegal
+            self.final = tokenizer.final_ids
+            self.max_tokens = MAX_MOVE_CHARS
         else:
             self.stop = set()
             self.max_tokens = 1
@@ -71,6 +78,8 @@ class MoveCodec:
             elif not self.lead_space:
                 text += " "
             ids = self.tok.encode(text)
+        elif self.kind == "vocab":
+            ids = [self.tok.game_start_id] + [i for s in sans for i in self.tok.encode_move(s)]
         else:
             ids = [self.tok.game_start_id] + [self.tok.stoi[s] for s in sans]
         keep = self.block_size - self.reserve
@@ -80,12 +89,16 @@ class MoveCodec:
         """The tokens that spell `san` after a prompt (char: the move and its space); None if unspellable."""
         if self.kind == "char":
             return self.tok.encode(san + " ")
+        if self.kind == "vocab":
+            return self.tok.encode_move(san)
         tid = self.tok.stoi.get(san)
         return None if tid is None else [tid]
 
     def text(self, ids: Sequence[int]) -> str:
         if self.kind == "char":
             return self.tok.decode(ids)
+        if self.kind == "vocab":
+            return self.tok.move_text(ids)
         return self.tok.itos[ids[0]] if ids else ""
 
 
@@ -276,10 +289,11 @@ class ModelPlayer:
                     continue  # the paper's Black prompt: the model writes the space before its move
                 if t in self.codec.stop:
                     done[i] = True
-                    if self.codec.kind == "char" and t != self.codec.space:
+                    if self.codec.kind != "move" and t != self.codec.space:
                         out[i] = []  # the game-start mark inside a move: not a move (illegal)
                 else:
                     out[i].append(t)
+                    done[i] = t in self.codec.final
             if done.all() or self.codec.max_tokens == 1:
                 break
             tok = torch.as_tensor(nxt, device=self.device)[:, None]
@@ -290,7 +304,7 @@ class ModelPlayer:
         texts = []
         for i in range(n):
             # a char sample with no space within the limit is a runaway, hence illegal
-            runaway = self.codec.kind == "char" and not done[i]
+            runaway = self.codec.kind != "move" and not done[i]
             texts.append("" if runaway else self.codec.text(out[i]))
         return texts
 
