@@ -205,6 +205,50 @@ def register(app: typer.Typer) -> None:
             save_trace(trace_out, wl.tables, qs)
             typer.echo(f"trace of {len(qs)} queries over {wl.tables.n_pages} pages: {trace_out}")
 
+    @pg.command()
+    def estimate(
+        sql: Annotated[
+            list[str] | None, typer.Option("--sql", help="A read-only SELECT to estimate (repeatable).")
+        ] = None,
+        n: Annotated[
+            int,
+            typer.Option("-n", help="Also estimate N instances of the loaded workload vs their exact sets."),
+        ] = 0,
+        seed: Annotated[int, typer.Option(help="Instance seed (with -n).")] = 0,
+        dsn: DsnOpt = None,
+        dir_: DirOpt = None,
+    ) -> None:
+        """Blocks per relation a SELECT will read, estimated from EXPLAIN (no execution, no probing)."""
+        from lab_learnsched.pg.bench import PgWorkload
+        from lab_learnsched.pg.conn import connect
+        from lab_learnsched.pg.estimate import Estimator, quality
+        from lab_learnsched.pg.sqlcheck import check_select
+        from lab_shared.errors import LabError
+        from lab_shared.report import markdown_table
+
+        if not sql and n <= 0:
+            raise LabError("give --sql 'SELECT ...' (repeatable) and/or -n N")
+        for i, q in enumerate(sql or []):
+            check_select(q, f"--sql #{i + 1}")  # DML and the like: one line, before connecting
+        wl = PgWorkload.open(dsn, dir_)
+        with connect(wl.target.dsn) as conn:
+            est = Estimator(conn, list(wl.tables.names))
+            for i, q in enumerate(sql or []):
+                blocks = est.estimate(q, None, where=f"--sql #{i + 1}")
+                total = sum(len(b) for b in blocks.values())
+                typer.echo(f"--sql #{i + 1}: {total} blocks: " + ", ".join(f"{r} {len(b)}/{est.rels[r].pages}"
+                                                                          for r, b in blocks.items()))  # fmt: skip
+        if n > 0:
+            insts = wl.instances(n, seed)
+            wl.access = "estimated"
+            e = [q.blocks for q in wl.queries(insts)]
+            x = [q.blocks for q in wl.exact_queries(insts)]
+            res = quality(e, x, [i.template for i in insts])
+            rows = [{"template": "all", **res["all"]}] + [
+                {"template": k, **v} for k, v in res["templates"].items()
+            ]
+            typer.echo(markdown_table(rows, floatfmt=".3f"))
+
     @pg.command("bench")
     def bench_cmd(
         episodes: Annotated[int | None, typer.Option(help="Held-out test episodes.")] = None,
@@ -228,13 +272,22 @@ def register(app: typer.Typer) -> None:
             Path | None,
             typer.Option(help="Run folder of an interrupted `pg bench`: measure only what is missing."),
         ] = None,
+        access: Annotated[
+            str | None,
+            typer.Option(
+                help="Access sets the schedulers see: exact (probed/traced blocks) or estimated (from EXPLAIN)."
+            ),
+        ] = None,
+        clients: Annotated[
+            int | None, typer.Option(help="Concurrent client connections pulling from the scheduler's queue.")
+        ] = None,
         dsn: DsnOpt = None,
         dir_: DirOpt = None,
         config: ConfigOpt = None,
         set_: SetOpt = None,
     ) -> None:
         """FIFO, greedy, lookahead, the exact optimum and a learned policy on the real database."""
-        from lab_learnsched.pg.bench import PgBenchConfig, run_bench
+        from lab_learnsched.pg.bench import PgBenchConfig, check_config, run_bench
         from lab_learnsched.pg.conn import redact_config
         from lab_learnsched.schedulers import agent_specs
         from lab_shared.cli_utils import config_from_cli
@@ -253,8 +306,9 @@ def register(app: typer.Typer) -> None:
             PgBenchConfig, config, set_, episodes=episodes, queries=queries,
             policies=[p.strip() for p in policies.split(",") if p.strip()] if policies else None,
             agents=agents or None, train_steps=train_steps, dsn=dsn, pg_dir=str(dir_) if dir_ else None,
-            drop_os_cache=drop_os_cache or None,
+            drop_os_cache=drop_os_cache or None, access=access, clients=clients,
         )  # fmt: skip
+        check_config(cfg)  # bad input is one line, before a run folder exists
         real_dsn, cfg.dsn = cfg.dsn, ""  # the DSN (and any password in it) is passed on, never stored
         _redact_argv()  # the run's provenance records argv: a --dsn password must not reach it
         if resume is not None:
