@@ -33,6 +33,7 @@ LAZY_DISPATCH = {
     ("lab_transcendence.train", "lab_transcendence.position_train"),  # --model position
     ("lab_transcendence.synth", "lab_transcendence.presets"),
     ("lab_transcendence.transcend", "lab_transcendence.pool"),  # --design pool
+    ("lab_transcendence.tokenizer", "lab_transcendence.vocab"),  # load_tokenizer("vocab", FOLDER)
 }
 
 
