@@ -124,21 +124,25 @@ def test_any_select_is_estimated_and_dml_refused(cluster):
     from lab_learnsched.pg.conn import connect
 
     d = str(cluster.base_dir)
-    r = _lab("estimate", "--dir", d, "--sql", "SELECT o_orderpriority, count(*) FROM orders o WHERE EXISTS "
-             "(SELECT 1 FROM lineitem l WHERE l.l_orderkey = o.o_orderkey) GROUP BY 1")  # fmt: skip
+    sql = ("SELECT o_orderpriority, count(*) FROM orders o WHERE EXISTS "
+           "(SELECT 1 FROM lineitem l WHERE l.l_orderkey = o.o_orderkey) GROUP BY 1")  # fmt: skip
+    r = _lab("estimate", "--dir", d, "--sql", sql, "-n", "6")  # plus the loaded workload vs its probed sets
     assert r.returncode == 0, r.stderr
     assert "orders" in r.stdout and "lineitem" in r.stdout
+    assert "jaccard" in r.stdout and "| all |" in r.stdout
     with connect(cluster.dsn) as conn:
         before = conn.execute("SELECT count(*) FROM lab_sched.orders").fetchone()[0]
-    for bad in ("DELETE FROM orders", "UPDATE orders SET o_totalprice = 0",
-                "WITH d AS (DELETE FROM orders RETURNING 1) SELECT count(*) FROM d"):  # fmt: skip
-        assert "only" in _one_line(_lab("estimate", "--dir", d, "--sql", bad))
-    with pytest.raises(LabError, match="only SELECT"):
-        _estimator(cluster)[1].estimate("INSERT INTO orders SELECT * FROM orders")
-    with connect(cluster.dsn) as conn:
+    assert "only SELECT is allowed, got DELETE" in _one_line(
+        _lab("estimate", "--dir", d, "--sql", "DELETE FROM orders")
+    )
+    conn, est = _estimator(cluster)
+    with conn:
+        for bad in ("UPDATE orders SET o_totalprice = 0", "INSERT INTO orders SELECT * FROM orders",
+                    "WITH d AS (DELETE FROM orders RETURNING 1) SELECT count(*) FROM d",
+                    "SELECT * FROM orders FOR UPDATE"):  # fmt: skip
+            with pytest.raises(LabError, match="only"):
+                est.estimate(bad)
         assert conn.execute("SELECT count(*) FROM lab_sched.orders").fetchone()[0] == before
-    r = _lab("estimate", "--dir", d, "-n", "6")  # the loaded workload: estimated vs probed
-    assert r.returncode == 0 and "jaccard" in r.stdout and "| all |" in r.stdout, r.stderr
 
 
 @pytest.mark.postgres
@@ -149,7 +153,10 @@ def test_bench_with_four_clients_on_estimates(cluster, tmp_path):
     assert "--access must be exact or estimated" in _one_line(
         _lab("bench", "--dir", d, "--access", "guess", env=env)
     )
-    assert "--clients must be >= 1" in _one_line(_lab("bench", "--dir", d, "--clients", "0", env=env))
+    from lab_learnsched.pg.bench import PgBenchConfig, check_config
+
+    with pytest.raises(LabError, match="--clients must be >= 1"):
+        check_config(PgBenchConfig(clients=0))
     assert not (tmp_path / "runs").exists()
     r = _lab("bench", "--dir", d, "--episodes", "1", "--queries", "10", "--policies", "fifo,greedy",
              "--access", "estimated", "--clients", "4", "--set", "learned=false", "--set", "exact_batches=0",
