@@ -7,19 +7,19 @@
 # About 4-6 minutes on one H100/H200:
 #   1. benchmarks/chess_train.py at the paper's shape (50m: 16 layers, 8 heads, d 512, context 1023),
 #      batch 32 x 1023, bf16 + torch.compile: tokens/s of ours vs GPT2LMHeadModel, ratio, MFU.
-#   2. `lab chess data lichess` on random legal games (python-chess; no Stockfish needed on the GPU box),
-#      `lab chess train --preset 50m` for 150 steps (checkpoint at 100), resumed to 200, and a
+#   2. `lab chess data lichess` on random legal games (python-chess; no Stockfish needed on the GPU box), a
+#      corpus move vocabulary (`lab chess data vocab`, `data tokenize`: uint16 shards),
+#      `lab chess train --preset 50m` on it for 150 steps (checkpoint at 100), resumed to 200, and a
 #      torchrun (DDP, 1 process) run: loss, tokens/s, the resume and DDP paths on CUDA.
+# No network or installed lab needed there: benchmarks/gpu_chess_env.sh (python-chess from data/gpu-corpus/site,
+# carried with `carry: ["data/gpu-corpus"]`).
 # Everything goes to OUT_DIR: chess_train.json, train logs, results.json of each run, summary.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source benchmarks/gpu_chess_env.sh
 OUT_DIR="${1:-${OUT:-runs/gpu_chess_train}}"
 mkdir -p "$OUT_DIR"
 OUT_DIR="$(cd "$OUT_DIR" && pwd)"
-PY=".venv/bin/python"
-[ -x "$PY" ] || PY="python"
-LAB=".venv/bin/lab"
-[ -x "$LAB" ] || LAB="$(command -v lab)"
 export LAB_RUNS="$OUT_DIR/runs" HF_HUB_OFFLINE=1 LAB_PROGRESS=0
 NCPU="$(nproc)"
 
@@ -60,18 +60,22 @@ with Pool(int(sys.argv[3])) as pool, open(sys.argv[1], "w") as fh:
     for text in pool.imap(game, range(int(sys.argv[2])), chunksize=16):
         fh.write(text)
 EOF
-"$LAB" chess data lichess "$OUT_DIR/random.pgn" --out "$OUT_DIR/data" --workers "$NCPU" --force 2>&1 | tee "$OUT_DIR/data.log"
+labchess data lichess "$OUT_DIR/random.pgn" --out "$OUT_DIR/games" --workers "$NCPU" --force 2>&1 | tee "$OUT_DIR/data.log"
+labchess data vocab "$OUT_DIR/games" --out "$OUT_DIR/vocab.json" --min-count 5 2>&1 | tee -a "$OUT_DIR/data.log"
+labchess data tokenize "$OUT_DIR/games" --vocab "$OUT_DIR/vocab.json" --out "$OUT_DIR/data" --force 2>&1 \
+  | tee -a "$OUT_DIR/data.log"
 
 # 3. the real training command: checkpoint, stop, resume; then DDP under torchrun
 COMMON=(--data "$OUT_DIR/data" --preset "$PRESET" --batch-size "$BATCH" --device "$DEVICE"
         --set trainer.grad_accum=1 --set trainer.warmup_steps=20 --set trainer.ckpt_every="$S0" --set trainer.log_every=25)
-"$LAB" chess train "${COMMON[@]}" --max-steps "$S1" --name gpu 2>&1 | tail -n 5 | tee "$OUT_DIR/train.log"
+labchess train "${COMMON[@]}" --max-steps "$S1" --name gpu 2>&1 | tail -n 5 | tee "$OUT_DIR/train.log"
 RUN="$(ls -d "$LAB_RUNS"/chess-train/gpu-* | tail -n 1)"
-"$LAB" chess train --resume "$RUN" --max-steps "$S2" 2>&1 | tail -n 3 | tee -a "$OUT_DIR/train.log"
+labchess train --resume "$RUN" --max-steps "$S2" 2>&1 | tail -n 3 | tee -a "$OUT_DIR/train.log"
 cp "$RUN/results.json" "$OUT_DIR/train_results.json"
 TORCHRUN="$(dirname "$PY")/torchrun"
 [ -x "$TORCHRUN" ] || TORCHRUN="torchrun"
-"$TORCHRUN" --standalone --nproc_per_node=1 "$LAB" chess train "${COMMON[@]}" --max-steps 30 --name ddp 2>&1 \
+"$TORCHRUN" --standalone --nproc_per_node=1 --no-python "$PY" -c "$LABCHESS_CODE" train "${COMMON[@]}" \
+  --max-steps 30 --name ddp 2>&1 \
   | tail -n 3 | tee "$OUT_DIR/ddp.log"
 cp "$(ls -d "$LAB_RUNS"/chess-train/ddp-* | tail -n 1)/results.json" "$OUT_DIR/ddp_results.json"
 t2=$(date +%s)
@@ -79,5 +83,5 @@ t2=$(date +%s)
 {
   echo "throughput benchmark: $((t1 - t0)) s; data + training runs: $((t2 - t1)) s"
   grep '^RESULT' "$OUT_DIR/chess_train.log" || echo "RESULT chess_train: missing"
-  "$PY" -c "import json,sys; r=json.load(open(sys.argv[1])); print('lab chess train:', {k: r[k] for k in ('step','train_loss','val_loss','tokens_per_s','device','params')})" "$OUT_DIR/train_results.json"
+  "$PY" -c "import json,sys; r=json.load(open(sys.argv[1])); print('lab chess train:', {k: r[k] for k in ('step','train_loss','val_loss','tokens_per_s','device','params','tokenizer','vocab_size')})" "$OUT_DIR/train_results.json"
 } | tee "$OUT_DIR/summary.txt"

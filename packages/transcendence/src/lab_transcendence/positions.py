@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,15 +41,12 @@ class BadMove(ValueError):
     pass
 
 
+_NUMBERS = re.compile(r"\d+\.+")
+
+
 def transcript_sans(text: str) -> list[str]:
     """`;1.e4 e5 2.Nf3` -> ['e4', 'e5', 'Nf3']."""
-    out = []
-    for tok in text.lstrip(";").split():
-        if "." in tok:
-            tok = tok.rsplit(".", 1)[1]
-        if tok:
-            out.append(tok)
-    return out
+    return _NUMBERS.sub(" ", text.lstrip(";")).split()
 
 
 class FastBoard:
@@ -185,40 +183,202 @@ def _move_index(frm: int, to: int, promo: int | None, black: bool) -> int:
     return frm * 64 + to
 
 
-def _rows(raw: list[tuple], black: np.ndarray) -> np.ndarray:
-    """Vectorised board.encode_bitboards over one game's recorded plies."""
-    n = len(raw)
-    arr = np.array(raw, dtype=np.uint64)  # (n, 14): 6 white, 6 black bitboards, castling, ep+1
-    bbs = arr[:, :12].copy()
-    castle = arr[:, 12].copy()
+# piece codes as seen by the other side: own 1..6 <-> opponent 7..12 (0 stays empty)
+_SWAP = np.array([0, *range(7, 13), *range(1, 7)], dtype=np.uint8)
+
+
+def _encode(boxes, castling: list[int], ep_files: list[int], black: np.ndarray) -> np.ndarray:
+    """(n, 70) encodings: `boxes` 64 bytes a ply (White 1..6, Black 7..12, real squares), the castling
+    rights mask and en passant file + 1 of each ply, `black` 1 where Black moves (flipped to its view)."""
+    n = len(black)
+    out = np.empty((n, ENCODED_LEN), dtype=np.uint8)
+    board = np.frombuffer(boxes, dtype=np.uint8).reshape(n, 64)
+    out[:, :64] = board
     rows_b = np.flatnonzero(black)
-    if len(rows_b):  # the mover's view: swap colours and mirror ranks (= reverse the bytes)
-        bbs[rows_b] = np.concatenate([bbs[rows_b, 6:], bbs[rows_b, :6]], axis=1).byteswap()
-        castle[rows_b] = castle[rows_b].byteswap()
-    bits = np.unpackbits(bbs.view(np.uint8).reshape(n, 12, 8), axis=2, bitorder="little")
-    out = np.zeros((n, ENCODED_LEN), dtype=np.uint8)
-    out[:, :64] = np.einsum("npq,p->nq", bits, np.arange(1, 13, dtype=np.uint8))
+    if len(rows_b):  # the mover's view: ranks mirrored, colours swapped
+        out[rows_b, :64] = _SWAP[board[rows_b].reshape(-1, 8, 8)[:, ::-1, :].reshape(-1, 64)]
     out[:, 64] = black
-    for i, sq in enumerate((7, 0, 63, 56)):  # h1 a1 h8 a8 in the mover's view
-        out[:, 65 + i] = (castle >> np.uint64(sq)) & np.uint64(1)
-    out[:, 69] = arr[:, 13]
+    cs = np.asarray(castling, dtype=np.uint64)
+    for i, (w, b) in enumerate(((7, 63), (0, 56), (63, 7), (56, 0))):  # h1 a1 h8 a8 in the mover's view
+        out[:, 65 + i] = np.where(black, cs >> np.uint64(b), cs >> np.uint64(w)) & np.uint64(1)
+    out[:, 69] = ep_files
     return out
 
 
-def replay_game(sans: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(N, 70) uint8 positions and (N,) uint16 move indices of one game (fast board)."""
-    b = FastBoard()
-    raw, black, ys = [], [], []
+# -- the fast replay: SAN parsed once per distinct string, the board in local variables ---------------
+
+_ALL = chess.BB_ALL
+_START = chess.Board()
+_START_PIECES = [[_START.pieces_mask(pt, c) for pt in chess.PIECE_TYPES] for c in (chess.WHITE, chess.BLACK)]
+_START_CASTLING = _START.castling_rights
+_START_BOX = bytes(
+    0 if (p := _START.piece_at(sq)) is None else p.piece_type + (0 if p.color == chess.WHITE else 6)
+    for sq in chess.SQUARES
+)
+_PARSED: dict[str, tuple] = {}
+_UNDER = {p: FROM_TO + UNDER_PROMOTIONS.index(p) * PROMO_PAIRS for p in UNDER_PROMOTIONS}
+KNIGHT_ATT, KING_ATT = chess.BB_KNIGHT_ATTACKS, chess.BB_KING_ATTACKS
+DIAG_ATT, DIAG_MASK = chess.BB_DIAG_ATTACKS, chess.BB_DIAG_MASKS
+RANK_ATT, RANK_MASK = chess.BB_RANK_ATTACKS, chess.BB_RANK_MASKS
+FILE_ATT, FILE_MASK = chess.BB_FILE_ATTACKS, chess.BB_FILE_MASKS
+
+
+def _parse(san: str) -> tuple:
+    """(piece 0..5, or 6 = O-O, 7 = O-O-O; target; disambiguation mask; promotion; pawn capture file or -1)."""
+    s = san.rstrip("+#!?")
+    if s in ("O-O", "0-0"):
+        return 6, 0, _ALL, None, -1
+    if s in ("O-O-O", "0-0-0"):
+        return 7, 0, _ALL, None, -1
+    promo = None
+    if "=" in s:
+        s, p = s.split("=", 1)
+        promo = PIECES[p] + 1 if p in PIECES and p != "K" else None
+        if promo is None:
+            raise BadMove(san)
+    to = _SQ.get(s[-2:])
+    if to is None:
+        raise BadMove(san)
+    if s[0] not in PIECES:  # pawn
+        if "x" in s:
+            f = ord(s[0]) - 97
+            if not 0 <= f < 8:
+                raise BadMove(san)
+            return 0, to, _ALL, promo, f
+        return 0, to, _ALL, promo, -1
+    mask = _ALL
+    for ch in s[1:-2].replace("x", ""):
+        if "a" <= ch <= "h":
+            mask &= chess.BB_FILES[ord(ch) - 97]
+        elif "1" <= ch <= "8":
+            mask &= chess.BB_RANKS[ord(ch) - 49]
+        else:
+            raise BadMove(san)
+    return PIECES[s[0]], to, mask, promo, -1
+
+
+def _pinned(frm: int, to: int, ksq: int, occ: int, opp: list[int]) -> bool:
+    """Whether moving the (non-king) piece frm -> to exposes the mover's king (at ksq) to a slider."""
+    occ = occ & ~(1 << frm) | (1 << to)
+    keep = ~(1 << to)
+    diag, line = (opp[2] | opp[4]) & keep, (opp[3] | opp[4]) & keep
+    if DIAG_ATT[ksq][DIAG_MASK[ksq] & occ] & diag:
+        return True
+    return bool((RANK_ATT[ksq][RANK_MASK[ksq] & occ] | FILE_ATT[ksq][FILE_MASK[ksq] & occ]) & line)
+
+
+def replay_raw(sans: list[str], boxes: bytearray, castles: list[int], eps: list[int], ys: list[int]) -> None:
+    """Replay one game from the start, appending per ply the board before the move (64 bytes to `boxes`),
+    its castling mask, its en passant file + 1 and the move's index. BadMove (a ValueError) when a move
+    cannot be made; then the lists may hold part of the game (the caller cuts them back)."""
+    pieces = [list(_START_PIECES[0]), list(_START_PIECES[1])]
+    occ = [sum(pieces[0]), sum(pieces[1])]
+    box = bytearray(_START_BOX)
+    castling, ep_sq, ep_file, me = _START_CASTLING, -1, 0, 0
+    parsed = _PARSED
     for san in sans:
-        w, k = b.pieces
-        raw.append((*w, *k, b.castling, 0 if b.ep is None else (b.ep & 7) + 1))
-        black.append(b.black)
-        frm, to, promo = b.resolve(san)
-        ys.append(_move_index(frm, to, promo, b.black))
-        b.push(frm, to, promo)
-    if not raw:
+        p = parsed.get(san)
+        if p is None:
+            p = parsed[san] = _parse(san)
+        mine, theirs = pieces[me], pieces[1 - me]
+        boxes += box
+        castles.append(castling)
+        eps.append(ep_file)
+        pt, to, mask, promo, cap_file = p
+        if pt >= 6:  # castling
+            frm = 60 if me else 4
+            to = frm + (2 if pt == 6 else -2)
+            pt = 5
+            if not mine[5] >> frm & 1:
+                raise BadMove(san)
+        elif pt == 0:
+            pawns = mine[0]
+            if cap_file >= 0:
+                frm = (to >> 3) * 8 + (8 if me else -8) + cap_file
+            elif pawns >> (to + 8 if me else to - 8) & 1:
+                frm = to + 8 if me else to - 8
+            else:
+                frm = to + 16 if me else to - 16
+            if not (0 <= frm < 64 and pawns >> frm & 1):
+                raise BadMove(san)
+        else:
+            allocc = occ[0] | occ[1]
+            if pt == 1:
+                att = KNIGHT_ATT[to]
+            elif pt == 5:
+                att = KING_ATT[to]
+            elif pt == 2:
+                att = DIAG_ATT[to][DIAG_MASK[to] & allocc]
+            elif pt == 3:
+                att = RANK_ATT[to][RANK_MASK[to] & allocc] | FILE_ATT[to][FILE_MASK[to] & allocc]
+            else:
+                att = (
+                    DIAG_ATT[to][DIAG_MASK[to] & allocc]
+                    | RANK_ATT[to][RANK_MASK[to] & allocc]
+                    | FILE_ATT[to][FILE_MASK[to] & allocc]
+                )
+            cand = mine[pt] & att & mask
+            if not cand:
+                raise BadMove(san)
+            if cand & (cand - 1):  # two candidates: keep the ones that do not expose the king (pins)
+                ksq = mine[5].bit_length() - 1
+                ok = [sq for sq in chess.scan_forward(cand) if not _pinned(sq, to, ksq, allocc, theirs)]
+                if len(ok) != 1:
+                    raise BadMove(san)
+                frm = ok[0]
+            else:
+                frm = cand.bit_length() - 1
+        if promo is not None and promo != 5:
+            f, t = (frm ^ 56, to ^ 56) if me else (frm, to)
+            ys.append(_UNDER[promo] + (f & 7) * 2 + (t & 7))  # moves.promo_pair: 3 x from-file + direction
+        else:
+            ys.append((frm ^ 56) * 64 + (to ^ 56) if me else frm * 64 + to)
+        fb, tb = 1 << frm, 1 << to
+        op = 1 - me
+        base = 7 if me else 1
+        captured = box[to]
+        if captured:
+            i = captured - (1 if me else 7)  # the opponent's piece type
+            if not 0 <= i < 6:
+                raise BadMove(san)  # our own piece on the target
+            theirs[i] ^= tb
+            occ[op] ^= tb
+        elif pt == 0 and to == ep_sq and (frm - to) & 7:  # en passant
+            csq = to + 8 if me else to - 8
+            theirs[0] ^= 1 << csq
+            occ[op] ^= 1 << csq
+            box[csq] = 0
+        new = pt if promo is None else promo - 1
+        mine[pt] ^= fb
+        mine[new] |= tb
+        occ[me] ^= fb | tb
+        box[frm] = 0
+        box[to] = base + new
+        if pt == 5:
+            if to - frm in (2, -2):  # castling: the rook jumps too
+                r_from, r_to = (to + 1, to - 1) if to > frm else (to - 2, to + 1)
+                rb = 1 << r_from | 1 << r_to
+                mine[3] ^= rb
+                occ[me] ^= rb
+                box[r_from], box[r_to] = 0, base + 3
+            castling &= ~(chess.BB_RANK_8 if me else chess.BB_RANK_1)
+        castling &= ~(fb | tb)
+        if pt == 0 and to - frm in (16, -16):
+            ep_sq = (frm + to) >> 1
+            ep_file = (ep_sq & 7) + 1
+        else:
+            ep_sq, ep_file = -1, 0
+        me = op
+
+
+def replay_game(sans: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 70) uint8 positions and (N,) uint16 move indices of one game (fast replay)."""
+    boxes, castles, eps, ys = bytearray(), [], [], []
+    replay_raw(sans, boxes, castles, eps, ys)
+    if not ys:
         return np.zeros((0, ENCODED_LEN), np.uint8), np.zeros(0, np.uint16)
-    return _rows(raw, np.array(black, dtype=np.uint8)), np.array(ys, dtype=np.uint16)
+    black = (np.arange(len(ys)) & 1).astype(np.uint8)
+    return _encode(boxes, castles, eps, black), np.array(ys, dtype=np.uint16)
 
 
 def replay_game_checked(sans: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -242,27 +402,46 @@ def replay_game_checked(sans: list[str]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _unit_job(args: tuple) -> dict:
-    """Worker: one unit of games -> one shard. Returns its counts."""
+    """Worker: one unit of games -> one shard (all its games encoded at once). Returns its counts."""
     out, name, first, texts, validate = args
-    replay = replay_game_checked if validate else replay_game
-    xs, ys, gs, ps = [], [], [], []
+    ys: list[int] = []
+    lengths, kept = [], []
     dropped = 0
-    for j, text in enumerate(texts):
-        try:
-            x, y = replay(transcript_sans(text))
-        except (ValueError, KeyError, IndexError, StopIteration):
-            dropped += 1
-            continue
-        xs.append(x)
-        ys.append(y)
-        gs.append(np.full(len(y), first + j, dtype=np.uint32))
-        ps.append(np.arange(len(y), dtype=np.uint16))
-    cat = lambda a, shape, dt: np.concatenate(a) if a else np.zeros(shape, dt)  # noqa: E731
+    if validate:
+        xs = []
+        for j, text in enumerate(texts):
+            try:
+                x, y = replay_game_checked(transcript_sans(text))
+            except (ValueError, KeyError, IndexError, StopIteration):
+                dropped += 1
+                continue
+            xs.append(x)
+            ys += y.tolist()
+            lengths.append(len(y))
+            kept.append(first + j)
+        x_all = np.concatenate(xs) if xs else np.zeros((0, ENCODED_LEN), np.uint8)
+    else:
+        boxes, castles, eps = bytearray(), [], []
+        for j, text in enumerate(texts):
+            n_ys = len(ys)
+            try:
+                replay_raw(transcript_sans(text), boxes, castles, eps, ys)
+            except (ValueError, KeyError, IndexError):
+                del boxes[64 * n_ys :], castles[n_ys:], eps[n_ys:], ys[n_ys:]
+                dropped += 1
+                continue
+            lengths.append(len(ys) - n_ys)
+            kept.append(first + j)
+    lens = np.asarray(lengths, dtype=np.int64)
+    ply = np.arange(int(lens.sum())) - np.repeat(np.cumsum(lens) - lens, lens)  # games start with White
+    if not validate:
+        empty = np.zeros((0, ENCODED_LEN), np.uint8)
+        x_all = _encode(boxes, castles, eps, (ply & 1).astype(np.uint8)) if len(ply) else empty
     parts = {
-        "x": cat(xs, (0, ENCODED_LEN), np.uint8),
-        "y": cat(ys, (0,), np.uint16),
-        "game": cat(gs, (0,), np.uint32),
-        "ply": cat(ps, (0,), np.uint16),
+        "x": x_all,
+        "y": np.asarray(ys, dtype=np.uint16),
+        "game": np.repeat(np.asarray(kept, dtype=np.uint32), lens),
+        "ply": ply.astype(np.uint16),
     }
     for key in ("x", "y", "game"):  # `ply` last: its file marks the shard complete
         with atomic_path(Path(out) / f"{name}.{key}.npy") as tmp:
@@ -286,7 +465,7 @@ def corpus_texts(corpus: Path) -> tuple[list[str], dict]:
 
     games, meta = load_games(corpus)
     tok = load_tokenizer(meta.get("tokenizer", "char"), corpus)
-    return [tok.decode(np.asarray(g).tolist()) for g in games], meta
+    return [tok.decode(np.asarray(g)) for g in games], meta
 
 
 def _units(texts: list[str], unit_games: int) -> Iterator[tuple[int, int]]:
