@@ -14,7 +14,6 @@ from lab_transcendence.board import encode
 from lab_transcendence.cli import app
 from lab_transcendence.moves import FROM_TO, MOVE_SPACE, index_move, legal_indices, move_index
 from lab_transcendence.positions import (
-    FastBoard,
     convert,
     load_positions,
     replay_game,
@@ -82,9 +81,10 @@ def test_fast_board_resolves_a_pinned_twin():
     # both knights attack d4, the e2 knight is pinned by the rook on e8: SAN says just "Nd4"
     b = chess.Board("4r2k/8/8/8/8/8/2N1N3/4K3 w - - 0 1")
     assert b.san(b.parse_san("Nd4")) == "Nd4"
-    assert FastBoard.from_board(b).resolve("Nd4") == (chess.C2, chess.D4, None)
+    assert replay_game(["Nd4"], start=b)[1].tolist() == [move_index(chess.Move(chess.C2, chess.D4), False)]
+    assert (replay_game(["Nd4"], start=b)[0] == encode(b)).all()
     with pytest.raises(ValueError):
-        FastBoard().resolve("Qh5")  # no queen can get there
+        replay_game(["Qh5"])  # no queen can get there
 
 
 def _corpus(tmp_path: Path, n: int = 40) -> Path:

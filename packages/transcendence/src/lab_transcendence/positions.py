@@ -2,10 +2,13 @@
 
 Each game's transcript is replayed and every position before a move becomes one training pair: the
 70-value encoding of board.py (side to move's view) and the move's index in moves.py's space. The
-replay is a small bitboard board of its own (python-chess's attack tables, no move generation): a SAN
-move is resolved from the attacks onto its target square, and only when two pieces could make it (a pin
-or an SAN without disambiguation) does it test which one leaves its king safe. That is exact for legal
-games; `validate=True` replays with python-chess's `push_san` instead (illegal games dropped, counted).
+replay (`replay_raw`) is a small board of its own in local variables -- bitboards for python-chess's
+attack tables, a 64-byte mailbox for the encoding, no move generation: each distinct SAN string is parsed
+once, a move is resolved from the attacks onto its target square, and only when two pieces could make it
+(a pin, or an SAN without disambiguation) does it test which one leaves its king safe. Every ply appends
+its mailbox; a shard's plies are encoded in one vectorised pass (Black's flipped to its view). That is
+exact for legal games (tested equal to python-chess); `validate=True` replays with python-chess's
+`push_san` instead (illegal games dropped, counted).
 
 Work is split into units of `unit_games` games; worker processes turn a unit into one shard
 (`shard-NNNNN.{x,y,game,ply}.npy`, uint8 / uint16 / uint32 / uint16) written atomically, so a killed
@@ -29,7 +32,7 @@ import numpy as np
 from lab_shared.errors import LabError
 from lab_shared.io import atomic_path, atomic_write_json, read_json
 from lab_transcendence.board import ENCODED_LEN
-from lab_transcendence.moves import FROM_TO, PROMO_PAIRS, UNDER_PROMOTIONS, promo_pair
+from lab_transcendence.moves import FROM_TO, PROMO_PAIRS, UNDER_PROMOTIONS
 from lab_transcendence.procs import die_with_parent
 
 FORMAT = "lab-chess-positions-1"
@@ -47,140 +50,6 @@ _NUMBERS = re.compile(r"\d+\.+")
 def transcript_sans(text: str) -> list[str]:
     """`;1.e4 e5 2.Nf3` -> ['e4', 'e5', 'Nf3']."""
     return _NUMBERS.sub(" ", text.lstrip(";")).split()
-
-
-class FastBoard:
-    """Piece bitboards, castling rights (python-chess's rook-square mask), en passant square, turn."""
-
-    __slots__ = ("pieces", "occ", "castling", "ep", "black")
-
-    def __init__(self) -> None:
-        b = chess.Board()
-        self.pieces = [[b.pieces_mask(pt, c) for pt in chess.PIECE_TYPES] for c in (chess.WHITE, chess.BLACK)]
-        self.occ = [b.occupied_co[chess.WHITE], b.occupied_co[chess.BLACK]]
-        self.castling = b.castling_rights
-        self.ep: int | None = None
-        self.black = False
-
-    @classmethod
-    def from_board(cls, board: chess.Board) -> FastBoard:
-        """The same state as a python-chess board (tests start from arbitrary positions)."""
-        fb = cls()
-        fb.pieces = [
-            [board.pieces_mask(pt, c) for pt in chess.PIECE_TYPES] for c in (chess.WHITE, chess.BLACK)
-        ]
-        fb.occ = [board.occupied_co[chess.WHITE], board.occupied_co[chess.BLACK]]
-        fb.castling, fb.ep, fb.black = board.castling_rights, board.ep_square, board.turn == chess.BLACK
-        return fb
-
-    def _sliders_hit(self, ksq: int, occ: int, diag: int, line: int) -> bool:
-        if chess.BB_DIAG_ATTACKS[ksq][chess.BB_DIAG_MASKS[ksq] & occ] & diag:
-            return True
-        rank = chess.BB_RANK_ATTACKS[ksq][chess.BB_RANK_MASKS[ksq] & occ]
-        file = chess.BB_FILE_ATTACKS[ksq][chess.BB_FILE_MASKS[ksq] & occ]
-        return bool((rank | file) & line)
-
-    def _safe(self, frm: int, to: int) -> bool:
-        """Whether moving the (non-king) piece frm -> to leaves the mover's king free of slider attacks."""
-        me, op = (1, 0) if self.black else (0, 1)
-        ksq = self.pieces[me][5].bit_length() - 1
-        occ = (self.occ[0] | self.occ[1]) & ~(1 << frm) | (1 << to)
-        keep = ~(1 << to)
-        opp = self.pieces[op]
-        return not self._sliders_hit(ksq, occ, (opp[2] | opp[4]) & keep, (opp[3] | opp[4]) & keep)
-
-    def resolve(self, san: str) -> tuple[int, int, int | None]:
-        """(from, to, promotion piece type or None) of a SAN move in this position."""
-        s = san.rstrip("+#!?")
-        me = 1 if self.black else 0
-        back = 56 if self.black else 0
-        if s in ("O-O", "0-0"):
-            return back + 4, back + 6, None
-        if s in ("O-O-O", "0-0-0"):
-            return back + 4, back + 2, None
-        promo = None
-        if "=" in s:
-            s, p = s.split("=", 1)
-            promo = PIECES[p] + 1 if p in PIECES and p != "K" else None
-            if promo is None:
-                raise BadMove(san)
-        to = _SQ.get(s[-2:])
-        if to is None:
-            raise BadMove(san)
-        step = -8 if self.black else 8
-        if s[0] not in PIECES:  # pawn
-            pawns = self.pieces[me][0]
-            if "x" in s:
-                frm = chess.square(ord(s[0]) - 97, chess.square_rank(to) - (-1 if self.black else 1))
-            elif pawns >> (to - step) & 1:
-                frm = to - step
-            else:
-                frm = to - 2 * step
-            if not (0 <= frm < 64 and pawns >> frm & 1):
-                raise BadMove(san)
-            return frm, to, promo
-        pt = PIECES[s[0]]
-        dis = s[1:-2].replace("x", "")
-        occ = self.occ[0] | self.occ[1]
-        if pt == 1:
-            att = chess.BB_KNIGHT_ATTACKS[to]
-        elif pt == 5:
-            att = chess.BB_KING_ATTACKS[to]
-        else:
-            att = 0
-            if pt in (2, 4):
-                att |= chess.BB_DIAG_ATTACKS[to][chess.BB_DIAG_MASKS[to] & occ]
-            if pt in (3, 4):
-                att |= chess.BB_RANK_ATTACKS[to][chess.BB_RANK_MASKS[to] & occ]
-                att |= chess.BB_FILE_ATTACKS[to][chess.BB_FILE_MASKS[to] & occ]
-        cand = self.pieces[me][pt] & att
-        for ch in dis:
-            cand &= chess.BB_FILES[ord(ch) - 97] if "a" <= ch <= "h" else chess.BB_RANKS[ord(ch) - 49]
-        if cand & (cand - 1):  # two candidates: keep the ones that do not expose the king (pins)
-            squares = [sq for sq in chess.scan_forward(cand) if self._safe(sq, to)]
-            if len(squares) != 1:
-                raise BadMove(san)
-            return squares[0], to, promo
-        if not cand:
-            raise BadMove(san)
-        return cand.bit_length() - 1, to, promo
-
-    def push(self, frm: int, to: int, promo: int | None) -> None:
-        me, op = (1, 0) if self.black else (0, 1)
-        mine, theirs = self.pieces[me], self.pieces[op]
-        fb, tb = 1 << frm, 1 << to
-        pt = next(i for i in range(6) if mine[i] & fb)
-        if self.occ[op] & tb:
-            for i in range(6):
-                if theirs[i] & tb:
-                    theirs[i] ^= tb
-                    break
-            self.occ[op] ^= tb
-        elif pt == 0 and to == self.ep and (frm - to) % 8:  # en passant
-            cap = 1 << (to - 8 if not self.black else to + 8)
-            theirs[0] ^= cap
-            self.occ[op] ^= cap
-        mine[pt] ^= fb
-        mine[pt if promo is None else promo - 1] |= tb
-        self.occ[me] ^= fb | tb
-        if pt == 5 and abs(to - frm) == 2:  # castling: the rook jumps too
-            r_from, r_to = (to + 1, to - 1) if to > frm else (to - 2, to + 1)
-            rb = (1 << r_from) | (1 << r_to)
-            mine[3] ^= rb
-            self.occ[me] ^= rb
-        self.castling &= ~(fb | tb)
-        if pt == 5:
-            self.castling &= ~(chess.BB_RANK_8 if self.black else chess.BB_RANK_1)
-        self.ep = (frm + to) // 2 if pt == 0 and abs(to - frm) == 16 else None
-        self.black = not self.black
-
-
-def _move_index(frm: int, to: int, promo: int | None, black: bool) -> int:
-    if black:
-        frm, to = frm ^ 56, to ^ 56
-    if promo is not None and promo != chess.QUEEN:
-        return FROM_TO + UNDER_PROMOTIONS.index(promo) * PROMO_PAIRS + promo_pair(frm, to)
-    return frm * 64 + to
 
 
 # piece codes as seen by the other side: own 1..6 <-> opponent 7..12 (0 stays empty)
@@ -267,14 +136,41 @@ def _pinned(frm: int, to: int, ksq: int, occ: int, opp: list[int]) -> bool:
     return bool((RANK_ATT[ksq][RANK_MASK[ksq] & occ] | FILE_ATT[ksq][FILE_MASK[ksq] & occ]) & line)
 
 
-def replay_raw(sans: list[str], boxes: bytearray, castles: list[int], eps: list[int], ys: list[int]) -> None:
-    """Replay one game from the start, appending per ply the board before the move (64 bytes to `boxes`),
-    its castling mask, its en passant file + 1 and the move's index. BadMove (a ValueError) when a move
-    cannot be made; then the lists may hold part of the game (the caller cuts them back)."""
-    pieces = [list(_START_PIECES[0]), list(_START_PIECES[1])]
-    occ = [sum(pieces[0]), sum(pieces[1])]
-    box = bytearray(_START_BOX)
-    castling, ep_sq, ep_file, me = _START_CASTLING, -1, 0, 0
+def _state(board: chess.Board | None) -> tuple:
+    """(pieces, occupancy, mailbox, castling, ep square, ep file + 1, side to move) of a board (the start)."""
+    if board is None:
+        pieces = [list(_START_PIECES[0]), list(_START_PIECES[1])]
+        return pieces, [sum(pieces[0]), sum(pieces[1])], bytearray(_START_BOX), _START_CASTLING, -1, 0, 0
+    pieces = [[board.pieces_mask(pt, c) for pt in chess.PIECE_TYPES] for c in (chess.WHITE, chess.BLACK)]
+    box = bytearray(
+        0 if (p := board.piece_at(sq)) is None else p.piece_type + (0 if p.color == chess.WHITE else 6)
+        for sq in chess.SQUARES
+    )
+    ep = -1 if board.ep_square is None else board.ep_square
+    me = 1 if board.turn == chess.BLACK else 0
+    return (
+        pieces,
+        [sum(pieces[0]), sum(pieces[1])],
+        box,
+        board.castling_rights,
+        ep,
+        0 if ep < 0 else (ep & 7) + 1,
+        me,
+    )
+
+
+def replay_raw(
+    sans: list[str],
+    boxes: bytearray,
+    castles: list[int],
+    eps: list[int],
+    ys: list[int],
+    start: chess.Board | None = None,
+) -> None:
+    """Replay one game from the start (or from `start`), appending per ply the board before the move (64
+    bytes to `boxes`), its castling mask, its en passant file + 1 and the move's index. BadMove (a
+    ValueError) when a move cannot be made; the lists may then hold part of the game (the caller cuts them)."""
+    pieces, occ, box, castling, ep_sq, ep_file, me = _state(start)
     parsed = _PARSED
     for san in sans:
         p = parsed.get(san)
@@ -371,13 +267,15 @@ def replay_raw(sans: list[str], boxes: bytearray, castles: list[int], eps: list[
         me = op
 
 
-def replay_game(sans: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(N, 70) uint8 positions and (N,) uint16 move indices of one game (fast replay)."""
+def replay_game(sans: list[str], start: chess.Board | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 70) uint8 positions and (N,) uint16 move indices of one game (fast replay), from the start or
+    from the position `start`."""
     boxes, castles, eps, ys = bytearray(), [], [], []
-    replay_raw(sans, boxes, castles, eps, ys)
+    replay_raw(sans, boxes, castles, eps, ys, start)
     if not ys:
         return np.zeros((0, ENCODED_LEN), np.uint8), np.zeros(0, np.uint16)
-    black = (np.arange(len(ys)) & 1).astype(np.uint8)
+    first_black = start is not None and start.turn == chess.BLACK
+    black = ((np.arange(len(ys)) + first_black) & 1).astype(np.uint8)
     return _encode(boxes, castles, eps, black), np.array(ys, dtype=np.uint16)
 
 
