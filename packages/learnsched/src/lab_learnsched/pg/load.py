@@ -20,10 +20,11 @@ import json
 import time
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from lab_learnsched.pg.catalog import relation_pages, store_meta
 from lab_learnsched.pg.conn import SCHEMA, ensure_extensions, first_line, sql_error
 from lab_learnsched.pg.templates import Template, check_templates, templates_from_stored
 from lab_shared.errors import LabError
@@ -179,27 +180,6 @@ def generate(scale: float, seed: int) -> dict[str, str]:
 
 
 # --- loading ---------------------------------------------------------------------------------------------
-def relation_pages(
-    conn: psycopg.Connection, names: list[str] | None = None, tables: tuple[str, ...] = TABLES
-) -> dict[str, int]:
-    """Main-fork pages of our `tables` and their indexes (or of `names`)."""
-    if names is None:
-        rows = conn.execute(
-            "SELECT c.relname, pg_relation_size(c.oid) / current_setting('block_size')::int FROM pg_class c "
-            "LEFT JOIN pg_index i ON i.indexrelid = c.oid WHERE c.relnamespace = to_regnamespace(%s) AND "
-            "(c.relname = ANY(%s) OR i.indrelid = ANY(SELECT oid FROM pg_class WHERE relname = ANY(%s) "
-            "AND relnamespace = to_regnamespace(%s))) ORDER BY c.relkind DESC, c.relname",
-            (SCHEMA, list(tables), list(tables), SCHEMA),
-        ).fetchall()
-    else:
-        rows = conn.execute(
-            "SELECT relname, pg_relation_size(oid) / current_setting('block_size')::int FROM pg_class "
-            "WHERE relname = ANY(%s) AND relnamespace = to_regnamespace(%s)",
-            (names, SCHEMA),
-        ).fetchall()
-    return {r[0]: int(r[1]) for r in rows}
-
-
 def load_dataset(
     conn: psycopg.Connection, scale: float, seed: int, templates: list[Template], replace: bool = True
 ) -> LoadInfo:
@@ -239,28 +219,10 @@ def load_dataset(
         raise sql_error(f"load failed while {step}", e) from None
     rows = {t: conn.execute(f"SELECT count(*) FROM {SCHEMA}.{t}").fetchone()[0] for t in TABLES}
     info = LoadInfo(
-        uuid.uuid4().hex[:12], scale, seed, rows, relation_pages(conn), round(time.time() - t0, 2)
+        uuid.uuid4().hex[:12], scale, seed, rows, relation_pages(conn, TABLES), round(time.time() - t0, 2)
     )
     store_meta(conn, info, templates)
     return info
-
-
-def store_meta(conn: psycopg.Connection, info: Any, templates: list) -> None:
-    """The load description and the templates (Template objects or plain dicts) in lab_meta."""
-    from psycopg.types.json import Jsonb
-
-    meta = {
-        "dataset": getattr(info, "dataset", "tpch-like"),
-        "load_id": info.load_id,
-        "scale": info.scale,
-        "seed": info.seed,
-        "rows": info.rows,
-        "pages": info.pages,
-    }
-    with conn.transaction():
-        conn.execute(f"DELETE FROM {SCHEMA}.lab_meta")
-        conn.execute(f"INSERT INTO {SCHEMA}.lab_meta VALUES ('load', %s), ('templates', %s)",
-                     (Jsonb(meta), Jsonb([t if isinstance(t, dict) else t.to_dict() for t in templates])))  # fmt: skip
 
 
 def read_meta(conn: psycopg.Connection) -> tuple[dict, list[Template]]:

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from lab_learnsched.pg.catalog import relation_pages, store_meta
 from lab_learnsched.pg.conn import SCHEMA, ensure_extensions, sql_error
 from lab_learnsched.pg.sqlcheck import check_select
 from lab_learnsched.pg.templates import Instance, read_only
@@ -497,8 +498,6 @@ def load_tpch(conn: psycopg.Connection, scale: float, seed: int = 0) -> TpchLoad
     """Generate, (re)create the eight tables in one transaction, COPY, index, vacuum, store the queries."""
     import psycopg
 
-    from lab_learnsched.pg.load import relation_pages, store_meta
-
     if not 0 < scale <= 10:
         raise LabError(f"scale must be in (0, 10], got {scale}")
     check_queries()
@@ -530,7 +529,7 @@ def load_tpch(conn: psycopg.Connection, scale: float, seed: int = 0) -> TpchLoad
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     rows = {t: conn.execute(f"SELECT count(*) FROM {SCHEMA}.{t}").fetchone()[0] for t in TABLES}
-    info = TpchLoadInfo(uuid.uuid4().hex[:12], scale, seed, rows, relation_pages(conn, tables=TABLES),
+    info = TpchLoadInfo(uuid.uuid4().hex[:12], scale, seed, rows, relation_pages(conn, TABLES),
                         round(time.time() - t0, 2))  # fmt: skip
     store_meta(conn, info, [{"name": n, "sql": s} for n, s in QUERIES.items()])
     return info
