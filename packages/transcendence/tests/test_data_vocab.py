@@ -203,10 +203,11 @@ def test_bad_vocab_and_shard_folders_are_one_line_errors(tmp_path, vocab):
         (("train", "--data", tmp_path / "empty", "--preset", "tiny", "--max-steps", 1), "no meta.json"),
     ]  # fmt: skip
     for args, msg in cases:
-        proc = _lab(*args)
-        assert proc.returncode == 2, proc.stderr
-        lines = proc.stderr.strip().splitlines()
-        assert len(lines) == 1 and msg in lines[0], proc.stderr
+        res = CliRunner().invoke(app, [str(a) for a in args])
+        assert isinstance(res.exception, LabError), res.output
+        assert msg in str(res.exception) and "\n" not in str(res.exception)
+    proc = _lab(*cases[0][0])  # through `lab`: one line on stderr, exit 2
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0 and cases[0][1] in proc.stderr
     assert not (tmp_path / "o").exists()
     # ids beyond the vocabulary, or the wrong dtype: named, nothing trained
     vocab.save(tok / "vocab.json")
