@@ -24,61 +24,14 @@ and batches them with ``collate_fn``; EWC's Fisher takes gradients of ``loss_fn`
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from lab_sfa.tasktypes import Builder, SequenceConfig, Task, TaskSequence
 from lab_shared.errors import LabError
 
+__all__ = ["Builder", "SequenceConfig", "Task", "TaskSequence", "get_sequence", "register_sequence",
+           "sequence_names", "validate_sequence"]  # fmt: skip
 
-@dataclass
-class SequenceConfig:
-    """Options every builder receives; a builder ignores what does not apply to its modality."""
-
-    name: str = "default"  # a registered name, or a path to a task-sequence TOML file
-    model: str = "cnn"  # cnn | resnet (images); builders for other modalities read their own meaning
-    width: int = 16  # channels of the first conv layer (images) / model width
-    head: str = "auto"  # auto | shared | multi (one output head per task)
-    norm: str = "auto"  # auto | bn | none (BatchNorm in the image models; auto: cnn none, resnet bn)
-    n_train: int = 2000  # training examples kept per task (0 = all)
-    n_test: int = 1000  # test examples kept per task (0 = all)
-    n_val: int = 500  # validation examples per task, carved from the training split (0 = none)
-    n_pretrain: int = 10000  # examples of the pretraining task (0 = all)
-    data_seed: int = 0  # seed of the subsets and of the permutation task (fixed across run seeds)
-    order: int = 0  # task order (paper sequences): 0 = as listed, 1 = reversed, n >= 2 = seeded permutation
-    eval_batch_size: int = 500
-
-
-@dataclass
-class Task:
-    """One task of a sequence: its data splits and its position."""
-
-    name: str
-    train: Any  # map-style Dataset
-    test: Any
-    val: Any = None
-    index: int = 0
-    n_classes: int = 0
-    info: dict = field(default_factory=dict)
-
-
-@dataclass
-class TaskSequence:
-    """Everything a continual-learning run needs, whatever the modality (see the module docstring)."""
-
-    name: str
-    tasks: list[Task]
-    pretrain: Task | None
-    make_model: Callable[[], Any]
-    loss_fn: Callable[[Any, Any], Any]
-    evaluate: Callable[..., dict[str, float]]
-    metric: str = "accuracy"
-    collate_fn: Callable | None = None
-    info: dict = field(default_factory=dict)
-
-
-Builder = Callable[[SequenceConfig], TaskSequence]
 
 _REGISTRY: dict[str, Builder | str] = {
     "default": "lab_sfa.images.sequences:build_default",
@@ -87,6 +40,7 @@ _REGISTRY: dict[str, Builder | str] = {
     "paper": "lab_sfa.images.paper:build_paper",
     "paper-long": "lab_sfa.images.paper:build_paper_long",
     "lm-domains": "lab_sfa.lm.sequence:build",
+    "lm": "lab_sfa.lm.hf_sequence:build",
 }
 
 
@@ -113,7 +67,7 @@ def _resolve(builder: Builder | str) -> Builder:
 def validate_sequence(cfg: SequenceConfig) -> None:
     """The counts, sizes and choices of a SequenceConfig: one LabError line before any data is read."""
     for key, lo in (("n_train", 0), ("n_test", 0), ("n_val", 0), ("n_pretrain", 0), ("data_seed", 0),
-                    ("order", 0), ("width", 1), ("eval_batch_size", 1)):  # fmt: skip
+                    ("order", 0), ("width", 1), ("eval_batch_size", 1), ("lora_rank", 0)):  # fmt: skip
         if getattr(cfg, key, lo) < lo:
             raise LabError(f"sequence.{key} must be >= {lo}, got {getattr(cfg, key)}")
     if cfg.head not in ("auto", "shared", "multi") or cfg.norm not in ("auto", "bn", "none"):
@@ -127,9 +81,10 @@ def get_sequence(name: str, cfg: SequenceConfig | None = None) -> TaskSequence:
     validate_sequence(cfg)
     if name.endswith(".toml") or (name not in _REGISTRY and Path(name).suffix):
         from lab_sfa.lm.taskfile import build_from_file as build_text_file
-        from lab_sfa.lm.taskfile import is_text_sequence
+        from lab_sfa.lm.taskfile import sequence_kind
 
-        if is_text_sequence(Path(name)):  # kind = "text": text domains for the LM (lab_sfa.lm)
+        kind = sequence_kind(Path(name))
+        if kind in ("text", "lm"):  # text domains (byte LM) / JSONL tasks on a Hugging Face LM (lab_sfa.lm)
             return build_text_file(Path(name), cfg)
         from lab_sfa.images.taskfile import build_from_file
 

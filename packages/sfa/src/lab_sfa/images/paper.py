@@ -26,7 +26,7 @@ from lab_sfa.images.data import load_digits28, load_fmnist, load_mnist5k
 from lab_sfa.images.sequences import assemble
 from lab_sfa.images.tasks import ImageDataset, make_task
 from lab_sfa.images.transforms import rotate
-from lab_sfa.sequences import SequenceConfig, Task, TaskSequence
+from lab_sfa.tasktypes import SequenceConfig, Task, TaskSequence
 from lab_shared.errors import LabError
 
 # base dataset -> (loader, label offset in the shared head, fraction of its training split kept for pretraining)

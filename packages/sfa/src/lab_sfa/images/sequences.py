@@ -8,7 +8,7 @@ from lab_sfa.images.data import load_digits28, load_fmnist, load_mnist5k
 from lab_sfa.images.models import build_model
 from lab_sfa.images.tasks import image_evaluate, image_loss, make_task
 from lab_sfa.images.transforms import permute_pixels, rotate
-from lab_sfa.sequences import SequenceConfig, Task, TaskSequence
+from lab_sfa.tasktypes import SequenceConfig, Task, TaskSequence
 from lab_shared.errors import LabError
 
 

@@ -35,7 +35,7 @@ from lab_sfa.images.data import load_builtin
 from lab_sfa.images.sequences import assemble
 from lab_sfa.images.tasks import make_task
 from lab_sfa.images.transforms import apply_transform
-from lab_sfa.sequences import SequenceConfig, TaskSequence
+from lab_sfa.tasktypes import SequenceConfig, TaskSequence
 from lab_shared.errors import LabError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}

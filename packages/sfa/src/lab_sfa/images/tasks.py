@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from lab_sfa.sequences import SequenceConfig, Task
+from lab_sfa.tasktypes import SequenceConfig, Task
 
 
 def _identity(batch):

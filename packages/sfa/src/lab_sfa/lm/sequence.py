@@ -75,7 +75,7 @@ def last_sequence():
 
 def options_from_config(cfg) -> LMOptions:
     """Map the generic SequenceConfig onto LMOptions (image-default sizes get the LM defaults)."""
-    from lab_sfa.sequences import SequenceConfig
+    from lab_sfa.tasktypes import SequenceConfig
 
     d = SequenceConfig()
     if cfg.model not in PRESETS and cfg.model not in ("cnn", "resnet"):  # image defaults mean "cpu"
@@ -104,7 +104,7 @@ def build_lm_sequence(opts: LMOptions):
     from lab_sfa.lm.evaluate import heldout_metrics, math_accuracy
     from lab_sfa.lm.models import make_model
     from lab_sfa.lm.pretrain import PretrainSpec, corpus_hash, load_pretrained, pretrain
-    from lab_sfa.sequences import Task, TaskSequence
+    from lab_sfa.tasktypes import Task, TaskSequence
 
     if opts.preset not in PRESETS:
         raise LabError(f"unknown LM preset {opts.preset!r} (choose from {', '.join(PRESETS)})")
