@@ -24,7 +24,7 @@ from lab_learnsched.env import BufferPoolEnv  # noqa: E402
 from lab_learnsched.evaluate import episodes  # noqa: E402
 from lab_learnsched.families import family_workload  # noqa: E402
 from lab_learnsched.vecenv import SetVecEnv  # noqa: E402
-from lab_learnsched.workload import load_workload  # noqa: E402
+from lab_learnsched.workload_sources import load_workload  # noqa: E402
 
 
 def old_rate(env, eps, seconds):

@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 from lab_learnsched.bufferpool import BufferPool  # noqa: E402
 from lab_learnsched.bufferpool_naive import HITS  # noqa: E402
 from lab_learnsched.env import BufferPoolEnv  # noqa: E402
-from lab_learnsched.workload import load_workload  # noqa: E402
+from lab_learnsched.workload_sources import load_workload  # noqa: E402
 
 
 def fast_rate(eps, n_pages, cap, policy, repeat):

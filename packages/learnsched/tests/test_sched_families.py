@@ -17,7 +17,8 @@ from lab_learnsched.familybench import FamilyBenchConfig, paired_bootstrap, run_
 from lab_learnsched.oracles import exact_order
 from lab_learnsched.safety import Guarded, best_heuristic, sim_scorer, validate_agent
 from lab_learnsched.schedulers import make_scheduler
-from lab_learnsched.workload import load_workload, workload_from_dict
+from lab_learnsched.workload import workload_from_dict
+from lab_learnsched.workload_sources import load_workload
 from lab_shared.errors import LabError
 from lab_shared.rundir import RunDir
 

@@ -14,7 +14,8 @@ from lab_learnsched.families import family_workload
 from lab_learnsched.schedulers import SchedState, make_scheduler
 from lab_learnsched.setfeatures import N_GLOBAL, N_TOKEN, SetFeaturizer, flat_dim
 from lab_learnsched.vecenv import Episode, SetVecEnv
-from lab_learnsched.workload import Tables, load_workload, make_query
+from lab_learnsched.workload import Tables, make_query
+from lab_learnsched.workload_sources import load_workload
 from lab_shared import signals
 from lab_shared.errors import LabError
 from lab_shared.rundir import RunDir

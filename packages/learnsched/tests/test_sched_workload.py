@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from lab_learnsched.env import BufferPoolEnv
-from lab_learnsched.workload import load_trace, load_workload, save_trace, workload_from_dict
+from lab_learnsched.workload import load_trace, save_trace, workload_from_dict
+from lab_learnsched.workload_sources import load_workload
 from lab_shared.errors import LabError
 
 LAB = str(Path(sys.executable).parent / "lab")

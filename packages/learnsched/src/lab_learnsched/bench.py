@@ -22,7 +22,7 @@ from lab_learnsched.env import BufferPoolEnv
 from lab_learnsched.evaluate import episodes, run_episode, summarize
 from lab_learnsched.safety import best_heuristic, sim_scorer, validate_agent
 from lab_learnsched.schedulers import HEURISTICS, Scheduler, make_scheduler
-from lab_learnsched.workload import load_workload
+from lab_learnsched.workload_sources import load_workload
 from lab_shared.backend import Backend, map_tasks
 from lab_shared.errors import LabError
 from lab_shared.io import read_json

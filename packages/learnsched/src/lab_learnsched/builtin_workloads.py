@@ -1,4 +1,4 @@
-"""Built-in workloads (TOML text, parsed by workload.load_workload like any user file).
+"""Built-in workloads (TOML text, parsed by workload_sources.load_workload like any user file).
 
 `default` mirrors the prototype of the paper note: 3 tables (~3,000 pages), 8 templates (index range
 scans on hot regions, scattered index lookups, a full scan, joins), 32 queries an episode, a pool of 800

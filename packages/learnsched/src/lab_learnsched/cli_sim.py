@@ -241,7 +241,7 @@ def register(app: typer.Typer) -> None:
             tasks = Backend("ray", address)
             tasks.start()  # Ray missing or unreachable: one line before any work
         from lab_learnsched.oracles import MAX_EXACT
-        from lab_learnsched.workload import load_workload
+        from lab_learnsched.workload_sources import load_workload
 
         _check_numbers(cfg, {"buffer_pages", "queue_size", "exact_batches", "exact_buffers"})
         if cfg.exact_size > MAX_EXACT:
@@ -277,7 +277,8 @@ def register(app: typer.Typer) -> None:
         """Run one episode with one scheduler and print the order with per-query hits and reads."""
         from lab_learnsched.env import BufferPoolEnv
         from lab_learnsched.schedulers import make_scheduler
-        from lab_learnsched.workload import MAX_QUEUE, load_workload, save_trace
+        from lab_learnsched.workload import MAX_QUEUE, save_trace
+        from lab_learnsched.workload_sources import load_workload
         from lab_shared.report import markdown_table
 
         if seed < 0 or not 0 <= (queue_size or 0) <= MAX_QUEUE:
@@ -317,7 +318,8 @@ def register(app: typer.Typer) -> None:
         --seed S --out FILE` writes one instance of a randomized workload family as a workload file."""
         import numpy as np
 
-        from lab_learnsched.workload import load_workload, save_trace
+        from lab_learnsched.workload import save_trace
+        from lab_learnsched.workload_sources import load_workload
         from lab_shared.report import markdown_table
 
         if spec == "gen":

@@ -25,7 +25,8 @@ import numpy as np
 from lab_learnsched.bufferpool import ONLINE_POLICIES, BufferPool
 from lab_learnsched.features import CLIP, Featurizer
 from lab_learnsched.schedulers import SchedState
-from lab_learnsched.workload import Query, Workload, load_workload
+from lab_learnsched.workload import Query, Workload
+from lab_learnsched.workload_sources import load_workload
 from lab_shared.errors import LabError
 
 ENV_ID = "learnsched/BufferPool-v0"

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lab_learnsched.workload import workload_from_dict
 from lab_shared.errors import LabError
 from lab_shared.io import atomic_write_text
 
@@ -254,8 +255,6 @@ class _Builder:
 
 def family_dict(family: str, seed: int) -> dict:
     """One instance of `family` as a workload dict (the structure of a workload file)."""
-    from lab_learnsched.workload import workload_from_dict
-
     fam = get_family(family)
     b = _Builder(fam, seed)
     d = b.build()
@@ -281,8 +280,6 @@ def family_dict(family: str, seed: int) -> dict:
 
 def family_workload(family: str, seed: int):
     """The Workload of `family` instance `seed` (validated like any workload file)."""
-    from lab_learnsched.workload import workload_from_dict
-
     return workload_from_dict(family_dict(family, seed), f"{family}-{seed}")
 
 

@@ -8,8 +8,8 @@ Contract (the PostgreSQL backend builds on it):
   same as global page ids (`pages`, tables in the order of `blocks`) and an arrival time.
 - `Workload`: tables + weighted query templates + arrival process (+ an optional drift point where the
   template mix changes). `Workload.generate(seed)` gives one episode (a list of queries, arrival order).
-  `load_workload(spec)` reads a built-in name (`default`, `drift`, `small`), a TOML/JSON workload file or a
-  trace file.
+  `workload_sources.load_workload(spec)` reads a built-in name (`default`, `drift`, `small`), a generated
+  family, a TOML/JSON workload file or a trace file.
 - Trace format (JSON): `{"format": "learnsched-trace/1", "tables": {name: pages},
   "queries": [{"template": str, "arrival": float, "blocks": {table: [block, ...]}}]}`.
   `save_trace` / `load_trace` write and read it; a trace replays as a workload (episodes are seeded
@@ -416,7 +416,7 @@ def _no_duplicates(pairs: list[tuple[str, object]]) -> dict:
     return out
 
 
-def _parse_file(path: Path) -> dict:
+def parse_workload_file(path: Path) -> dict:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
@@ -435,26 +435,6 @@ def _parse_file(path: Path) -> dict:
     except LabError as e:
         raise LabError(f"{path}: {e}") from None
     raise LabError(f"{path}: workload files must end in .toml or .json")
-
-
-def load_workload(spec: str | Path) -> Workload:
-    """A built-in name (`default`, `drift`, `small`), `family:NAME:SEED` (a generated workload, see
-    families.py), a workload file (.toml/.json) or a trace (.json)."""
-    from lab_learnsched.builtin_workloads import BUILTIN_WORKLOADS
-
-    if isinstance(spec, str) and spec.startswith("family:"):
-        from lab_learnsched.families import family_workload, parse_family_spec
-
-        return family_workload(*parse_family_spec(spec))
-    if isinstance(spec, str) and spec in BUILTIN_WORKLOADS:
-        return workload_from_dict(tomllib.loads(BUILTIN_WORKLOADS[spec]), spec)
-    path = Path(spec)
-    if not path.exists():
-        raise LabError(f"workload '{spec}' is neither a built-in ({', '.join(BUILTIN_WORKLOADS)}) nor a file")
-    d = _parse_file(path)
-    if isinstance(d, dict) and d.get("format") == TRACE_FORMAT:
-        return trace_workload(*trace_from_dict(d, str(path)), name=path.stem)
-    return workload_from_dict(d, str(path))
 
 
 # -- traces ------------------------------------------------------------------------------------------
@@ -519,7 +499,7 @@ def save_trace(path: str | Path, tables: Tables, queries: list[Query]) -> Path:
 
 def load_trace(path: str | Path) -> tuple[Tables, list[Query]]:
     path = Path(path)
-    return trace_from_dict(_parse_file(path), str(path))
+    return trace_from_dict(parse_workload_file(path), str(path))
 
 
 def trace_workload(

@@ -14,7 +14,7 @@ from lab_learnsched.agents.policy import AgentScheduler, agent_meta
 from lab_learnsched.env import BufferPoolEnv
 from lab_learnsched.evaluate import episodes, run_episode
 from lab_learnsched.schedulers import GreedyMostCached
-from lab_learnsched.workload import load_workload
+from lab_learnsched.workload_sources import load_workload
 from lab_shared.checkpoint import (
     find_checkpoint,
     load_model_weights,
