@@ -42,10 +42,10 @@ def _slug(label: str) -> str:
 
 
 def run_point(label: str, seed: int, args) -> dict:
-    from lab_sfa.continual import RunConfig, run_continual
     from lab_sfa.lm.sequence import last_sequence
     from lab_sfa.methods.base import MethodConfig
     from lab_sfa.sequences import SequenceConfig
+    from lab_sfa.task_loop import RunConfig, run_continual
     from lab_shared.trainer import TrainerConfig
 
     cfg = RunConfig(

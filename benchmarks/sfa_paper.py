@@ -32,10 +32,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lab_sfa.continual import RunConfig, pretrain, run_continual
 from lab_sfa.methods.base import load_state, model_state
 from lab_sfa.methods.l2 import lambda_eff
 from lab_sfa.sequences import get_sequence
+from lab_sfa.task_loop import RunConfig, pretrain, run_continual
 from lab_shared.callbacks import Callback
 from lab_shared.config import config_to_dict, load_config
 from lab_shared.io import atomic_write_json, atomic_write_text, read_json

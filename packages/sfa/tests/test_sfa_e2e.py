@@ -6,9 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lab_sfa.continual import RunConfig, run_continual
-from lab_sfa.methods.base import MethodConfig, method_names
+from lab_sfa.methods.config import MethodConfig, pick_params
+from lab_sfa.methods.registry import method_names
 from lab_sfa.sequences import SequenceConfig, get_sequence
+from lab_sfa.task_loop import RunConfig, run_continual
 from lab_shared.errors import LabError
 from lab_shared.trainer import TrainerConfig
 
@@ -61,7 +62,12 @@ def _cfg(taskfile: Path, method: str, **kw) -> RunConfig:
     trainer = TrainerConfig(
         max_steps=6, batch_size=8, lr=3e-3, lr_schedule="constant", progress=False, log_every=3
     )
-    return RunConfig(sequence=seq, method=MethodConfig(name=method, **kw), trainer=trainer, pretrain_steps=4)
+    return RunConfig(
+        sequence=seq,
+        method=MethodConfig(name=method, **pick_params(method, **kw)),
+        trainer=trainer,
+        pretrain_steps=4,
+    )
 
 
 def test_taskfile_sequence(taskfile):
@@ -160,7 +166,9 @@ def test_cli_run_sweep_and_bad_input(taskfile, tmp_path, lab_subprocess):
     r = lab_subprocess(
         "sfa", "run", "--method", "sfa", "--beta", "1.5", *common, env=env
     )  # the real entry point
-    assert r.returncode == 2 and r.stderr.strip() == "error: beta must be in [0, 1], got 1.5", r.stderr
+    assert r.returncode == 2 and r.stderr.strip() == "error: method.beta (sfa) must be in [0, 1], got 1.5", (
+        r.stderr
+    )
 
     spec = tmp_path / "sweep.toml"
     spec.write_text(
@@ -218,7 +226,9 @@ def test_cli_bad_input_is_one_clear_error(taskfile, tmp_path, monkeypatch):
 
     monkeypatch.setenv("LAB_RUNS", str(tmp_path))
     for args, msg in [
-        (["--method", "sfa", "--p", "0"], "p must be in (0, 1]"),
+        (["--method", "sfa", "--p", "0"], "method.p (sfa) must be in (0, 1]"),
+        (["--method", "seq", "--set", "method.beta=0.5"], "method seq does not use method.beta"),
+        (["--method", "l2", "--beta", "0.5"], "its parameters: method.lam;"),
         (["--method", "nope"], "unknown method 'nope'"),
         (["--set", "method.colour=red"], "unknown config key 'method.colour'"),
         (["--sequence", str(tmp_path / "none.toml")], "not found"),

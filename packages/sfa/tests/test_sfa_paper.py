@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from lab_sfa.continual import RunConfig, run_continual
 from lab_sfa.images.paper import N_OUTPUTS, PAPER, PAPER_LONG, split_pools, task_order
 from lab_sfa.methods.base import MethodConfig, make_method
 from lab_sfa.sequences import SequenceConfig, get_sequence
+from lab_sfa.task_loop import RunConfig, run_continual
 from lab_shared.errors import LabError
 from lab_shared.trainer import TrainerConfig
 

@@ -71,13 +71,13 @@ def test_builtin_lm_domains_on_machine_text(tmp_path):
     "method", ["seq", "multitask", "replay", "l2", "ewc", "sfa", "task_arithmetic", "ties", "wise_ft"]
 )
 def test_every_method_runs_on_text_domains(tmp_path, method):
-    from lab_sfa.continual import RunConfig, run_continual
-    from lab_sfa.methods.base import MethodConfig
+    from lab_sfa.methods.config import MethodConfig, pick_params
+    from lab_sfa.task_loop import RunConfig, run_continual
     from lab_shared.trainer import TrainerConfig
 
     cfg = RunConfig(
         sequence=SequenceConfig(name=str(_taskfile(tmp_path))),
-        method=MethodConfig(name=method, fisher_samples=4, buffer_size=4),
+        method=MethodConfig(name=method, **pick_params(method, fisher_samples=4, buffer_size=4)),
         trainer=TrainerConfig(max_steps=2, batch_size=4, lr=1e-3, progress=False, lr_schedule="constant"),
         curves=False,
     )

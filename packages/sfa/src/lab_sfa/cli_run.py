@@ -1,6 +1,8 @@
-"""`lab sfa run`, `lab sfa sweep`, `lab sfa table`, `lab sfa list`: continual learning on task sequences.
+"""`lab sfa run`, `lab sfa sweep`, `lab sfa table`, `lab sfa list`, `lab sfa methods`: continual learning on
+task sequences.
 
-Heavy modules (torch, the runner) are imported inside the commands so `lab --help` stays fast.
+Heavy modules (torch, the runner) are imported inside the commands so `lab --help` stays fast; the method
+registry (names only) is light.
 """
 
 from __future__ import annotations
@@ -9,32 +11,59 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperCommand
 
+from lab_sfa.methods.registry import method_names
 from lab_shared.backend import AddressOpt, BackendOpt
 from lab_shared.cli_utils import ConfigOpt, ForceOpt, SetOpt
+
+# settings a resume may change without --force: they never change the weights
+RESUME_ALLOW = ("trainer.ckpt_every", "trainer.keep_checkpoints", "threads")
+
+
+class _RunCommand(TyperCommand):
+    """`lab sfa run --help` ends with every method's parameters and defaults, read from the registry only
+    when the help is shown (so `lab --help` does not import the methods)."""
+
+    @property  # type: ignore[override]
+    def epilog(self) -> str:
+        from lab_sfa.methods.registry import describe_methods
+
+        return (
+            "Each method's parameters (set with --set method.NAME=VALUE or the typed options; a parameter "
+            "the method does not use is refused):\n\n" + describe_methods()
+        )
+
+    @epilog.setter
+    def epilog(self, value: str | None) -> None:  # click sets it in __init__; the property wins
+        pass
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the package's Typer app."""
 
-    @app.command()
+    @app.command(cls=_RunCommand)
     def run(
         method: Annotated[
-            str | None, typer.Option(help="seq|multitask|sfa|replay|l2|ewc|task_arithmetic|ties|wise_ft")
+            str | None, typer.Option(help=f"{' | '.join(method_names())} (default sfa).")
         ] = None,
         sequence: Annotated[
             str | None, typer.Option(help="Registered sequence or a task-sequence .toml file.")
         ] = None,
         beta: Annotated[
-            float | None, typer.Option(help="SFA: weight of the old checkpoint, in [0, 1].")
+            float | None, typer.Option(help="= method.beta (sfa): weight of the old checkpoint.")
         ] = None,
         p: Annotated[
-            float | None, typer.Option(help="SFA: averaging interval as a fraction of a task, (0, 1].")
+            float | None, typer.Option(help="= method.p (sfa): averaging interval, fraction of a task.")
         ] = None,
-        lam: Annotated[float | None, typer.Option(help="L2/EWC strength; TA/TIES scaling.")] = None,
-        alpha: Annotated[float | None, typer.Option(help="WiSE-FT: weight of the fine-tuned model.")] = None,
+        lam: Annotated[
+            float | None, typer.Option(help="= method.lam (l2, ewc: strength; task_arithmetic, ties: scale).")
+        ] = None,
+        alpha: Annotated[
+            float | None, typer.Option(help="= method.alpha (wise_ft): weight of the fine-tuned model.")
+        ] = None,
         buffer_size: Annotated[
-            float | None, typer.Option(help="Replay: count, or fraction of a task if < 1.")
+            float | None, typer.Option(help="= method.buffer_size (replay): count, or fraction if < 1.")
         ] = None,
         steps: Annotated[int | None, typer.Option(help="Optimizer steps per task (T).")] = None,
         lr: Annotated[float | None, typer.Option(help="Learning rate of the tasks.")] = None,
@@ -48,11 +77,21 @@ def register(app: typer.Typer) -> None:
         name: Annotated[
             str | None, typer.Option(help="Run folder name prefix (default: the method).")
         ] = None,
+        resume: Annotated[
+            Path | None,
+            typer.Option(help="Continue this run folder (same options): finished tasks are skipped."),
+        ] = None,
+        force: ForceOpt = False,
         config: ConfigOpt = None,
         set_: SetOpt = None,
     ) -> None:
-        """Run one method on one task sequence; writes runs/sfa/<name>-<time>/ (R, ACC, BWT, curves, plots)."""
-        from lab_sfa.continual import RunConfig, validate_run
+        """Run one method on one task sequence; writes runs/sfa/<name>-<time>/ (R, ACC, BWT, curves, plots).
+
+        The state after every task is kept in the run folder: after a kill or a stop signal (SIGINT, SIGTERM,
+        SIGUSR1: it stops at the next step and prints the resume command), the same command with --resume
+        FOLDER skips the finished tasks and ends bit-identical to an uninterrupted run.
+        """
+        from lab_sfa.run_config import RunConfig, resolve_run
         from lab_shared.cli_utils import config_from_cli
         from lab_shared.rundir import RunDir
 
@@ -77,10 +116,18 @@ def register(app: typer.Typer) -> None:
                 "curves": curves,
             },
         )
-        validate_run(cfg)
-        check_options(cfg)
-        run_dir = RunDir.create("sfa", name or cfg.method.name, cfg)
-        results = execute_run(cfg, run_dir)
+        cfg = resolve_run(cfg)  # every option checked, the method's defaults filled in
+        inputs = [cfg.sequence.name] if Path(cfg.sequence.name).is_file() else []
+        if resume is not None:
+            run_dir = RunDir.resume(resume, cfg, inputs, force=force, allow=RESUME_ALLOW)
+            if _finished(run_dir):
+                results = run_dir.read_results()
+                typer.echo(f"run already finished: {run_dir.path}")
+            else:
+                results = execute_run(cfg, run_dir, resume=True, force=force)
+        else:
+            run_dir = RunDir.create("sfa", name or cfg.method.name, cfg, inputs=inputs)
+            results = execute_run(cfg, run_dir)
         typer.echo(
             f"{cfg.method.name} on {results['sequence']}: ACC {results['acc']:.3f}  BWT {results['bwt']:+.3f}  "
             f"forgetting {results['forgetting']:.3f}  plasticity {results['plasticity']:.3f}"
@@ -146,40 +193,65 @@ def register(app: typer.Typer) -> None:
     @app.command("list")
     def list_() -> None:
         """List the registered methods and task sequences."""
-        from lab_sfa.methods.base import method_names
         from lab_sfa.sequences import sequence_names
 
         typer.echo("methods:   " + " ".join(method_names()))
         typer.echo("sequences: " + " ".join(sequence_names()) + "  (or a task-sequence .toml file)")
 
+    @app.command()
+    def methods(
+        name: Annotated[str | None, typer.Argument(help="One method (default: all).")] = None,
+        json_: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+    ) -> None:
+        """Each method's parameters: name, type, default, range, description and paper reference."""
+        from lab_sfa.methods.registry import describe_methods, method_class, method_params
 
-def check_options(cfg) -> None:
-    """What validate_run leaves open, checked before the run folder is made: finite method values, the
-    run's counts, and the sequence's sizes and choices (one LabError line each)."""
-    import math
+        names = [name] if name else method_names()
+        for n in names:
+            method_class(n)  # an unknown name: one line
+        if json_:
+            import json
 
-    from lab_sfa.sequences import validate_sequence
-    from lab_shared.config import config_to_dict
-    from lab_shared.errors import LabError
+            out = {
+                n: {
+                    "summary": method_class(n).summary,
+                    "params": [
+                        {
+                            "name": p.name,
+                            "type": p.type.__name__,
+                            "default": p.default,
+                            "help": p.help,
+                            "ref": p.ref,
+                            "range": p.range_text(),
+                        }  # fmt: skip
+                        for p in method_params(n)
+                    ],
+                }
+                for n in names
+            }
+            typer.echo(json.dumps(out, indent=2))
+            return
+        text = describe_methods()
+        if name:
+            blocks = text.split("\n" + name + ":")
+            text = name + ":" + blocks[1].split("\n" + names[0] + ":")[0] if len(blocks) > 1 else text
+        typer.echo(text)
 
-    for key, v in config_to_dict(cfg.method).items():
-        if isinstance(v, float) and not math.isfinite(v):
-            raise LabError(f"method.{key} must be a finite number, got {v}")
-    for key, lo in (("curve_points", 1), ("curve_samples", 0), ("threads", 0), ("seed", 0)):
-        if getattr(cfg, key) < lo:
-            raise LabError(f"{key} must be >= {lo}, got {getattr(cfg, key)}")
-    if not 0 < cfg.pretrain_lr < math.inf:
-        raise LabError(f"pretrain_lr must be a finite number > 0, got {cfg.pretrain_lr}")
-    validate_sequence(cfg.sequence)
+
+def _finished(run_dir) -> bool:
+    """results.json written and no task state left: nothing to continue."""
+    return run_dir.file("results.json").is_file() and not list(run_dir.checkpoints.glob("after-*"))
 
 
-def execute_run(cfg, run_dir) -> dict:
-    """Run, then write results.json, the R table, plots and index.html into ``run_dir``."""
-    from lab_sfa.continual import run_continual
+def execute_run(cfg, run_dir, resume: bool = False, force: bool = False) -> dict:
+    """Run (or continue, with `resume`), then write results.json, the R table, plots and index.html into
+    ``run_dir``; the per-task state is removed once they are written."""
+    from lab_sfa import run_state
     from lab_sfa.plots import run_plots
+    from lab_sfa.task_loop import run_continual
     from lab_shared.report import Section, write_index, write_table
 
-    results = run_continual(cfg, run_dir)
+    results = run_continual(cfg, run_dir, resume=resume, force=force)
     run_dir.write_results(results)
     rows = [
         {"after task": n, **{m: round(a, 4) for m, a in zip(results["tasks"], r)}}
@@ -196,6 +268,7 @@ def execute_run(cfg, run_dir) -> dict:
         f"lab sfa run: {cfg.method.name} on {results['sequence']}",
         [Section("Summary", tables=[("", [summary]), ("accuracy matrix R[i][j]", rows)], images=images)],
     )
+    run_state.clear(run_dir.checkpoints)
     return results
 
 

@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lab_sfa.continual import RunConfig, run_continual, validate_run
 from lab_sfa.metrics import mean_std
+from lab_sfa.run_config import RunConfig, resolve_run
+from lab_sfa.task_loop import run_continual
 from lab_shared.backend import Backend, map_tasks
 from lab_shared.config import config_to_dict, load_config
 from lab_shared.errors import ConfigError, LabError
@@ -143,11 +144,10 @@ def point_config(base: dict[str, Any], point: GridPoint, seed: int, extra: list[
         cfg = load_config(RunConfig, None, [*sets, *extra])
     except ConfigError as e:
         raise LabError(f"sweep point {point.label}: {e}") from e
-    validate_run(cfg)
-    from lab_sfa.cli_run import check_options
-
-    check_options(cfg)
-    return cfg
+    try:
+        return resolve_run(cfg)  # the method's defaults filled in: the point's key covers what runs
+    except LabError as e:
+        raise LabError(f"sweep point {point.label}: {e}") from None
 
 
 def _run_point(arg: tuple[RunConfig, str]) -> dict | None:

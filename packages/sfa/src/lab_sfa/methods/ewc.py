@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from torch.utils.data import default_collate
 
 from lab_sfa.averaging import snapshot, trainable_params
-from lab_sfa.methods.base import Method
+from lab_sfa.methods.base import Method, Param
 from lab_sfa.methods.penalty import AnchorPenalty
 from lab_shared.data import to_device
 
@@ -52,6 +52,17 @@ class EWC(Method):
     """Diagonal-Fisher penalty toward previous tasks' solutions (separate or online)."""
 
     name = "ewc"
+    summary = "Elastic Weight Consolidation: Fisher-weighted pull toward previous tasks' solutions"
+    params = (
+        Param("lam", float, 1.0, "penalty strength (weights lam F capped at 1/lr)", "Kirkpatrick et al. 2017, eq. 3",
+              lo=0.0),
+        Param("ewc_mode", str, "online", "online: one running Fisher and the latest anchor; separate: one per task",
+              "Schwarz et al. 2018 (online EWC)", choices=("online", "separate")),
+        Param("ewc_gamma", float, 1.0, "online mode: decay of the old Fisher, F <- gamma F + F_k",
+              "Schwarz et al. 2018 (online EWC)", lo=0.0),
+        Param("fisher_samples", int, 200, "examples used to estimate the Fisher diagonal", lo=1),
+        Param("fisher_batch", int, 1, "examples per gradient (1 = per-example empirical Fisher)", lo=1),
+    )  # fmt: skip
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -92,3 +103,11 @@ class EWC(Method):
 
     def held_tensors(self) -> list[Tensor]:
         return [t for group in self.anchors + self.fishers for t in group]
+
+    def state_dict(self) -> dict:
+        return {"anchors": self.anchors, "fishers": self.fishers, "pretrain_done": self._pretrain_done}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.anchors = [list(a) for a in state["anchors"]]
+        self.fishers = [list(f) for f in state["fishers"]]
+        self._pretrain_done = bool(state["pretrain_done"])

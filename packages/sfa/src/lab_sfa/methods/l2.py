@@ -9,7 +9,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from lab_sfa.averaging import snapshot, trainable_params
-from lab_sfa.methods.base import Method
+from lab_sfa.methods.base import Method, Param
 from lab_sfa.methods.penalty import AnchorPenalty
 
 
@@ -26,6 +26,11 @@ class L2(Method):
     """Quadratic pull toward theta_o (the model at the start of each task)."""
 
     name = "l2"
+    summary = "quadratic penalty (lam/2) ||theta - theta_o||^2 toward the previous task's final model"
+    params = (
+        Param("lam", float, 1.0, "penalty strength (SFA(beta, p) matches lam_eff = -ln(1-beta)/(lr p T))",
+              "docs/sfa.md (L2 link, our derivation)", lo=0.0),
+    )  # fmt: skip
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

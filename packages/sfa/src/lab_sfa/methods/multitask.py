@@ -14,6 +14,7 @@ class Multitask(Method):
     """At stage k, train on the union of tasks 1..k (same step budget per stage, continuing the model)."""
 
     name = "multitask"
+    summary = "joint training on every task seen so far, the ceiling (stores all past data)"
     _k = 0
 
     def before_task(self, model: nn.Module, k: int) -> None:

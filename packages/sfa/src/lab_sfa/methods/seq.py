@@ -7,3 +7,4 @@ class Sequential(Method):
     """Train each task in turn from where the previous one ended; nothing protects old tasks."""
 
     name = "seq"
+    summary = "plain sequential fine-tuning, the floor every method must beat"

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from torch import Tensor, nn
 
 from lab_sfa.averaging import average_into, float_buffers, snapshot, trainable_params
-from lab_sfa.methods.base import Method
+from lab_sfa.methods.base import Method, Param
 from lab_shared.callbacks import Callback
 from lab_shared.errors import LabError
 
@@ -91,6 +91,18 @@ class SFA(Method):
     """Sequential fine-tuning, averaging toward the previous task's final model every p*T steps."""
 
     name = "sfa"
+    summary = (
+        "Sequential Fine-tuning with Averaging (Kleiman et al. 2025): theta <- (1-beta) theta + beta theta_o"
+    )
+    params = (
+        Param("beta", float, 0.5, "weight of theta_o (the previous task's final model) in each average",
+              "Kleiman et al. 2025", lo=0.0, hi=1.0),
+        Param("p", float, 0.25, "averaging interval as a fraction of a task's steps (1 = only at the end)",
+              "Kleiman et al. 2025", lo=0.0, hi=1.0, lo_open=True),
+        Param("reset_optimizer", bool, False, "clear the optimizer's moments after each averaging (not in the paper)"),
+        Param("buffers", str, "average", "float buffers (BatchNorm statistics): averaged like the weights, or kept",
+              choices=("average", "keep")),
+    )  # fmt: skip
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -9,13 +9,17 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from lab_sfa.averaging import average_into
-from lab_sfa.methods.base import Method, model_state
+from lab_sfa.methods.base import Method, Param, model_state
 
 
 class WiseFT(Method):
     """Weight-space ensemble of the task's start and end points."""
 
     name = "wise_ft"
+    summary = "after each task, theta = (1 - alpha) theta_o + alpha theta_k (weight-space ensemble)"
+    params = (
+        Param("alpha", float, 0.5, "weight of the fine-tuned model", "Wortsman et al. 2022 (WiSE-FT)", lo=0.0, hi=1.0),
+    )  # fmt: skip
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
