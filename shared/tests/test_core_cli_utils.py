@@ -113,3 +113,20 @@ def test_shell_completion_offers_the_choices(option, incomplete, want):
 def test_a_choice_option_needs_choices():
     with pytest.raises(ValueError):
         choice_option(choices=[])
+
+
+def test_echo_json_prints_one_object(capsys):
+    import json
+    from pathlib import Path
+
+    import numpy as np
+
+    from lab_shared.cli_utils import echo_json
+
+    echo_json({"run": Path("runs/x"), "reads": np.int64(7), "ratio": np.float32(0.5), "rows": [{"a": 1}]})
+    assert json.loads(capsys.readouterr().out) == {
+        "run": "runs/x",
+        "reads": 7,
+        "ratio": 0.5,
+        "rows": [{"a": 1}],
+    }

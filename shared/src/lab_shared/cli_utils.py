@@ -32,6 +32,17 @@ ForceOpt = Annotated[
     ),
 ]
 
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print the results as one JSON object on stdout instead of tables.")
+]
+
+
+def echo_json(obj: Any) -> None:
+    """`obj` as JSON on stdout (paths as strings, numpy/torch scalars as numbers), for `--json`."""
+    from lab_shared.io import to_json
+
+    typer.echo(to_json(obj))
+
 
 def config_from_cli(cls: type[T], config_file: Path | None, sets: list[str] | None, **typed_values: Any) -> T:
     """Defaults <- --config file <- typed options that were given <- --set overrides."""
