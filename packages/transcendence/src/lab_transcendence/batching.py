@@ -154,6 +154,9 @@ class PromptCache:
 
         self.max_games = max_games
         self.store: OrderedDict = OrderedDict()  # key -> (ids, [k (H, n, D)], [v (H, n, D)])
+        self.last_reuse: list[
+            tuple[int, int]
+        ] = []  # per row of the last call: (tokens reused, prompt length)
 
     def forget(self, key) -> None:
         self.store.pop(key, None)
@@ -172,6 +175,7 @@ class PromptCache:
                 while r < n and ids[r] == p[r]:
                     r += 1
             reuse.append(r)
+        self.last_reuse = [(r, len(p)) for r, p in zip(reuse, prompts, strict=True)]
         blocks = model.transformer.h
         ref = model.lm_head.weight
         H = blocks[0].attn.n_head

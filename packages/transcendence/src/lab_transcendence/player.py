@@ -37,12 +37,25 @@ PROTOCOLS = ("lab", "paper")
 MAX_MOVE_CHARS = 10  # the longest SAN with its space is 8 ("exd8=Q+ "); more is a runaway sample
 
 
-def movetext(sans: Sequence[str]) -> str:
-    """`1.e4 e5 2.Nf3` from SAN moves (the paper's transcript format, no space after the number)."""
+def movetext(sans: Sequence[str], start_ply: int = 0) -> str:
+    """`1.e4 e5 2.Nf3` from SAN moves (the paper's transcript format, no space after the number).
+
+    start_ply: the ply of the first move (a game from a FEN); Black's first move is then written PGN's
+    way, `23...Nf6`.
+    """
     parts = []
     for i, san in enumerate(sans):
-        parts.append(f"{i // 2 + 1}.{san}" if i % 2 == 0 else san)
+        ply = start_ply + i
+        if ply % 2 == 0:
+            parts.append(f"{ply // 2 + 1}.{san}")
+        else:
+            parts.append(f"{ply // 2 + 1}...{san}" if i == 0 else san)
     return " ".join(parts)
+
+
+def start_ply(board: chess.Board, sans: Sequence[str]) -> int:
+    """The ply the moves `sans` started from (0 for a game from the standard start; a FEN's otherwise)."""
+    return max(0, board.ply() - len(sans))
 
 
 class MoveCodec:
@@ -70,11 +83,15 @@ class MoveCodec:
             self.max_tokens = 1
         self.reserve = self.max_tokens + 1
 
-    def prompt(self, sans: Sequence[str]) -> list[int]:
+    def prompt(self, sans: Sequence[str], start: int = 0) -> list[int]:
+        """Token ids of the prompt after `sans` played from ply `start` (see `start_ply`)."""
         if self.kind == "char":
-            text = ";" + movetext(sans)
-            if len(sans) % 2 == 0:
-                text += (" " if sans else "") + f"{len(sans) // 2 + 1}."
+            text = ";" + movetext(sans, start)
+            ply = start + len(sans)
+            if ply % 2 == 0:
+                text += (" " if sans else "") + f"{ply // 2 + 1}."
+            elif not sans:
+                text += f"{ply // 2 + 1}..."  # a FEN with Black to move and no move since
             elif not self.lead_space:
                 text += " "
             ids = self.tok.encode(text)
@@ -195,7 +212,7 @@ class ModelPlayer:
 
     def legal_logprobs(self, requests: Sequence[MoveRequest]) -> list[tuple[list[chess.Move], np.ndarray]]:
         """For each position: its legal moves and log p_T of each (normalised over the legal moves)."""
-        prompts = [self.codec.prompt(r.sans) for r in requests]
+        prompts = [self.codec.prompt(r.sans, start_ply(r.board, r.sans)) for r in requests]
         last, cache = self.cache.prefill(self.model, [r.game_id for r in requests], prompts, self.device)
         last_lp = torch.log_softmax(last / self.temperature, dim=-1).cpu().numpy()
         moves_per: list[list[chess.Move]] = []
@@ -309,7 +326,7 @@ class ModelPlayer:
         return texts
 
     def _paper(self, requests: Sequence[MoveRequest]) -> list[MoveDecision]:
-        prompts = [self.codec.prompt(r.sans) for r in requests]
+        prompts = [self.codec.prompt(r.sans, start_ply(r.board, r.sans)) for r in requests]
         keys = [r.game_id for r in requests]
         last, cache = self.cache.prefill(self.model, keys, prompts, self.device, extra=self.codec.max_tokens)
         result: list[MoveDecision | None] = [None] * len(requests)
