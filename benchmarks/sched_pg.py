@@ -8,6 +8,7 @@ simulator-vs-PostgreSQL agreement and the learned policy's shared reads against 
     .venv/bin/python benchmarks/sched_pg.py            # ~3 min on 2 cores
     .venv/bin/python benchmarks/sched_pg.py --full     # more episodes, longer training
     .venv/bin/python benchmarks/sched_pg.py --dsn "host=... dbname=..."   # a server of yours (loads data!)
+    .venv/bin/python benchmarks/sched_pg.py --access estimated --clients 4  # EXPLAIN-estimated sets, 4 clients
 
 The cluster is removed at the end, whatever happens.
 """
@@ -32,6 +33,8 @@ def main() -> int:
     ap.add_argument("--episodes", type=int, default=None)
     ap.add_argument("--train-steps", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--access", default="exact", help="exact (probed) or estimated (EXPLAIN) access sets")
+    ap.add_argument("--clients", type=int, default=1, help="concurrent client connections")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -43,6 +46,13 @@ def main() -> int:
     from lab_shared.errors import LabError
     from lab_shared.rundir import RunDir
 
+    from lab_learnsched.pg.bench import check_config
+
+    try:
+        check_config(PgBenchConfig(access=args.access, clients=args.clients))
+    except LabError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     t0 = time.time()
     tmp = Path(tempfile.mkdtemp(prefix="lab-pg-bench-"))
     os.chmod(tmp, 0o755)  # reachable by the `postgres` user when we are root
@@ -65,6 +75,8 @@ def main() -> int:
             train_steps=args.train_steps or (150_000 if args.full else 16_000),
             train_instances=3000 if args.full else 1500,
             seed=args.seed,
+            access=args.access,
+            clients=args.clients,
             dsn="",  # passed to run_bench below: a DSN (and its password) is never written to the run folder
             pg_dir=str(cluster.base_dir) if cluster else "",
         )
