@@ -62,6 +62,23 @@ def demo(
     raise typer.Exit(1 if failed else 0)
 
 
+@app.command()
+def report(
+    run: Annotated[list[str], typer.Argument(help="Run folders, or folders holding runs (e.g. runs/demo).")],
+    out: Annotated[
+        Path | None, typer.Option(help="The page to write (default: $LAB_RUNS/report/index.html).")
+    ] = None,
+    title: Annotated[str, typer.Option(help="The page's title.")] = "lab report",
+) -> None:
+    """A results page of run folders: headline verdicts, figures, tables, provenance and links per part."""
+    from lab_shared.report_html import build_report, headline
+    from lab_shared.rundir import runs_root
+
+    outcome = build_report(run, out or runs_root() / "report" / "index.html", title=title)
+    print(headline(outcome))
+    raise typer.Exit(1 if outcome.problems else 0)
+
+
 runs_app = typer.Typer(
     help="List, show and compare the run folders under $LAB_RUNS (default runs/).", no_args_is_help=True
 )

@@ -1,10 +1,12 @@
-"""Result tables (Markdown + CSV), matplotlib plots (PNG, Agg backend) and a run's HTML index page."""
+"""Result tables (Markdown + CSV), matplotlib plots (PNG, Agg backend), number formatting for pages, and the
+pieces of a results page (Section, Verdict, Figure; `lab report` assembles them in report_html.py)."""
 
 from __future__ import annotations
 
 import csv
 import html
 import io
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -14,9 +16,81 @@ from typing import Any
 from lab_shared.io import atomic_path, atomic_write_text
 
 
-def _cell(v: Any, floatfmt: str) -> str:
+# ---- numbers as a paper prints them ----------------------------------------------------------------------
+def sig(v: float | None, digits: int = 3) -> str:
+    """`digits` significant digits, never in e-notation (1232.09 -> "1232", 0.01234 -> "0.0123")."""
+    if v is None or not math.isfinite(v):
+        return "n/a"
+    if v == 0:
+        return "0"
+    mag = math.floor(math.log10(abs(v)))
+    if mag >= digits - 1:
+        return _minus(f"{round(v):d}")
+    return _minus(f"{v:.{digits - 1 - mag}f}")
+
+
+def _minus(text: str) -> str:
+    """A true minus sign for negatives (as printed in papers)."""
+    return "\u2212" + text[1:] if text.startswith("-") else text
+
+
+def integer(v: float | None, sep: bool = False) -> str:
+    """A rounded integer (Elo, reads, games); `sep` adds thousands separators."""
+    if v is None or not math.isfinite(v):
+        return "n/a"
+    return _minus(f"{round(v):,d}" if sep else f"{round(v):d}")
+
+
+def signed(text: str) -> str:
+    """A formatted number with its sign, a true minus for negatives."""
+    text = _minus(text)
+    return text if text.startswith("\u2212") or text == "0" else "+" + text
+
+
+def pct(v: float | None, decimals: int = 1, sign: bool = True) -> str:
+    """A fraction as a percentage ("+2.4%")."""
+    if v is None or not math.isfinite(v):
+        return "n/a"
+    text = _minus(f"{100 * v:.{decimals}f}%")
+    return signed(text) if sign else text
+
+
+def interval(lo: float | None, hi: float | None, fmt=sig) -> str:
+    """ "[lo, hi]" with each end formatted by `fmt`."""
+    return f"[{fmt(lo)}, {fmt(hi)}]"
+
+
+_T95 = {1: 12.71, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
+        15: 2.131, 20: 2.086, 30: 2.042, 60: 2.0}  # fmt: skip
+
+
+def t95(dof: int) -> float:
+    """Two-sided 95% Student-t quantile (the nearest tabulated degrees of freedom at or below; 1.96 past 60)."""
+    if dof < 1:
+        return math.inf
+    if dof > 60:
+        return 1.96
+    return _T95[max(k for k in _T95 if k <= dof)]
+
+
+def mean_ci(values: Sequence[float]) -> tuple[float, float, float]:
+    """Mean and its 95% t-interval (lo, hi); a single value gives an unbounded interval (nan, nan)."""
+    n = len(values)
+    m = sum(values) / n
+    if n < 2:
+        return m, math.nan, math.nan
+    sd = math.sqrt(sum((x - m) ** 2 for x in values) / (n - 1))
+    h = t95(n - 1) * sd / math.sqrt(n)
+    return m, m - h, m + h
+
+
+def _cell(v: Any, floatfmt: str | None) -> str:
+    """A table cell: floats by `floatfmt`, or (None) as a page prints them: >= 100 as integers, else 3
+    significant digits."""
     if isinstance(v, float):
-        return format(v, floatfmt)
+        if floatfmt is not None:
+            return format(v, floatfmt)
+        return integer(v) if math.isfinite(v) and abs(v) >= 100 else sig(v)
     return "" if v is None else str(v)
 
 
@@ -54,6 +128,11 @@ def write_table(
     atomic_write_text(md, markdown_table(rows, columns, floatfmt))
     atomic_write_text(cs, csv_text(rows, columns))
     return md, cs
+
+
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (figures for pages are files, never windows)."""
+    return _plt()
 
 
 def _plt():
@@ -155,18 +234,38 @@ def heatmap_plot(
 
 
 @dataclass
+class Verdict:
+    """A headline: the claim as a question, the answer, and the numbers (with intervals) behind it."""
+
+    claim: str
+    answer: str  # "yes", "no", "not resolved" or a short phrase
+    detail: str = ""
+
+
+@dataclass
+class Figure:
+    """An image on a page with its caption."""
+
+    path: Path
+    caption: str = ""
+
+
+@dataclass
 class Section:
-    """One part of a results page: a heading, a paragraph, tables (caption, rows) and images."""
+    """One part of a results page: a heading, headline verdicts, a paragraph, figures and tables
+    (caption, rows). `images` may hold paths or Figures."""
 
     title: str
     text: str = ""
     tables: list[tuple[str, list[dict]]] = field(default_factory=list)
-    images: list[Path] = field(default_factory=list)
+    images: list[Path | Figure] = field(default_factory=list)
     placeholder: bool = False
     ok: bool = True
+    verdicts: list[Verdict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # one-line problems shown under the heading
 
 
-def _html_table(rows: list[dict], floatfmt: str = ".3f") -> str:
+def _html_table(rows: list[dict], floatfmt: str | None = None) -> str:
     cols = _columns(rows, None)
     head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
     body = "".join(
@@ -201,6 +300,7 @@ def write_index(path: str | Path, title: str, sections: Sequence[Section], intro
             if rows:
                 parts.append(_html_table(rows))
         for img in s.images:
+            img = img.path if isinstance(img, Figure) else img
             rel = os.path.relpath(Path(img).resolve(), path.parent.resolve())
             parts.append(
                 f'<a href="{html.escape(rel)}"><img src="{html.escape(rel)}" alt="{html.escape(rel)}"></a>'

@@ -21,7 +21,8 @@ from lab_shared.provenance import FILE as PROVENANCE
 from lab_shared.rundir import LOCK_FILE, runs_root
 
 _MARKERS = (PROVENANCE, "config.json")
-_SKIP_DIRS = {"checkpoints", "plots", "best", "tensorboard", "mlruns", "__pycache__"}
+# inside a run: never runs (model: an exported model folder, whose config.json is the model's)
+_SKIP_DIRS = {"checkpoints", "plots", "best", "tensorboard", "mlruns", "__pycache__", "model"}
 LS_METRICS = 3  # scalar results shown per run by `ls` (all of them with --json)
 
 
