@@ -38,15 +38,13 @@ def main() -> int:
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-    from lab_learnsched.pg.bench import PgBenchConfig, headline, run_bench
+    from lab_learnsched.pg.bench import PgBenchConfig, check_config, headline, run_bench
     from lab_learnsched.pg.cluster import create_cluster
     from lab_learnsched.pg.conn import connect
     from lab_learnsched.pg.load import load_dataset
     from lab_learnsched.pg.templates import load_templates
     from lab_shared.errors import LabError
     from lab_shared.rundir import RunDir
-
-    from lab_learnsched.pg.bench import check_config
 
     try:
         check_config(PgBenchConfig(access=args.access, clients=args.clients))
