@@ -92,9 +92,16 @@ def test_transcend_pool_verdict_and_resume_by_weights(tmp_path, monkeypatch):
 @pytest.mark.stockfish
 @pytest.mark.slow
 def test_demo_quick(tmp_path):
+    from lab_shared.runs import load_run, resolve_run
+    from lab_transcendence import report
     from lab_transcendence.demo import _run
 
-    sec = _run(tmp_path, quick=True)
-    assert "position policy" in sec.title and "transcends =" in sec.text
-    (title, rows), _ = sec.tables
+    paths = _run(tmp_path, quick=True)  # the demo's run folders: train, transcend (pool design)
+    runs = [load_run(resolve_run(str(p))) for p in paths]
+    assert all(report.owns(r) and r.status == "finished" for r in runs)
+    sec = report.section(runs, tmp_path / "figures")
+    assert sec.verdicts[0].claim.startswith("Does the model at low temperature beat every expert")
+    assert sec.verdicts[0].answer.split()[0].rstrip(",") in ("yes", "no")
+    assert (tmp_path / "figures" / f"figure1-{paths[1].name}.png").stat().st_size > 10_000
+    rows = dict(sec.tables)[next(c for c, _ in sec.tables if c.startswith("Expected Stockfish score"))]
     assert {r["move of"] for r in rows} >= {"vote", "expert0"}

@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def run_demo(out_dir: Path):
-    """Run the demo under `out_dir` and return its results-page section (torch threads restored after)."""
+def run_demo(out_dir: Path) -> list[Path]:
+    """Run the demo under `out_dir` and return its run folders (torch threads restored after)."""
     import torch
 
     out_dir = Path(out_dir)
@@ -25,9 +25,8 @@ def run_demo(out_dir: Path):
         torch.set_num_threads(threads)
 
 
-def _run(out_dir: Path, quick: bool = False):
-    """The demo; `quick` shrinks every size (tests)."""
-    from lab_shared.report import Section
+def _run(out_dir: Path, quick: bool = False) -> list[Path]:
+    """The demo; `quick` shrinks every size (tests). Returns the train and eval run folders."""
     from lab_shared.rundir import RunDir
     from lab_shared.tools import find_stockfish
     from lab_transcendence.position_config import PositionConfig
@@ -51,9 +50,8 @@ def _run(out_dir: Path, quick: bool = False):
     t.max_steps, t.batch_size, t.warmup_steps, t.lr, t.eval_every, t.progress = 400, 128, 40, 2e-3, 200, False
     if q:
         t.max_steps, t.batch_size, t.warmup_steps, t.eval_every = 3, 16, 1, 0
-    train_run = RunDir(out_dir / "train")
-    train_run.write_config(cfg)
-    res = train(cfg, run_dir=train_run)
+    train_run = RunDir.create("train", "position", cfg, root=out_dir, inputs=[cfg.data])
+    train(cfg, run_dir=train_run)
 
     ecfg = EvalConfig(
         models=[str(train_run.path / "model")], temperatures=[0.001, 1.0], design="pool", selection_games=1 if q else 2,
@@ -61,30 +59,6 @@ def _run(out_dir: Path, quick: bool = False):
         max_moves=12 if q else 80, concurrency=64,
         engines=2, device="cpu", bootstrap=300,
     )  # fmt: skip
-    eval_run = RunDir(out_dir / "eval")
-    eval_run.write_config(ecfg)
-    results = run_experiment(ecfg, eval_run, show_progress=False)
-
-    text = (
-        f"Corpus: {settings.games} games between 4 noisy experts (random-move rates 0.3-0.6, depths 1-3, one "
-        f"blind spot each). Model: residual CNN 32x3 trained {res['step']} steps on board positions "
-        f"(val top-1 {res.get('val_top1') or float('nan'):.2f}). Pool of the model (T = 0.001 and 1), the "
-        "experts and a fixed anchor; few games, so read the intervals, not the point estimates.\n"
-        + "\n".join(results["summary"])
-    )
-    pp = results.get("per_position") or {"players": {}}
-    table = [
-        {"move of": n, "expected score": r["mean"], "95% CI": f"[{r['ci95'][0]:.3f}, {r['ci95'][1]:.3f}]"}
-        for n, r in pp["players"].items()
-    ]
-    images = [Path(results["figure1"])]
-    loss_png = train_run.plots / "loss.png"
-    if loss_png.exists():
-        images.append(loss_png)
-    return Section(
-        title="Transcendence in chess (position policy demo)",
-        text=text,
-        tables=[("Expected Stockfish score per held-out position", table),
-                ("Confirmation pool", [{k: v for k, v in r.items() if k != "fixed"} for r in results["confirmation"]])],
-        images=images,
-    )  # fmt: skip
+    eval_run = RunDir.create("transcend", "pool", ecfg, root=out_dir)
+    run_experiment(ecfg, eval_run, show_progress=False)
+    return [train_run.path, eval_run.path]
