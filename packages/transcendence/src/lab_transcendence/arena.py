@@ -289,6 +289,19 @@ def score_for(rec: dict, player: str) -> float | None:
     return 1.0 if white_won == (rec["white"] == player) else 0.0
 
 
+def move_key(r: MoveRequest) -> tuple[str, int]:
+    """The engine's game key for one move: a new key each move sends `ucinewgame`, which clears the hash, so
+    a fixed-depth search gives the same move whichever engine, and after whichever game, it runs on (local
+    pool or Ray worker alike). Costs a hash clear a move (a few ms at depth 1)."""
+    return (r.game_id, len(r.sans))
+
+
+def fresh_hash(s) -> bool:
+    """Whether the settings search deterministically (depth/node limit, full strength), so that clearing the
+    hash each move makes their games reproducible; time limits and skill levels are random anyway."""
+    return s.time is None and s.elo is None and s.skill in (None, 20)
+
+
 class EnginePlayer:
     """Stockfish under fixed settings, answering all its positions concurrently from a pool."""
 
@@ -296,6 +309,10 @@ class EnginePlayer:
         self.pool = pool
         self.settings = settings
         self.name = name or settings.name
+
+    def recipe(self) -> tuple:
+        """What rebuilds this player where a backend task runs (arena_tasks)."""
+        return ("engine", self.name, self.settings)
 
     def headers(self) -> dict[str, str]:
         s = self.settings
@@ -313,7 +330,10 @@ class EnginePlayer:
     def select(self, requests: Sequence[MoveRequest]) -> list[MoveDecision]:
         from lab_transcendence.engines import EngineFailure
 
-        moves = self.pool.play_many([(r.board, self.settings, r.game_id) for r in requests])
+        fresh = fresh_hash(self.settings)
+        moves = self.pool.play_many(
+            [(r.board, self.settings, move_key(r) if fresh else r.game_id) for r in requests]
+        )
         return [
             MoveDecision(None, error=str(m)) if isinstance(m, EngineFailure) else MoveDecision(m)
             for m in moves
@@ -331,6 +351,10 @@ class ExpertPlayer:
         self.name = name or expert.name
         self.settings = EngineSettings(depth=expert.depth, nodes=expert.nodes)
 
+    def recipe(self) -> tuple:
+        """What rebuilds this player where a backend task runs (arena_tasks)."""
+        return ("expert", self.name, self.expert)
+
     def headers(self) -> dict[str, str]:
         e = self.expert
         return {
@@ -347,7 +371,7 @@ class ExpertPlayer:
 
         def job(r: MoveRequest):
             rng = random.Random(f"{r.seed}-{len(r.sans)}")
-            return lambda eng: self.expert.move(r.board, eng, rng, game=r.game_id)
+            return lambda eng: self.expert.move(r.board, eng, rng, game=move_key(r))
 
         moves = self.pool.call_many([(job(r), self.settings) for r in requests])
         return [

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from lab_shared.backend import AddressOpt, BackendOpt
 from lab_shared.cli_utils import ConfigOpt, SetOpt
 
 LevelsOpt = Annotated[str | None, typer.Option("--levels", help="Stockfish Skill Levels, e.g. 1,3,5.")]
@@ -31,7 +32,22 @@ AnchorsOpt = Annotated[
 MethodOpt = Annotated[
     str | None, typer.Option("--rating-method", help="period (order-free Glicko-2) or sequential (paper).")
 ]
-StockfishOpt = Annotated[str | None, typer.Option("--stockfish", help="Stockfish binary (default: found).")]
+StockfishOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--stockfish",
+        help="Stockfish binary: a path (./sf is relative to here) or a bare name looked up on PATH "
+        "(default: LAB_STOCKFISH, PATH, /usr/games/stockfish).",
+    ),
+]
+ServeOpt = Annotated[
+    str,
+    typer.Option(
+        "--serve",
+        help="--backend ray: the model in one batching actor (actor), in each worker (worker), or auto "
+        "(actor on a GPU cluster, else worker).",
+    ),
+]
 DeviceOpt = Annotated[str | None, typer.Option("--device", help="auto | cpu | cuda | mps.")]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="Sampling seed.")]
 ResumeOpt = Annotated[Path | None, typer.Option("--resume", help="Continue an interrupted run directory.")]
@@ -49,7 +65,23 @@ def _split(text: str | None, conv):
         raise LabError(f"bad list {text!r}: use comma-separated values") from None
 
 
-def _run_eval(command: str, name: str, resume: Path | None, config, sets, values: dict) -> dict:
+def start_backend(backend: str, address: str | None, stockfish: str | None, serve: str = "auto"):
+    """The games' backend, started, with Stockfish checked where the games will run: Ray missing, an
+    unreachable --address or no working Stockfish on a worker is one line before anything is written."""
+    from lab_shared.backend import Backend
+    from lab_shared.errors import LabError
+    from lab_transcendence.arena_tasks import SERVE, check_worker
+
+    if serve not in SERVE:
+        raise LabError(f"--serve must be auto, actor or worker, got {serve!r}")
+    tasks = Backend(backend, address)
+    tasks.start()
+    tasks.check(check_worker, stockfish)
+    return tasks
+
+
+def _run_eval(command: str, name: str, resume: Path | None, config, sets, values: dict, backend: str = "local",
+              address: str | None = None, serve: str = "auto") -> dict:  # fmt: skip
     from lab_shared.config import load_config
     from lab_shared.rundir import RunDir
     from lab_transcendence.transcend import EvalConfig, run_experiment
@@ -57,6 +89,7 @@ def _run_eval(command: str, name: str, resume: Path | None, config, sets, values
     if resume is not None:
         run = RunDir.open(resume)
         cfg = load_config(EvalConfig, run.file("config.json"), sets or ())
+        tasks = start_backend(backend, address, cfg.stockfish, serve)
     else:
         from lab_shared.cli_utils import config_from_cli
 
@@ -64,8 +97,9 @@ def _run_eval(command: str, name: str, resume: Path | None, config, sets, values
         from lab_transcendence.transcend import validate
 
         validate(cfg)
+        tasks = start_backend(backend, address, cfg.stockfish, serve)
         run = RunDir.create(f"chess-{command}", name, cfg)
-    res = run_experiment(cfg, run)
+    res = run_experiment(cfg, run, backend=tasks, serve=serve)
     typer.echo((run.path / "transcendence.md").read_text())
     for line in res["summary"]:
         typer.echo(line)
@@ -111,6 +145,9 @@ def register(app: typer.Typer) -> None:
         name: NameOpt = "eval",
         config: ConfigOpt = None,
         sets: SetOpt = None,
+        backend: BackendOpt = "local",
+        address: AddressOpt = None,
+        serve: ServeOpt = "auto",
     ) -> None:
         """Play one model at one temperature and policy against Stockfish levels and rate it (Glicko-2)."""
         values = dict(
@@ -131,7 +168,7 @@ def register(app: typer.Typer) -> None:
             seed=seed,
             experts=False,
         )
-        _run_eval("eval", name, resume, config, sets, values)
+        _run_eval("eval", name, resume, config, sets, values, backend, address, serve)
 
     @app.command("transcend")
     def transcend_cmd(
@@ -192,6 +229,9 @@ def register(app: typer.Typer) -> None:
         name: NameOpt = "transcend",
         config: ConfigOpt = None,
         sets: SetOpt = None,
+        backend: BackendOpt = "local",
+        address: AddressOpt = None,
+        serve: ServeOpt = "auto",
     ) -> None:
         """Rate models at every temperature and policy; compare with the best expert / data max (Figure 1)."""
         values = dict(
@@ -219,7 +259,7 @@ def register(app: typer.Typer) -> None:
             device=device,
             seed=seed,
         )
-        _run_eval("transcend", name, resume, config, sets, values)
+        _run_eval("transcend", name, resume, config, sets, values, backend, address, serve)
 
     @app.command("calibrate")
     def calibrate_cmd(
@@ -235,6 +275,8 @@ def register(app: typer.Typer) -> None:
         stockfish: StockfishOpt = None,
         out: Annotated[Path | None, typer.Option("--out", help="Also write the anchors JSON here.")] = None,
         name: NameOpt = "calibrate",
+        backend: BackendOpt = "local",
+        address: AddressOpt = None,
     ) -> None:
         """Re-measure the Stockfish anchor ratings on this machine by a round robin between levels."""
         from lab_shared.errors import LabError
@@ -260,10 +302,13 @@ def register(app: typer.Typer) -> None:
             concurrency=concurrency,
             max_moves=max_moves,
         )
+        from lab_transcendence.engines import parse_limit
+
+        parse_limit(limit)
+        tasks = start_backend(backend, address, stockfish)
         run = RunDir.create("chess-calibrate", name, cfg)
-        res = calibrate(
-            run, lv, games, limit, pin_level, pin_rating, engines, concurrency, max_moves, stockfish
-        )
+        res = calibrate(run, lv, games, limit, pin_level, pin_rating, engines, concurrency, max_moves, stockfish,
+                        backend=tasks)  # fmt: skip
         rows = [
             {"level": k, "rating": v["rating"], "se": v["rd"], "paper": PAPER_ANCHORS.get(k, "")}
             for k, v in ((int(k), v) for k, v in res["anchors"].items())

@@ -90,10 +90,13 @@ def glicko_columns(records: list[dict], name: str, ratings: dict[str, float]) ->
     return p.rating, p.rd, q.rating
 
 
-def run_pool(cfg, run, models: list[dict], experts: list, pool, show_progress: bool = True) -> dict:
-    """Play (resuming) the selection and confirmation sets, rate, decide, measure, report."""
+def run_pool(cfg, run, models: list[dict], experts: list, pool, show_progress: bool = True, backend=None,
+             serve: str = "auto") -> dict:  # fmt: skip
+    """Play (resuming) the selection and confirmation sets, rate, decide, measure, report. `backend` runs
+    the games (arena_tasks: here on `pool`, or in chunks on Ray with `pool` None)."""
     from lab_shared.progress import progress
-    from lab_transcendence.arena import ExpertPlayer, GameLog, GameSpec, game_seed, play_games
+    from lab_transcendence.arena import ExpertPlayer, GameLog, GameSpec, game_seed
+    from lab_transcendence.arena_tasks import play as play_specs
     from lab_transcendence.rating import diff_ci, pool_ml
     from lab_transcendence.transcend import game_length, make_model_player, player_name
 
@@ -142,8 +145,9 @@ def run_pool(cfg, run, models: list[dict], experts: list, pool, show_progress: b
                 bar.update(1, last=rec["result"])
             run.metrics.log(game=rec["game_id"], result=rec["result"], termination=rec["termination"])
 
-        recs = play_games(specs, players, log, concurrency=cfg.concurrency, max_moves=game_length(cfg),
-                          on_game=on_game, claim_draws=cfg.protocol == "lab")  # fmt: skip
+        recs = play_specs(specs, players, log, backend, concurrency=cfg.concurrency, max_moves=game_length(cfg),
+                          on_game=on_game, claim_draws=cfg.protocol == "lab", stockfish=cfg.stockfish,
+                          serve=serve, device=cfg.device)  # fmt: skip
         if bar is not None:
             bar.close()
         return recs

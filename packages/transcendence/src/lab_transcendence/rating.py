@@ -192,17 +192,20 @@ def calibrate(
     concurrency: int = 8,
     max_moves: int = 89,
     stockfish: str | None = None,
+    backend=None,
 ) -> dict:
     """Round robin between Stockfish levels (colours alternating), then the anchors by maximum likelihood.
 
     Games go to run/games.jsonl (resumable); anchors.json, crosstable and results.json are written.
+    `backend` runs the games (arena_tasks: here on an engine pool, or in chunks on Ray).
     """
     from lab_shared.io import atomic_write_json
     from lab_shared.progress import progress
-    from lab_transcendence.arena import EnginePlayer, GameLog, GameSpec, play_games, write_pgn
+    from lab_transcendence.arena import EnginePlayer, GameLog, GameSpec, write_pgn
+    from lab_transcendence.arena_tasks import play
     from lab_transcendence.engines import level_settings, open_pool
 
-    pool = open_pool(stockfish, size=engines)
+    pool = None if backend is not None and backend.is_ray else open_pool(stockfish, size=engines)
     try:
         players = {}
         names = {}
@@ -218,17 +221,12 @@ def calibrate(
                     specs.append(GameSpec(f"{names[a]}|{names[b]}|{g}", w, bl, round=g + 1))
         log = GameLog(run.file("games.jsonl"))
         bar = progress(total=len(specs) - len(log.done_ids()), desc="calibration games")
-        records = play_games(
-            specs,
-            players,
-            log,
-            concurrency=concurrency,
-            max_moves=max_moves or None,
-            on_game=lambda r: bar.update(1),
-        )
+        records = play(specs, players, log, backend, concurrency=concurrency, max_moves=max_moves or None,
+                       on_game=lambda r: bar.update(1), stockfish=stockfish)  # fmt: skip
         bar.close()
     finally:
-        pool.close()
+        if pool is not None:
+            pool.close()
     write_pgn(records, run.file("games.pgn"), event="lab chess calibrate")
     fitted = fit_anchors(records, names, pin_level, pin_rating)
     anchors = {str(k): {"rating": round(r, 1), "rd": round(se, 1)} for k, (r, se) in fitted.items()}

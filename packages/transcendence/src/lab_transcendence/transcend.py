@@ -127,16 +127,29 @@ def game_length(cfg: EvalConfig) -> int | None:
 
 
 def make_model_player(m: dict, temperature: float, policy: str, name: str, cfg: EvalConfig):
-    """The arena player of a loaded model (dict from load_any + label/path/hash) at one setting."""
+    """The arena player of a loaded model (dict from load_any + label/path/hash) at one setting; its
+    `recipe()` rebuilds it where a backend task runs (arena_tasks)."""
     headers = {"Model": str(m["path"]), "WeightsHash": m["hash"], "ModelKind": m["kind"]}
-    if m["kind"] == "position":
+    player = model_player(m["kind"], m["model"], m["tok"], temperature, policy, name, cfg.attempts, cfg.protocol,
+                          headers)  # fmt: skip
+    recipe = {"path": str(Path(m["path"]).absolute()), "temperature": temperature, "policy": policy,
+              "name": name, "attempts": cfg.attempts, "protocol": cfg.protocol, "base_headers": headers,
+              "headers": player.headers()}  # fmt: skip
+    player.recipe = lambda: ("model", name, recipe)
+    return player
+
+
+def model_player(kind: str, model, tok, temperature: float, policy: str, name: str, attempts: int,
+                 protocol: str, headers: dict):  # fmt: skip
+    """A ModelPlayer (transcript GPT) or PositionPlayer (position policy) at one setting."""
+    if kind == "position":
         from lab_transcendence.position_player import PositionPlayer
 
-        return PositionPlayer(m["model"], temperature, name=name, headers=headers)
+        return PositionPlayer(model, temperature, name=name, headers=headers)
     from lab_transcendence.player import ModelPlayer
 
-    return ModelPlayer(m["model"], m["tok"], temperature, policy, name=name, attempts=cfg.attempts, headers=headers,
-                       protocol=cfg.protocol)  # fmt: skip
+    return ModelPlayer(model, tok, temperature, policy, name=name, attempts=attempts, headers=headers,
+                       protocol=protocol)  # fmt: skip
 
 
 def _model_moves(rec: dict, name: str) -> int:
@@ -144,16 +157,24 @@ def _model_moves(rec: dict, name: str) -> int:
     return (rec["plies"] + 1) // 2 if white else rec["plies"] // 2
 
 
-def run_experiment(cfg: EvalConfig, run, show_progress: bool = True) -> dict:
-    """Play every game not yet in run/games.jsonl, then rate and report. Returns the results dict."""
+def run_experiment(
+    cfg: EvalConfig, run, show_progress: bool = True, backend=None, serve: str = "auto"
+) -> dict:
+    """Play every game not yet in run/games.jsonl, then rate and report. Returns the results dict.
+
+    `backend` (lab_shared.backend.Backend) runs the games: here (default) or in chunks on Ray, where each
+    worker has its own Stockfish and the model is served as `serve` says (arena_tasks)."""
     from lab_shared.device import choose_device
     from lab_shared.progress import progress
-    from lab_transcendence.arena import EnginePlayer, ExpertPlayer, GameLog, GameSpec, game_seed, play_games
-    from lab_transcendence.engines import level_settings, open_pool
+    from lab_transcendence.arena import EnginePlayer, ExpertPlayer, GameLog, GameSpec, game_seed
+    from lab_transcendence.arena_tasks import SERVE, play
+    from lab_transcendence.engines import level_settings
     from lab_transcendence.loading import load_any, weights_hash
     from lab_transcendence.rating import check_levels, load_anchors
 
     validate(cfg)
+    if serve not in SERVE:
+        raise LabError(f"--serve must be auto, actor or worker, got {serve!r}")
     anchors = load_anchors(cfg.anchors)
     check_levels(cfg.levels, anchors)
     device = choose_device(cfg.device)
@@ -172,9 +193,9 @@ def run_experiment(cfg: EvalConfig, run, show_progress: bool = True) -> dict:
                        "hash": weights_hash(path)})  # fmt: skip
         models.append((label, path, model, tok, meta))
     if cfg.design == "pool":
-        return _run_pool(cfg, run, loaded, show_progress)
+        return _run_pool(cfg, run, loaded, show_progress, backend, serve)
 
-    pool = open_pool(cfg.stockfish, size=cfg.engines)
+    pool = _local_pool(cfg, backend)
     try:
         players: dict = {}
         opponents: dict[str, tuple[float, float]] = {}
@@ -225,13 +246,15 @@ def run_experiment(cfg: EvalConfig, run, show_progress: bool = True) -> dict:
         if cfg.protocol == "paper":  # the paper's order: every game with the model as Black, then as White
             model_names = {r["name"] for r in rated if r["kind"] == "model"}
             specs.sort(key=lambda sp: 0 if sp.black in model_names else 1)
-        records = play_games(specs, players, log, concurrency=cfg.concurrency, max_moves=game_length(cfg),
-                             on_game=on_game, claim_draws=cfg.protocol == "lab")  # fmt: skip
+        records = play(specs, players, log, backend, concurrency=cfg.concurrency, max_moves=game_length(cfg),
+                       on_game=on_game, claim_draws=cfg.protocol == "lab", stockfish=cfg.stockfish,
+                       engines=1, serve=serve, device=cfg.device)  # fmt: skip
         if bar is not None:
             bar.close()
-        restarts = pool.restarts
+        restarts = pool.restarts if pool is not None else 0
     finally:
-        pool.close()
+        if pool is not None:
+            pool.close()
     return report(cfg, run, records, rated, opponents, models, restarts)
 
 
@@ -479,21 +502,31 @@ def verdict_line(v: dict) -> str:
     )
 
 
-def _run_pool(cfg: EvalConfig, run, loaded: list[dict], show_progress: bool) -> dict:
-    """The pool design (pool.py): play, rate, decide on the confirmation set, per-position measure, report."""
+def _local_pool(cfg: EvalConfig, backend):
+    """The engine pool of the local backend; None on Ray (each worker keeps its own)."""
+    if backend is not None and backend.is_ray:
+        return None
     from lab_transcendence.engines import open_pool
+
+    return open_pool(cfg.stockfish, size=cfg.engines)
+
+
+def _run_pool(cfg: EvalConfig, run, loaded: list[dict], show_progress: bool, backend=None,
+              serve: str = "auto") -> dict:  # fmt: skip
+    """The pool design (pool.py): play, rate, decide on the confirmation set, per-position measure, report."""
     from lab_transcendence.pool import run_pool
 
     experts: dict[str, object] = {}
     for m in loaded:
         for e in experts_from_meta(m["meta"]):
             experts.setdefault(e.name, e)
-    pool = open_pool(cfg.stockfish, size=cfg.engines)
+    pool = _local_pool(cfg, backend)
     try:
-        out = run_pool(cfg, run, loaded, list(experts.values()), pool, show_progress)
-        restarts = pool.restarts
+        out = run_pool(cfg, run, loaded, list(experts.values()), pool, show_progress, backend, serve)
+        restarts = pool.restarts if pool is not None else 0
     finally:
-        pool.close()
+        if pool is not None:
+            pool.close()
     return pool_report(cfg, run, out, loaded, restarts)
 
 
@@ -563,10 +596,26 @@ def pool_report(cfg: EvalConfig, run, out: dict, loaded: list[dict], restarts: i
         "figure1": str(fig),
     }
     run.write_results(results)
-    text = "## Confirmation set (decides)\n\n" + markdown_table(fmt(conf_rows), floatfmt=".3g")
-    text += "\n\n## Selection set\n\n" + markdown_table(fmt(sel_rows), floatfmt=".3g")
+    text = "## Confirmation set (decides)\n\n" + markdown_table(elo_ints(fmt(conf_rows)), floatfmt=".3g")
+    text += "\n\n## Selection set\n\n" + markdown_table(elo_ints(fmt(sel_rows)), floatfmt=".3g")
     run.file("summary.md").write_text(text + "\n\n" + "\n".join(f"- {s}" for s in summary) + "\n")
     return results
+
+
+ELO_COLUMNS = ("ml_elo", "glicko2", "glicko2_rd", "glicko2_sequential")
+
+
+def elo_ints(rows: list[dict]) -> list[dict]:
+    """Rows with their Elo columns as whole numbers (a `.3g` table would print 1598 as 1.6e+03)."""
+    out = []
+    for r in rows:
+        r = dict(r)
+        for k in ELO_COLUMNS:
+            v = r.get(k)
+            if isinstance(v, float) and math.isfinite(v):
+                r[k] = int(round(v))
+        out.append(r)
+    return out
 
 
 def _per_position(cfg: EvalConfig, out: dict, loaded: list[dict]) -> dict | None:
@@ -585,9 +634,9 @@ def _per_position(cfg: EvalConfig, out: dict, loaded: list[dict]) -> dict | None
     player = make_model_player(m, t, "position", f"{m['label']}@T{t:g}", cfg)
     reqs = [MoveRequest(f"pos{i}", b, [], 0) for i, b in enumerate(boards)]
     moves = [d.move for d in player.select(reqs)]
-    from lab_shared.tools import find_stockfish
+    from lab_transcendence.engines import resolve_stockfish
 
-    engine = open_engine(find_stockfish(cfg.stockfish))
+    engine = open_engine(resolve_stockfish(cfg.stockfish))
     try:
         res = score_positions(boards, moves, out["experts"], engine, cfg.position_depth, cfg.seed,
                               model_name=f"{m['label']}@T{t:g}")  # fmt: skip
