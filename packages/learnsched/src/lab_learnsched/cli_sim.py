@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from lab_shared.backend import AddressOpt
+from lab_shared.backend import AddressOpt, BackendOpt
 from lab_shared.cli_utils import ConfigOpt, ForceOpt, SetOpt
 from lab_shared.errors import LabError
 
@@ -131,14 +131,26 @@ def register(app: typer.Typer) -> None:
         set_: SetOpt = None,
         quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
         force: ForceOpt = False,
+        backend: BackendOpt = "local",
+        address: AddressOpt = None,
+        workers: Annotated[
+            int, typer.Option(help="--backend ray: rollout actors (0 = one a cluster CPU, at most num_envs).")
+        ] = 0,
     ) -> None:
         """Train a masked PPO or double-DQN scheduler, or (--agent setnet) one shape-free agent on generated
-        workload families; checkpoints, metrics and a learning curve go to runs/."""
+        workload families; checkpoints, metrics and a learning curve go to runs/. `--backend ray` steps PPO's
+        envs in rollout actors on a Ray cluster (the same weights for a seed)."""
         from lab_learnsched.agents.config import TrainConfig
+        from lab_learnsched.agents.rollouts import check_ray_agent
+        from lab_shared.backend import Backend
         from lab_shared.cli_utils import config_from_cli
         from lab_shared.config import validate_range
         from lab_shared.rundir import RunDir
 
+        tasks = Backend(backend, address)
+        validate_range("workers", workers, lo=0)
+        if tasks.is_ray:  # the agent is known once the config is read: checked again below
+            check_ray_agent(agent or _run_agent(resume) or "ppo", tasks)
         if agent == "setnet" or (agent is None and _run_agent(resume) == "setnet"):
             return _train_setnet(steps, seed, name, resume, config, set_, quiet, force)
         run = None
@@ -169,6 +181,8 @@ def register(app: typer.Typer) -> None:
         validate_range("steps", cfg.steps, lo=1)
         validate_range("num_envs", cfg.num_envs, lo=1)
         _check_numbers(cfg, _TRAIN_ZERO_OK)
+        check_ray_agent(cfg.agent, tasks)
+        tasks.start()  # Ray missing or unreachable: one line before the run folder exists
         if run is None:
             run = RunDir.create("sched-train", name or cfg.agent, cfg)
         else:  # --steps may extend the run; any other change needs --force (recorded in provenance.json)
@@ -177,7 +191,8 @@ def register(app: typer.Typer) -> None:
             from lab_learnsched.agents.ppo import train_ppo as fn
         else:
             from lab_learnsched.agents.dqn import train_dqn as fn
-        res = fn(cfg, run, resume=resume, show_progress=not quiet)
+        extra = {"backend": tasks, "workers": workers} if tasks.is_ray else {}
+        res = fn(cfg, run, resume=resume, show_progress=not quiet, **extra)
         from lab_learnsched.bench import learning_curve
 
         learning_curve(str(run.path), run.plots / "learning_curve.png")

@@ -76,8 +76,15 @@ def ppo_step(net, opt, pc, logits, v, act, old_logp, adv, ret) -> tuple[float, f
 
 
 def train_ppo(
-    cfg: TrainConfig, run: RunDir, resume: str | Path | None = None, show_progress: bool = True
+    cfg: TrainConfig,
+    run: RunDir,
+    resume: str | Path | None = None,
+    show_progress: bool = True,
+    backend=None,
+    workers: int = 0,
 ) -> dict:
+    """PPO on `num_envs` envs stepped here, or (`backend` Ray) by `workers` rollout actors (agents/rollouts.py:
+    the same rollouts, hence the same weights for a seed)."""
     torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
     pc = cfg.ppo
@@ -95,7 +102,14 @@ def train_ppo(
             float(st["best"]),
         )
     n, t_len = cfg.num_envs, pc.rollout
-    obs = np.stack([e.reset(seed=seeds.next())[0] for e in envs])
+    rollouts = None
+    if backend is not None and backend.is_ray:
+        from lab_learnsched.agents.rollouts import RayRollouts
+
+        rollouts = RayRollouts(cfg, backend, workers, seeds)  # the envs' first resets happen there
+        obs = np.zeros((n, envs[0].observation_space.shape[0]), np.float32)
+    else:
+        obs = np.stack([e.reset(seed=seeds.next())[0] for e in envs])
     ep_hits, ep_reads = np.zeros(n), np.zeros(n)
     done_ratios: list[float] = []
     dim = obs.shape[1]
@@ -114,7 +128,10 @@ def train_ppo(
             for g in opt.param_groups:
                 g["lr"] = cfg.lr * max(0.05, 1.0 - step / cfg.steps)
         # -- rollout --
-        for t in range(t_len):
+        if rollouts is not None:
+            (b_obs, b_act, b_logp, b_rew, b_done, b_val), obs, ended = rollouts.collect(net, t_len)
+            done_ratios += ended
+        for t in range(t_len if rollouts is None else 0):
             o = torch.from_numpy(obs)
             with torch.no_grad():
                 logits, v = net(o)
@@ -170,4 +187,6 @@ def train_ppo(
         if next_ckpt is not None and step >= next_ckpt and step < cfg.steps:
             common.save(run, step, net, opt, meta, cfg, {"seed_pos": seeds.pos, "best": best})
             next_ckpt += cfg.ckpt_every
+    if rollouts is not None:
+        rollouts.close()
     return common.finish("ppo", run, step, net, opt, meta, cfg, validate, seeds, best, bar, t0)
