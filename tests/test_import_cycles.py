@@ -27,7 +27,6 @@ PACKAGES = {
 
 # (importer, imported): function-level imports that close a circle, tolerated until their owners split them.
 LAZY_DISPATCH = {
-    ("lab_sfa.sweep", "lab_sfa.cli_run"),  # the sweep runs points through the run command's code
     ("lab_transcendence.train", "lab_transcendence.position_train"),  # --model position
     ("lab_transcendence.synth", "lab_transcendence.presets"),
     ("lab_transcendence.transcend", "lab_transcendence.pool"),  # --design pool
