@@ -19,7 +19,8 @@ session settings the bench executes with) the plan tree is walked and every scan
   they are the contiguous band at the range's quantiles (mirrored for c < 0), otherwise spread at seeded
   random positions. A Bitmap Heap Scan takes its heap pages from its bitmap index scans (OR: union).
 - Loops: the inner side of a Nested Loop runs once per outer row (unless it is a Materialize or Hash), a
-  SubPlan once per row of its parent (a hashed SubPlan and an InitPlan once).
+  SubPlan once per row of its parent when it refers to that scan's own columns, else once per loop of the
+  parent (its keys come from an outer row); a hashed SubPlan and an InitPlan once.
 
 Only the estimate's block ids are used by the schedulers; `quality(...)` compares them with exact (probed or
 traced) sets: Jaccard, recall, precision, size ratio.
@@ -68,6 +69,7 @@ class Range:
     q1: float = 1.0
     lookups: float = 0.0  # > 0: scattered lookups (K keys), q0/q1 unused
     tuples: float = 0.0  # heap tuples fetched over all loops
+    cond: str = ""  # the index condition: scattered positions are drawn per (relation, condition)
 
 
 def split_and(cond: str) -> list[str]:
@@ -143,6 +145,7 @@ class Estimator:
             tuple[str, str], tuple[float, float]
         ] = {}  # (table, column) -> (correlation, ndistinct)
         self._frac: dict[tuple, float] = {}
+        self._seed = 0  # per estimate(): scattered positions are seeded by the query
         self._read_catalog(relations)
 
     def _read_catalog(self, relations: list[str]) -> None:
@@ -239,9 +242,9 @@ class Estimator:
             nd = self.ndistinct(table, col)
             per_key = tuples / nd
             keys = min(lookups, nd)
-            return Range(0.0, 1.0, keys, keys * per_key)
+            return Range(0.0, 1.0, keys, keys * per_key, cond)
         q1 = max(q1, q0)
-        return Range(q0, q1, 0.0, max(plan_rows, (q1 - q0) * tuples))
+        return Range(q0, q1, 0.0, max(plan_rows, (q1 - q0) * tuples), cond)
 
     # --- blocks ------------------------------------------------------------------------------------------------
     def index_blocks(self, idx: RelInfo, r: Range, rng: np.random.Generator) -> np.ndarray:
@@ -253,7 +256,7 @@ class Estimator:
         span = n - 1  # leaves and inner pages: blocks 1..n-1, in key order for a freshly built btree
         if r.lookups > 0:
             k = int(round(cardenas(r.lookups, span)))
-            body = 1 + np.sort(rng.choice(span, size=min(span, max(1, k)), replace=False))
+            body = 1 + self._scatter(idx.name, r.cond, span, k)
         else:
             a = 1 + int(math.floor(r.q0 * span))
             b = 1 + int(math.ceil(r.q1 * span))
@@ -269,7 +272,7 @@ class Estimator:
             per_key_pages = max(1.0, r.tuples / max(r.lookups, 1) * n / info.tuples) if c2 >= 0.5 else 1.0
             touched = cardenas(r.lookups * per_key_pages, n) if c2 >= 0.5 else cardenas(r.tuples, n)
             k = min(n, max(1, int(round(touched))))
-            return np.sort(rng.choice(n, size=k, replace=False)).astype(np.int64)
+            return self._scatter(table, r.cond, n, k)
         frac = max(0.0, r.q1 - r.q0)
         clustered = frac * n
         count = c2 * clustered + (1 - c2) * cardenas(r.tuples, n)
@@ -279,7 +282,14 @@ class Estimator:
             mid = (lo + hi) / 2 * n
             a = int(max(0, min(n - k, round(mid - k / 2))))
             return np.arange(a, a + k, dtype=np.int64)
-        return np.sort(rng.choice(n, size=k, replace=False)).astype(np.int64)
+        return self._scatter(table, r.cond, n, k)
+
+    def _scatter(self, rel: str, cond: str, n: int, k: int) -> np.ndarray:
+        """k of n blocks at seeded random positions: the same (query, relation, condition) always gets the
+        same permutation, so two accesses with the same lookup key (a query and its subquery) overlap."""
+        h = hashlib.sha1(f"{self._seed}|{rel}|{cond}".encode()).hexdigest()[:12]
+        perm = np.random.default_rng(int(h, 16)).permutation(n)
+        return np.sort(perm[: min(n, max(1, k))]).astype(np.int64)
 
     def estimate(
         self, sql: str, params: dict[str, Any] | None = None, key: str = "", where: str = "query"
@@ -289,6 +299,7 @@ class Estimator:
         seed = int(hashlib.sha1((key or json.dumps([sql, params_to_json(params or {})],
                                                     default=str)).encode()).hexdigest()[:8], 16)  # fmt: skip
         rng = np.random.default_rng(seed)
+        self._seed = seed
         out: dict[str, list[np.ndarray]] = {}
         self._walk(plan, 1.0, out, rng)
         res = {}
@@ -326,7 +337,10 @@ class Estimator:
                 n = 1.0
             elif rel_ == "SubPlan":
                 hashed = "hashed " + str(ch.get("Subplan Name", "")) in json.dumps(node)
-                n = 1.0 if hashed else loops * max(1.0, rows)
+                alias = node.get("Alias", "")
+                # correlated with this scan's own rows: once per row; with an outer row only: once per loop
+                per_row = not alias or f"{alias}." in json.dumps(ch)
+                n = 1.0 if hashed else loops * max(1.0, rows) if per_row else loops
             elif rel_ == "Inner" and nt == "Nested Loop":
                 once = ch.get("Node Type") in ("Materialize", "Hash")
                 n = loops if once else loops * max(1.0, outer_rows)
