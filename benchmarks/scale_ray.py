@@ -3,8 +3,13 @@
 Jobs (each run through the packages' own entry points, exactly as `--backend local|ray` runs them):
 - sweep: an SFA sweep of 4 grid points x 2 seeds on the default image sequence, cut down (8 runs),
 - synth: a synthetic corpus of Stockfish-expert games at depth 2 (a Stockfish per worker),
-- sched: the scheduler bench's episodes (every policy on held-out episodes, plus the buffer/queue sweeps).
-Configurations: local (the default: one process; synth also with its 2-process pool), Ray with 1 CPU and Ray
+- sched: the scheduler bench's episodes (every policy on held-out episodes, plus the buffer/queue sweeps),
+- train: `lab sched train --agent ppo` at 8 envs, stepped here or by rollout actors in lockstep,
+- arena: `lab chess eval`'s games of a tiny GPT (masked policy) and two synthetic experts against Stockfish at
+  depth 1 (deterministic), as `--backend ray` plays them: chunks of games, a Stockfish per worker, the model
+  loaded per worker (`--serve worker`); at 2 CPUs also served by one batching actor (`--serve actor`).
+Configurations: local (the default: one process; synth also with its 2-process pool, arena with a 2-engine
+pool), Ray with 1 CPU and Ray
 with 2 CPUs (a fresh local cluster each, started and warmed up, i.e. every worker has imported the packages,
 before the clock starts; start and warm-up are printed apart). Ray overhead = Ray(W) / local(W) - 1 at the
 same number of workers W; speedup = Ray(1 CPU) / Ray(2 CPUs). Every configuration must give the same results
@@ -74,10 +79,71 @@ def sched_job(backend, runs: Path, quick: bool):
     return [[{k: v for k, v in r.items() if k != "ms_per_decision"} for r in rows] for rows in out.values()]
 
 
+def arena_model(runs: Path) -> Path:
+    """A tiny random GPT exported with two synthetic experts in its metadata (what eval rates beside it)."""
+    import torch
+
+    from lab_transcendence.export import export_model
+    from lab_transcendence.model import GPT, preset_config
+    from lab_transcendence.synth import Expert
+    from lab_transcendence.tokenizer import get_tokenizer
+
+    torch.manual_seed(0)
+    model = GPT(preset_config("tiny", get_tokenizer("char").vocab_size)).eval()
+    experts = [Expert("e0", random_rate=0.2, blind_spot="N", depth=1).to_dict(),
+               Expert("e1", random_rate=0.3, blind_spot="B", depth=1).to_dict()]  # fmt: skip
+    return export_model(model, runs / "arena-model", "char", {"experts": experts})
+
+
+def arena_job(backend, runs: Path, quick: bool, engines: int = 1, serve: str = "worker"):
+    from lab_shared.io import atomic_write_json
+    from lab_shared.rundir import RunDir
+    from lab_transcendence.transcend import EvalConfig, run_experiment
+
+    anchors = runs / "anchors-20.json"
+    atomic_write_json(anchors, {"20": 2000})  # full strength at depth 1: the same moves on every backend
+    cfg = EvalConfig(models=[str(runs / "arena-model")], temperatures=[0.001], policies=["masked"], levels=[20],
+                     games=8 if quick else 24, expert_games=4 if quick else 12, limit="depth:1", max_moves=40,
+                     concurrency=16, engines=engines, anchors=str(anchors), device="cpu")  # fmt: skip
+    run = RunDir.create("bench-arena", "arena", cfg, root=runs)
+    res = run_experiment(cfg, run, show_progress=False, backend=backend, serve=serve)
+    games = sorted(
+        ({k: v for k, v in r.items() if k != "date"} for r in read_records(run.file("games.jsonl"))),
+        key=lambda r: r["game_id"],
+    )
+    return games, res["table"]
+
+
+def train_job(backend, runs: Path, quick: bool):
+    """`lab sched train --agent ppo`: 8 envs, local loop or rollout actors (as many as the cluster's CPUs)."""
+    from safetensors.torch import load_file
+
+    from lab_learnsched.agents.config import TrainConfig
+    from lab_learnsched.agents.ppo import train_ppo
+    from lab_shared.checkpoint import find_checkpoint
+    from lab_shared.rundir import RunDir
+
+    cfg = TrainConfig(workload="small", num_envs=8, steps=8 * 64 * (2 if quick else 6), eval_every=0,
+                      ckpt_every=0, eval_episodes=2, hidden=32, seed=0)  # fmt: skip
+    run = RunDir.create("bench-train", "ppo", cfg, root=runs)
+    train_ppo(cfg, run, show_progress=False, backend=backend if backend.is_ray else None)
+    w = load_file(str(find_checkpoint(run.path) / "model.safetensors"))
+    return {k: v.tolist() for k, v in sorted(w.items())}
+
+
+def read_records(path):
+    from lab_transcendence.arena import read_records as read
+
+    return read(path)
+
+
 def _warm(_):
     """A warm-up task: the imports every job's tasks need, once per worker process."""
+    import lab_learnsched.agents.rollouts  # noqa: F401
     import lab_learnsched.bench  # noqa: F401
     import lab_sfa.sweep  # noqa: F401
+    import lab_transcendence.arena_tasks  # noqa: F401
+    import lab_transcendence.player  # noqa: F401
     import lab_transcendence.synth  # noqa: F401
 
     time.sleep(1.0)  # holds this worker so the next warm-up task starts another
@@ -103,17 +169,26 @@ def main() -> None:
     os.environ["LAB_RUNS"] = str(work)  # Ray workers inherit it at ray.init: one pretraining cache for all
     runs = work / "jobs"
     runs.mkdir()
-    jobs = {"sweep": sweep_job, "synth": synth_job, "sched": sched_job}
+    jobs = {
+        "sweep": sweep_job,
+        "synth": synth_job,
+        "sched": sched_job,
+        "arena": arena_job,
+        "train": train_job,
+    }
     times: dict[str, dict[str, float]] = {j: {} for j in jobs}
     results: dict[str, dict[str, object]] = {j: {} for j in jobs}
 
     local = Backend("local")
     sweep_job(local, runs, args.quick)  # untimed: fills the pretraining cache every configuration reads
+    arena_model(runs)
     for name, job in jobs.items():
         times[name]["local-1"], results[name]["local-1"] = timed(job, local, runs, args.quick)
         print(f"{name:6s} local, 1 process     {times[name]['local-1']:7.1f} s", flush=True)
     times["synth"]["local-2"], results["synth"]["local-2"] = timed(synth_job, local, runs, args.quick, 2)
     print(f"synth  local, 2-process pool {times['synth']['local-2']:7.1f} s", flush=True)
+    times["arena"]["local-2"], results["arena"]["local-2"] = timed(arena_job, local, runs, args.quick, 2)
+    print(f"arena  local, 2-engine pool  {times['arena']['local-2']:7.1f} s", flush=True)
     startup = {}
     for w in (1, 2):
         t0 = time.perf_counter()
@@ -131,6 +206,11 @@ def main() -> None:
             key = f"ray-{w}"
             times[name][key], results[name][key] = timed(job, Backend("ray"), runs, args.quick)
             print(f"{name:6s} ray, {w} CPU            {times[name][key]:7.1f} s", flush=True)
+        if w == 2:  # the model in one actor that batches every chunk's positions (the GPU design)
+            key = "ray-2-actor"
+            times["arena"][key], results["arena"][key] = timed(arena_job, Backend("ray"), runs, args.quick, 1,
+                                                               "actor")  # fmt: skip
+            print(f"arena  ray, 2 CPU, served    {times['arena'][key]:7.1f} s", flush=True)
         ray.shutdown()
 
     same = {name: all(r == res["local-1"] for r in res.values()) for name, res in results.items()}
@@ -167,8 +247,16 @@ def main() -> None:
     print(
         f"RESULT scale_ray: worst Ray overhead {100 * worst:+.0f}% at equal workers (target <= +10%); "
         f"speedup 1->2 CPUs sweep {summary['sweep']['speedup_ray_1_to_2']:.2f}x, synth "
-        f"{summary['synth']['speedup_ray_1_to_2']:.2f}x, sched {summary['sched']['speedup_ray_1_to_2']:.2f}x; "
+        f"{summary['synth']['speedup_ray_1_to_2']:.2f}x, sched {summary['sched']['speedup_ray_1_to_2']:.2f}x, "
+        f"arena {summary['arena']['speedup_ray_1_to_2']:.2f}x, train {summary['train']['speedup_ray_1_to_2']:.2f}x; "
         f"same results {all(same.values())}"
+    )
+    a = summary["arena"]
+    print(
+        f"RESULT scale_ray arena: local 1 engine {a['local-1']:.1f} s, 2-engine pool {a['local-2']:.1f} s; "
+        f"Ray 1 CPU {a['ray-1']:.1f} s ({100 * a['overhead_1']:+.0f}%), 2 CPUs {a['ray-2']:.1f} s "
+        f"({100 * a['overhead_2']:+.0f}% vs the 2-engine pool), model served by an actor at 2 CPUs "
+        f"{a['ray-2-actor']:.1f} s ({a['ray-2-actor'] / a['ray-2']:.2f}x the per-worker model)"
     )
 
 
