@@ -34,6 +34,11 @@ def _is_bench(run: Run) -> bool:
     return isinstance(run.results, dict) and "main" in run.results and "buffer_sweep" in run.results
 
 
+def _is_families(run: Run) -> bool:
+    r = run.results if isinstance(run.results, dict) else {}
+    return {"families", "instances", "heuristics"} <= set(_cfg(run)) and "summary" in r
+
+
 def _is_train(run: Run) -> bool:
     c = _cfg(run)
     return str(c.get("agent", "")) in ("ppo", "dqn", "setnet") and "steps" in c
@@ -41,7 +46,7 @@ def _is_train(run: Run) -> bool:
 
 def owns(run: Run) -> bool:
     c = _cfg(run)
-    return _is_bench(run) or _is_train(run) or ("buffer_sweep" in c and "policies" in c)
+    return _is_bench(run) or _is_families(run) or _is_train(run) or ("buffer_sweep" in c and "policies" in c)
 
 
 def _ci_of_std(mean: float, std: float, n: int) -> tuple[float, float]:
@@ -86,6 +91,100 @@ def verdicts(bench: Run) -> list[Verdict]:
             )
         )
     return out
+
+
+def family_verdicts(run: Run, trains: list[Run] = ()) -> list[Verdict]:
+    """`lab sched bench-families`: each agent over every held-out family together (the 'all' rows)."""
+    out = []
+    rows = [
+        r for r in run.results["summary"] if r["family"] == "all" and str(r["policy"]).startswith("agent")
+    ]
+    fams = list(_cfg(run).get("families") or [])
+    for r in rows:
+        lo, hi = r.get("vs_best_lo", math.nan), r.get("vs_best_hi", math.nan)
+        answer = "yes" if hi < 0 else ("no" if lo > 0 else "no, not distinguishable")
+        planner = next(
+            (x for x in run.results["summary"] if x["family"] == "all" and x["policy"] == "planner"), None
+        )
+        detail = (
+            f"{pct(r['vs_best'])} reads (95% bootstrap interval {pct(lo)} .. {pct(hi)}) over {r['episodes']} "
+            f"episodes of {_seen(r['policy'], fams, list(trains))} ({', '.join(fams)}); fewer reads in {pct(r.get('wins'), 0, False)}, "
+            f"ties in {pct(r.get('ties'), 0, False)}."
+        )
+        if planner is not None:
+            detail += f" A planner shows the room: {pct(planner['vs_best'])} reads."
+        out.append(Verdict(f"Does one learned agent read less than the best hand-written rule on "
+                           f"{_seen(r['policy'], fams, list(trains))}?", answer, detail))  # fmt: skip
+    return out
+
+
+def _trained_families(spec: str, trains: list[Run]) -> list[str] | None:
+    """The families the agent of `spec` trained on: from its run folder's config when it is on disk, else
+    from a training run of this report whose checkpoints live in the same run folder name."""
+    p = Path(_agent_path(spec))
+    for cand in (p, p.parent, p.parent.parent):
+        if _cfg_of(cand).get("families"):
+            return list(_cfg_of(cand)["families"])
+    for t in trains:
+        folders = {t.path.name} | {
+            Path(str(t.results.get(k))).parent.parent.name
+            for k in ("checkpoint", "best_checkpoint")
+            if t.results.get(k)
+        }
+        if any(f and f in p.parts for f in folders) and _cfg(t).get("families"):
+            return list(_cfg(t)["families"])
+    return None
+
+
+def _seen(spec: str, fams: list[str], trains: list[Run]) -> str:
+    """Whether the agent trained on these families (when its training run can be found)."""
+    trained = _trained_families(spec, trains)
+    if not trained:
+        return "workload families"
+    if not set(fams) & set(trained):
+        return "workload families it never trained on"
+    return "the workload families it trained on" if set(fams) <= set(trained) else "workload families"
+
+
+def family_figure(run: Run, path: Path) -> Figure | None:
+    """Reads relative to the best heuristic per family, each policy with its 95% bootstrap interval."""
+    rows = [r for r in run.results["summary"] if "vs_best" in r]
+    if not rows:
+        return None
+    fams = list(dict.fromkeys(r["family"] for r in rows))
+    pols = [p for p in dict.fromkeys(r["policy"] for r in rows) if p not in ("fifo",)]
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(8.5, 4.2))
+    w = 0.8 / max(1, len(pols))
+    for i, pol in enumerate(pols):
+        xs, ys, lo, hi = [], [], [], []
+        for j, fam in enumerate(fams):
+            r = next((x for x in rows if x["family"] == fam and x["policy"] == pol), None)
+            if r is None:
+                continue
+            xs.append(j + (i - (len(pols) - 1) / 2) * w)
+            ys.append(100 * r["vs_best"])
+            lo.append(100 * (r["vs_best"] - r.get("vs_best_lo", r["vs_best"])))
+            hi.append(100 * (r.get("vs_best_hi", r["vs_best"]) - r["vs_best"]))
+        ax.bar(
+            xs,
+            ys,
+            width=w,
+            yerr=[lo, hi],
+            capsize=2,
+            label=_short(pol).replace("guarded:agent", "guarded agent"),
+        )
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set_xticks(range(len(fams)))
+    ax.set_xticklabels(fams)
+    ax.set_ylabel("reads relative to the best heuristic (%)")
+    ax.set_title("Workload families (negative = fewer reads than the best rule)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=4, frameon=False)
+    save_figure(fig, path)
+    return Figure(path, "Reads of each policy relative to the best hand-written rule (chosen per instance on "
+                        "validation episodes), per family and over all; 95% bootstrap intervals; "
+                        "fifo is left out (far above).")  # fmt: skip
 
 
 def reads_vs_buffer(bench: Run, path: Path) -> Figure | None:
@@ -141,45 +240,75 @@ def reads_vs_buffer(bench: Run, path: Path) -> Figure | None:
 def _short(pol: str) -> str:
     if pol.startswith("agent"):
         return pol.split(":", 1)[0] + " (learned)"
+    if pol.startswith("guarded:agent"):
+        return "guarded agent (safety net)"
     return pol
 
 
+def _name(pol: str) -> str:
+    """A policy for tables: an agent's checkpoint path shortened to its run folder."""
+    head, sep, path = str(pol).rpartition("agent:")
+    if not sep or "/" not in path:
+        return str(pol)
+    parts = [q for q in Path(path).parts if q not in ("best",) and not q.startswith("step-")]
+    return f"{head}agent:{parts[-1] if parts else path}"
+
+
+def _smooth(points: list[tuple[float, float]], n: int = 50) -> list[tuple[float, float]]:
+    """A running mean over about len/n points (train episodes are noisy)."""
+    k = max(1, len(points) // n)
+    return [(points[i][0], sum(v for _, v in points[max(0, i - k + 1) : i + 1]) / len(points[max(0, i - k + 1) : i + 1]))
+            for i in range(len(points))]  # fmt: skip
+
+
 def learning_curve(train_path: Path, bench: Run | None, path: Path) -> Figure | None:
-    """Validation hit ratio against steps, with greedy (validation) and the best heuristic (test) lines."""
+    """Validation against steps with the heuristics as lines: the hit ratio with greedy (validation) and the
+    best heuristic (the bench's test episodes), or, for agents validated against the best heuristic
+    (setnet), their validation reads relative to it."""
     m = train_path / "metrics.jsonl"
     if not m.is_file():
         return None
     rows = read_metrics(m)
+    vb = [(r["step"], 100 * r["val_vs_best"]) for r in rows if "val_vs_best" in r]
     va = [(r["step"], r["val_hit_ratio"]) for r in rows if "val_hit_ratio" in r]
     tr = [(r["step"], r["train_hit_ratio"]) for r in rows if "train_hit_ratio" in r]
-    if not va and not tr:
+    if not (vb or va or tr):
         return None
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    if tr:
-        ax.plot(*zip(*tr), color="C0", alpha=0.35, lw=1, label="train episodes (sampled actions)")
-    if va:
-        ax.plot(*zip(*va), color="C0", marker="o", ms=4, label="validation episodes (argmax)")
-    gr = [r["val_greedy_hit_ratio"] for r in rows if "val_greedy_hit_ratio" in r]
-    if gr:
-        ax.axhline(gr[-1], color="C1", ls="--", label="greedy-most-cached (validation)")
     cap = ""
-    if bench is not None:
-        best = {b["workload"]: b["best"] for b in bench.results.get("best_heuristic") or []}
-        wl = (_cfg_of(train_path).get("workload")) or "default"
-        ref = next(
-            (r for r in bench.results["main"] if r["workload"] == wl and r["policy"] == best.get(wl)), None
-        )
-        if ref is not None:
-            ax.axhline(ref["hit_ratio"], color="C3", ls=":", lw=2, label=f"best heuristic {best[wl]} (test)")
-            cap = f" The dotted line is the best hand-written rule ({best[wl]}) on the bench's test episodes."
+    if vb:
+        ax.plot(*zip(*vb), color="C0", marker="o", ms=4, label="validation reads vs the best heuristic")
+        ax.axhline(0, color="C3", ls=":", lw=2, label="best heuristic (per instance, validation)")
+        ax.set_ylabel("reads relative to the best heuristic (%)")
+        cap = " Below the dotted line the agent reads less than the best rule on validation episodes."
+    else:
+        if tr:
+            ax.plot(*zip(*_smooth(tr)), color="C0", alpha=0.45, lw=1, label="train episodes (running mean)")
+        if va:
+            ax.plot(*zip(*va), color="C0", marker="o", ms=4, label="validation episodes (argmax)")
+        gr = [r["val_greedy_hit_ratio"] for r in rows if "val_greedy_hit_ratio" in r]
+        if gr:
+            ax.axhline(gr[-1], color="C1", ls="--", label="greedy-most-cached (validation)")
+        if bench is not None and _is_bench(bench):
+            best = {b["workload"]: b["best"] for b in bench.results.get("best_heuristic") or []}
+            wl = _cfg_of(train_path).get("workload") or "default"
+            ref = next(
+                (r for r in bench.results["main"] if r["workload"] == wl and r["policy"] == best.get(wl)),
+                None,
+            )
+            if ref is not None:
+                ax.axhline(
+                    ref["hit_ratio"], color="C3", ls=":", lw=2, label=f"best heuristic {best[wl]} (test)"
+                )
+                cap = f" The dotted line is the best hand-written rule ({best[wl]}) on the bench's test episodes."
+        ax.set_ylabel("buffer hit ratio")
     ax.set_xlabel("environment steps")
-    ax.set_ylabel("buffer hit ratio")
     ax.set_title("Learning curve against the heuristics")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="best")
     save_figure(fig, path)
-    return Figure(path, f"Hit ratio of the learned agent during training ({train_path.name}).{cap}")
+    return Figure(path, f"The learned agent during training ({train_path.name}).{cap}")
 
 
 def _cfg_of(path: Path) -> dict:
@@ -198,7 +327,7 @@ def main_table(bench: Run) -> list[dict]:
         n = int(r.get("episodes") or 0)
         lo, hi = _ci_of_std(r.get("reads", math.nan), r.get("reads_std", math.nan), n)
         out.append({
-            "workload": r["workload"], "policy": r["policy"], "hit ratio": sig(r.get("hit_ratio")),
+            "workload": r["workload"], "policy": _name(r["policy"]), "hit ratio": sig(r.get("hit_ratio")),
             "reads": integer(r.get("reads"), True), "95% CI": interval(lo, hi, lambda v: integer(v, True)),
             "vs best heuristic": pct(r.get("vs_best")) if "vs_best" in r else "",
             "fewer reads than best": pct(r.get("wins_vs_best"), 0, False) if "wins_vs_best" in r else "",
@@ -218,7 +347,7 @@ def exact_table(bench: Run) -> tuple[list[dict], list[str]]:
                          "fits in the pool), so that pool is left out of the table.")  # fmt: skip
             continue
         keep += [{
-            "pool": r["buffer"], "policy": r["policy"], "reads": integer(r["reads"]),
+            "pool": r["buffer"], "policy": _name(r["policy"]), "reads": integer(r["reads"]),
             "optimum": integer(r["optimum_reads"]), "gap to optimum": pct(r.get("gap_opt")),
             "worst batch": pct(r.get("gap_opt_max")), "at optimum": pct(r.get("at_optimum"), 0, False),
         } for r in mine]  # fmt: skip
@@ -227,7 +356,7 @@ def exact_table(bench: Run) -> tuple[list[dict], list[str]]:
 
 def section(runs: list[Run], fig_dir: Path) -> Section:
     benches = [r for r in runs if _is_bench(r)]
-    trains = [r for r in runs if _is_train(r) and not _is_bench(r)]
+    trains = [r for r in runs if _is_train(r) and not _is_bench(r) and not _is_families(r)]
     sec = Section(TITLE)
     texts, drawn = [], set()
     for b in benches:
@@ -252,17 +381,37 @@ def section(runs: list[Run], fig_dir: Path) -> Section:
             sec.tables.append((f"Gap to the exact optimum on batches of 8 queries{tag}", exact))
     for t in trains:
         res = t.results
-        texts.append(
-            f"{t.name}: {str(_cfg(t).get('agent', '')).upper()} trained {integer(res.get('steps'), True)} steps "
-            f"in {integer(res.get('train_seconds'))} s; validation hit ratio {sig(res.get('val_hit_ratio'))} vs "
-            f"greedy-most-cached {sig(res.get('val_greedy_hit_ratio'))}."
-        )
+        if "val_vs_best" in res:
+            texts.append(
+                f"{t.name}: {str(_cfg(t).get('agent', '')).upper()} trained {integer(res.get('steps'), True)} "
+                f"steps in {integer(res.get('train_seconds'))} s; best validation reads vs the best heuristic "
+                f"{pct(res['val_vs_best'])} (final {pct(res.get('val_vs_best_final'))})."
+            )
+        else:
+            texts.append(
+                f"{t.name}: {str(_cfg(t).get('agent', '')).upper()} trained {integer(res.get('steps'), True)} steps "
+                f"in {integer(res.get('train_seconds'))} s; validation hit ratio {sig(res.get('val_hit_ratio'))} vs "
+                f"greedy-most-cached {sig(res.get('val_greedy_hit_ratio'))}."
+            )
         if str(t.path.resolve()) not in drawn:
             f = learning_curve(
                 t.path, benches[0] if benches else None, fig_dir / f"learning_curve-{t.name}.png"
             )
             if f:
                 sec.images.append(f)
+    for f in [r for r in runs if _is_families(r)]:
+        sec.verdicts += family_verdicts(f, [r for r in runs if _is_train(r)])
+        fig = family_figure(f, fig_dir / f"families-{f.name}.png")
+        if fig:
+            sec.images.append(fig)
+        rows = [r for r in f.results["summary"] if r["family"] == "all"]
+        sec.tables.append((f"All families of {f.name} together", [{
+            "policy": _name(r["policy"]), "episodes": r["episodes"], "reads": integer(r["reads"], True),
+            "vs best heuristic": pct(r.get("vs_best")),
+            "95% interval": f"{pct(r.get('vs_best_lo'))} .. {pct(r.get('vs_best_hi'))}",
+            "fewer reads": pct(r.get("wins"), 0, False), "ties": pct(r.get("ties"), 0, False),
+        } for r in rows]))  # fmt: skip
+        benches.append(f)  # counts as a verdict source below
     if not benches:
         texts.append("No `lab sched bench` run in this report: no verdict against the heuristics.")
     sec.text = "\n\n".join(
