@@ -176,6 +176,11 @@ def test_every_method_runs_on_jsonl_tasks(task_file, method, params):
 def test_bad_model_and_bad_task_file_are_one_line_exit_2(task_file, tmp_path, lab_inproc):
     with pytest.raises(LabError, match="not a local folder and cannot be loaded"):
         get_sequence("lm", SequenceConfig(name="lm", model="no-such-org/no-such-model-xyz"))
+    r = lab_inproc(
+        "sfa", "run", "--sequence", "lm", "--model", "no-such-org/no-such-model-xyz", "--steps", "1"
+    )
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+    assert "'no-such-org/no-such-model-xyz' is not a local folder" in r.stderr
     bad = tmp_path / "bad.toml"
     (tmp_path / "b.jsonl").write_text('{"prompt": "a", "response": "b"}\n{"prompt": 1, "response": "b"}\n')
     bad.write_text('kind = "lm"\n[[tasks]]\nname = "b"\ntrain = "b.jsonl"\n')
@@ -261,3 +266,28 @@ def test_embedded_model_is_cached_by_content_and_its_splits_are_disjoint(tmp_pat
         assert not (keys[0] & keys[1] or keys[0] & keys[2] or keys[1] & keys[2]), name
         if name != "general":
             assert d.pretrain and d.train and d.test
+
+
+def test_lora_with_the_transformers_trainer_callback_keeps_only_adapters_as_theta_o(task_file, tmp_path):
+    from safetensors.torch import load_file
+    from transformers import Trainer, TrainingArguments
+
+    from lab_sfa.hf import ANCHOR_FILE, SFACallback
+
+    seq = get_sequence(str(task_file), _cfg(task_file, lora_rank=2))
+    model = seq.make_model()
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    args = TrainingArguments(
+        output_dir=str(tmp_path / "out"), max_steps=2, per_device_train_batch_size=4, learning_rate=5e-2,
+        report_to=[], save_strategy="steps", save_steps=2, logging_strategy="no", use_cpu=True, seed=0,
+        disable_tqdm=True, lr_scheduler_type="constant", dataloader_num_workers=0,
+    )  # fmt: skip
+    cb = SFACallback(beta=0.5, p=1.0)
+    Trainer(model=model, args=args, train_dataset=seq.tasks[0].train, callbacks=[cb]).train()
+    saved = load_file(str(tmp_path / "out" / "checkpoint-2" / ANCHOR_FILE))
+    assert saved and all("lora_" in k for k in saved)
+    for k, v in model.state_dict().items():
+        if "lora_" not in k:
+            assert torch.equal(v, start[k]), k
+        else:
+            assert torch.equal(saved[k], start[k]), k  # theta_o = the adapter when the task began

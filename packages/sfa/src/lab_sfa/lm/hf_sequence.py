@@ -48,6 +48,7 @@ class HFOptions:
     n_test: int = 32
     n_val: int = 16
     n_em: int = 200  # held-out prompts scored by exact match per task
+    order: int = 0  # task order: 0 = as listed, 1 = reversed, n >= 2 = a permutation seeded by n
     data_seed: int = 0
     eval_batch_size: int = 32
     device: str = "auto"
@@ -67,7 +68,8 @@ def options_from_config(cfg) -> HFOptions:
     d = SequenceConfig()
     opts = HFOptions(
         model="embedded" if cfg.model in ("cnn", "resnet") else cfg.model,
-        lora_rank=cfg.lora_rank, data_seed=cfg.data_seed, eval_batch_size=max(1, min(cfg.eval_batch_size, 32)),
+        lora_rank=cfg.lora_rank, data_seed=cfg.data_seed, order=cfg.order,
+        eval_batch_size=max(1, min(cfg.eval_batch_size, 32)),
     )  # fmt: skip
     for key in ("n_train", "n_test", "n_val"):
         if getattr(cfg, key) != getattr(d, key):
@@ -86,6 +88,9 @@ def resolve_model(name: str, device: str = "auto") -> str:
 
     if name in PRESETS:
         return str(embedded_model(name, device=device))
+    from lab_sfa.lm.hf_model import check_model_name
+
+    check_model_name(name)
     return name
 
 
@@ -111,10 +116,14 @@ def build_hf_sequence(opts: HFOptions):
 
     if opts.lora_rank < 0:
         raise LabError(f"sequence.lora_rank must be >= 0, got {opts.lora_rank}")
+    path = resolve_model(opts.model, opts.device)  # a bad model name fails before any data is read
     sources = opts.tasks or builtin_sources(opts.builtin, opts.model)
     if not sources:
         raise LabError("the LM sequence needs at least one task")
-    path = resolve_model(opts.model, opts.device)
+    if opts.order:
+        from lab_sfa.images.paper import task_order
+
+        sources = [sources[i] for i in task_order(len(sources), opts.order)]
     base, tok = load_causal_lm(path)
     ctx = context_of(base)
     if opts.block:
