@@ -21,7 +21,7 @@ def sig(v: float | None, digits: int = 3) -> str:
     """`digits` significant digits, never in e-notation (1232.09 -> "1232", 0.01234 -> "0.0123")."""
     if v is None or not math.isfinite(v):
         return "n/a"
-    if v == 0:
+    if abs(v) < 1e-12:  # floating-point noise around an exact 0
         return "0"
     mag = math.floor(math.log10(abs(v)))
     if mag >= digits - 1:
@@ -32,6 +32,14 @@ def sig(v: float | None, digits: int = 3) -> str:
 def _minus(text: str) -> str:
     """A true minus sign for negatives (as printed in papers)."""
     return "\u2212" + text[1:] if text.startswith("-") else text
+
+
+def fixed(v: float | None, decimals: int = 3) -> str:
+    """A fixed number of decimals (accuracies and their differences: 0.780, \u22120.004)."""
+    if v is None or not math.isfinite(v):
+        return "n/a"
+    text = f"{v:.{decimals}f}"
+    return "0." + "0" * decimals if float(text) == 0 and decimals else _minus(text)
 
 
 def integer(v: float | None, sep: bool = False) -> str:
@@ -248,6 +256,7 @@ class Figure:
 
     path: Path
     caption: str = ""
+    wide: bool = False  # spans the page's width (multi-panel figures)
 
 
 @dataclass

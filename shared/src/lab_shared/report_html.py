@@ -7,6 +7,7 @@ part through the `lab.reports` entry-point group: the entry point names a module
     TITLE: str                                   # the part's heading
     owns(run: Run) -> bool                       # whether a run folder is this part's
     section(runs: list[Run], fig_dir: Path) -> Section   # verdicts, figures (written under fig_dir), tables
+    results_of(run: Run) -> dict | None          # optional: results kept elsewhere than results.json
 
 The core imports no package. A run folder that is missing or corrupt, or a part whose section fails, is one
 line on the page and on stderr, never a traceback.
@@ -211,7 +212,7 @@ _PAGE_CSS = (
 .verdict{margin:.35em 0}.answer{font-weight:600}.answer.yes{color:#070}.answer.no{color:#b00}
 .problem{color:#b00;font-family:monospace;margin:.2em 0}figure{display:inline-block;margin:6px;vertical-align:top;
 max-width:48%}figure img{max-width:100%;border:1px solid #ddd}figcaption{font-size:85%;color:#444}
-nav ul{margin:.2em 0}.small{font-size:85%;color:#555}"""
+figure.wide{max-width:98%;display:block}nav ul{margin:.2em 0}.small{font-size:85%;color:#555}"""
 )
 _IMG_CHECK = """<script>
 addEventListener('load', function () {
@@ -247,7 +248,7 @@ def _figure_html(img: Path | Figure, page_dir: Path, n: int) -> str:
     rel = html.escape(os.path.relpath(Path(fig.path).resolve(), page_dir.resolve()))
     cap = f"Figure {n}. {fig.caption}" if fig.caption else f"Figure {n}."
     return (
-        f'<figure id="fig{n}"><a href="{rel}"><img src="{rel}" alt="{html.escape(cap)}"></a>'
+        f'<figure id="fig{n}"{" class=wide" if fig.wide else ""}><a href="{rel}"><img src="{rel}" alt="{html.escape(cap)}"></a>'
         f"<figcaption>{html.escape(cap)}</figcaption></figure>"
     )
 
@@ -312,6 +313,13 @@ def write_pages(out: Path, title: str, parts: list[Part], problems: list[str], i
 # ---- assembling --------------------------------------------------------------------------------------------
 def _section(name: str, rep: Any, runs: list[Run], fig_dir: Path, problems: list[str]) -> Section:
     title = getattr(rep, "TITLE", name) if rep is not None else name
+    load = getattr(rep, "results_of", None)  # optional: results a part keeps in another file
+    for r in runs:
+        if not isinstance(r.results, dict) and load is not None:
+            try:
+                r.results = load(r)
+            except Exception as e:
+                problems.append(f"{name}: cannot read the results of {r.path}: {type(e).__name__}: {e}")
     done = [r for r in runs if isinstance(r.results, dict)]
     for r in runs:
         if not isinstance(r.results, dict):

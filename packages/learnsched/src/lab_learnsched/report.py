@@ -184,7 +184,7 @@ def family_figure(run: Run, path: Path) -> Figure | None:
     save_figure(fig, path)
     return Figure(path, "Reads of each policy relative to the best hand-written rule (chosen per instance on "
                         "validation episodes), per family and over all; 95% bootstrap intervals; "
-                        "fifo is left out (far above).")  # fmt: skip
+                        "fifo is left out (far above).", wide=True)  # fmt: skip
 
 
 def reads_vs_buffer(bench: Run, path: Path) -> Figure | None:
@@ -234,7 +234,7 @@ def reads_vs_buffer(bench: Run, path: Path) -> Figure | None:
     n = mine[0].get("episodes")
     return Figure(path, f"Reads against buffer pool size on '{wl}', mean of {n} test episodes with 95% "
                         "t-intervals (left; they hold the spread between episodes) and reads relative to "
-                        "greedy-most-cached on the same episodes (right).")  # fmt: skip
+                        "greedy-most-cached on the same episodes (right).", wide=True)  # fmt: skip
 
 
 def _short(pol: str) -> str:
