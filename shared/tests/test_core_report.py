@@ -108,3 +108,18 @@ def test_core_imports_no_package():
                 names.append(node.module)
             for n in names:
                 assert not n.startswith(("lab_sfa", "lab_transcendence", "lab_learnsched")), (f.name, n)
+
+
+def test_cli_report_missing_run_is_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    good = _run(tmp_path / "runs", "good", {"acc": 0.5})
+    r = subprocess.run(
+        [sys.executable, "-m", "lab_shared.cli", "report", str(good), str(tmp_path / "gone"),
+         "--out", str(tmp_path / "page" / "index.html")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines() == [f"lab report: run folder not found: {tmp_path / 'gone'}"]
+    assert "results page:" in r.stdout and (tmp_path / "page" / "index.html").is_file()
