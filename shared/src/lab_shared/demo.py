@@ -16,8 +16,6 @@ from lab_shared.errors import LabError
 from lab_shared.io import atomic_write_text
 from lab_shared.logs import get_logger
 
-ORDER = ("sfa", "chess", "sched")
-
 
 def run_all(out: Path, only: list[str] | None = None) -> list[str]:
     """Run each demo into out/<name>/, write out/index.html; return the names of demos that failed."""
@@ -74,7 +72,6 @@ def run_all(out: Path, only: list[str] | None = None) -> list[str]:
         groups=groups,
         notes=notes,
         failed=failed,
-        order=ORDER,
     )
     log.info("results page: %s", outcome.index)
     broken = {line.split(":", 1)[0] for line in outcome.problems}

@@ -8,6 +8,7 @@ part through the `lab.reports` entry-point group: the entry point names a module
     owns(run: Run) -> bool                       # whether a run folder is this part's
     section(runs: list[Run], fig_dir: Path) -> Section   # verdicts, figures (written under fig_dir), tables
     results_of(run: Run) -> dict | None          # optional: results kept elsewhere than results.json
+    ORDER: int                                   # optional: the part's place on the page (low first)
 
 The core imports no package. A run folder that is missing or corrupt, or a part whose section fails, is one
 line on the page and on stderr, never a traceback.
@@ -372,7 +373,11 @@ def build_report(
         by_part.setdefault(name, []).extend(got)
     for name in failed or {}:
         by_part.setdefault(name, [])
-    names = [n for n in order if n in by_part] + sorted(n for n in by_part if n not in order)
+    rank = {n: getattr(reps.get(n), "ORDER", 99) for n in by_part}  # a part may say where it goes
+    rank = {n: o if isinstance(o, int) else 99 for n, o in rank.items()}
+    names = [n for n in order if n in by_part] + sorted(
+        (n for n in by_part if n not in order), key=lambda n: (rank[n], n)
+    )
     parts = []
     for name in names:
         rep = reps.get(name)

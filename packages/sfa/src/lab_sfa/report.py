@@ -26,6 +26,7 @@ from lab_shared.report import (
 from lab_shared.runs import Run
 
 TITLE = "SFA: continual fine-tuning with averaging (Kleiman et al. 2025, Soup to go)"
+ORDER = 1  # its place on the page: SFA, chess, scheduling (as in the README)
 
 # (claim, baseline, kind): "beats" needs the interval of SFA - baseline above 0; "matches" needs it above
 # -MARGIN (SFA no worse than the baseline by more than MARGIN ACC)
@@ -149,7 +150,7 @@ def acc_se(run: Run) -> float | None:
     return math.sqrt(sum(a * (1 - a) / n for a in final)) / len(final)
 
 
-ORDER = ("seq", "sfa", "l2", "ewc", "replay", "wise_ft", "task_arithmetic", "ties", "multitask")
+METHOD_ORDER = ("seq", "sfa", "l2", "ewc", "replay", "wise_ft", "task_arithmetic", "ties", "multitask")
 
 
 def _groups(runs: list[Run]) -> dict[str, list[Run]]:
@@ -157,8 +158,8 @@ def _groups(runs: list[Run]) -> dict[str, list[Run]]:
     out: dict[str, list[Run]] = defaultdict(list)
     for r in sorted(runs, key=lambda r: r.results.get("seed", 0)):
         out[label(r)].append(r)
-    rank = {m: i for i, m in enumerate(ORDER)}
-    return dict(sorted(out.items(), key=lambda kv: (rank.get(kv[0].split(" ")[0], len(ORDER)), kv[0])))
+    rank = {m: i for i, m in enumerate(METHOD_ORDER)}
+    return dict(sorted(out.items(), key=lambda kv: (rank.get(kv[0].split(" ")[0], len(METHOD_ORDER)), kv[0])))
 
 
 def acc_interval(rs: list[Run]) -> tuple[float, float, float, str]:

@@ -13,6 +13,7 @@ from lab_shared.report import Figure, Section, Verdict, integer, interval, pyplo
 from lab_shared.runs import Run
 
 TITLE = "Transcendence in chess (Zhang et al. 2024, Transcendence)"
+ORDER = 2  # its place on the page: SFA, chess, scheduling (as in the README)
 
 
 def _cfg(run: Run) -> dict:
