@@ -54,7 +54,7 @@ def _run_agent(resume: Path | None) -> str | None:
     return cfg.get("agent") if isinstance(cfg, dict) else None
 
 
-def _train_setnet(steps, seed, name, resume, config, set_, quiet, force=False) -> None:
+def _train_setnet(steps, seed, name, resume, config, set_, quiet, force=False, tasks=None, workers=0) -> None:
     """`train --agent setnet`: PPO over generated workload families (agents/setppo.py)."""
     from lab_learnsched.agents.config import SetTrainConfig
     from lab_learnsched.agents.setppo import train_setnet
@@ -73,11 +73,14 @@ def _train_setnet(steps, seed, name, resume, config, set_, quiet, force=False) -
     _check_numbers(cfg, _TRAIN_ZERO_OK)
     for f in cfg.families:
         get_family(f)
+    if tasks is not None:
+        tasks.start()  # Ray missing or unreachable: one line before the run folder exists
     if run is None:
         run = RunDir.create("sched-train", name or "setnet", cfg)
     else:  # --steps may extend the run; any other change needs --force (recorded in provenance.json)
         run.check_resume(cfg, force=force, allow=("steps",))
-    res = train_setnet(cfg, run, resume=resume, show_progress=not quiet)
+    extra = {"backend": tasks, "workers": workers} if tasks is not None and tasks.is_ray else {}
+    res = train_setnet(cfg, run, resume=resume, show_progress=not quiet, **extra)
     run.write_results(res)
     typer.echo(
         f"setnet: {res['steps']} steps; validation reads vs best heuristic {100 * res['val_vs_best']:+.2f}% "
@@ -152,7 +155,7 @@ def register(app: typer.Typer) -> None:
         if tasks.is_ray:  # the agent is known once the config is read: checked again below
             check_ray_agent(agent or _run_agent(resume) or "ppo", tasks)
         if agent == "setnet" or (agent is None and _run_agent(resume) == "setnet"):
-            return _train_setnet(steps, seed, name, resume, config, set_, quiet, force)
+            return _train_setnet(steps, seed, name, resume, config, set_, quiet, force, tasks, workers)
         run = None
         if resume is not None:
             if not resume.exists():

@@ -1,4 +1,4 @@
-"""PPO rollouts of `lab sched train --agent ppo` on Ray: rollout workers as actors, the same run as local.
+"""PPO rollouts of `lab sched train --agent ppo | setnet` on Ray: rollout workers as actors, the same run as local.
 
 Each `RolloutWorker` actor owns a contiguous slice of the `num_envs` environments and a copy of the policy.
 Every iteration the driver sends it the weights and its torch RNG state; the workers then step in lockstep,
@@ -23,6 +23,7 @@ from torch.distributions import Categorical
 
 from lab_learnsched.agents import common
 from lab_learnsched.agents.nets import SlotNet
+from lab_learnsched.agents.setnet import SetNet
 
 
 class RolloutWorker:
@@ -140,11 +141,158 @@ class RayRollouts:
 
 
 def check_ray_agent(agent: str, backend: Any) -> None:
-    """--backend ray trains PPO's rollouts on actors; the other agents run here only (one line if asked)."""
+    """--backend ray runs the rollouts of the PPO agents (ppo, setnet) on actors; dqn trains here only."""
     from lab_shared.errors import LabError
 
-    if backend is not None and backend.is_ray and agent != "ppo":
+    if backend is not None and backend.is_ray and agent not in ("ppo", "setnet"):
         raise LabError(
-            f"--backend ray runs the rollouts of --agent ppo; --agent {agent} trains locally only "
-            "(its vectorized env draws every env's workloads from one shared stream)"
+            f"--backend ray runs the PPO rollouts of --agent ppo | setnet; --agent {agent} trains locally only "
+            "(its replay buffer learns from every step as it comes)"
         )
+
+
+# ---------------------------------------------------------------- the shape-free agent (setppo)
+
+
+class SetRolloutWorker:
+    """Slots [lo, hi) of the set agent's vectorized env (vecenv.SetVecEnv's episode mechanics, its
+    `Episode` objects kept per slot and workload as there), a policy copy, and their part of one rollout.
+    Which workload and seed a slot's next episode gets is the driver's call (one stream for all slots)."""
+
+    def __init__(self, cfg, workloads: list, lo: int, hi: int):
+        from lab_learnsched.setfeatures import flat_dim
+
+        torch.set_num_threads(1)
+        self.cfg, self.wls, self.lo, self.hi = cfg, workloads, lo, hi
+        self.net = SetNet(cfg.hidden, cfg.layers, cfg.heads)
+        self.obs = np.zeros((hi - lo, flat_dim(cfg.max_queue)), np.float32)
+        self.cache: dict[tuple[int, int], Any] = {}
+        self.eps: list[Any] = [None] * (hi - lo)
+
+    def reset(self, new: dict[int, tuple[int, int]]) -> np.ndarray:
+        """New episodes: slot i (global) -> (workload index, seed), as SetVecEnv._new does them."""
+        from lab_learnsched.vecenv import Episode
+
+        for i, (k, seed) in sorted(new.items()):
+            if not self.lo <= i < self.hi:
+                continue
+            j = i - self.lo
+            ep = self.cache.get((k, j))
+            if ep is None:
+                ep = self.cache[(k, j)] = Episode(self.wls[k], policy=self.cfg.policy)
+            ep.bind(self.obs[j])
+            ep.reset(seed)
+            self.eps[j] = ep
+            ep.observe(self.obs[j])
+        return self.obs.copy()
+
+    def begin(self, weights: dict, rng: torch.Tensor, steps: int) -> None:
+        self.net.load_state_dict(weights)
+        torch.set_rng_state(rng)
+        n, dim = self.hi - self.lo, self.obs.shape[1]
+        self.b_obs = torch.zeros(steps, n, dim)
+        self.b_act = torch.zeros(steps, n, dtype=torch.long)
+        self.b_logp, self.b_rew, self.b_done, self.b_val = (torch.zeros(steps, n) for _ in range(4))
+
+    def step(self, t: int, num_envs: int, width: int, new: dict) -> list[tuple[int, float]]:
+        """setppo's rollout step t on these slots (the batch at `num_envs` rows, `width` slots wide)."""
+        from lab_learnsched.setfeatures import N_GLOBAL, N_TOKEN
+
+        self.reset(new)
+        o = torch.from_numpy(self.obs)
+        full = torch.zeros(num_envs, o.shape[1])
+        full[self.lo : self.hi] = o
+        with torch.no_grad():
+            logits, v = self.net(full[:, : N_GLOBAL + width * N_TOKEN])
+        dist = Categorical(logits=logits)
+        a = dist.sample()
+        mine = slice(self.lo, self.hi)
+        self.b_obs[t], self.b_act[t], self.b_logp[t], self.b_val[t] = (
+            o,
+            a[mine],
+            dist.log_prob(a)[mine],
+            v[mine],
+        )
+        acts = a[mine].numpy().tolist()
+        rew = np.zeros(self.hi - self.lo, np.float32)
+        term = np.zeros(self.hi - self.lo, bool)
+        ended = []
+        for j, ep in enumerate(self.eps):  # SetVecEnv.step, the resets left to the driver
+            rew[j] = -ep.run(acts[j] if acts[j] < ep.queue else 0) / ep.scale
+            if ep.st[2] == ep.st[3]:
+                term[j] = True
+                ended.append((self.lo + j, ep.hits / max(ep.hits + ep.reads, 1)))
+        self.b_rew[t] = torch.from_numpy(rew) / self.cfg.reward_div
+        self.b_done[t] = torch.from_numpy(term.astype(np.float32))
+        return ended
+
+    def finish(self, new: dict) -> tuple:
+        obs = self.reset(new)
+        bufs = (self.b_obs, self.b_act, self.b_logp, self.b_rew, self.b_done, self.b_val)
+        return bufs, obs, torch.get_rng_state()
+
+
+class RaySetRollouts:
+    """The driver's side for setppo: SetVecEnv's workload picks and episode seeds (`rng`, `seed_pos`, the
+    checkpointed position), handed to `workers` SetRolloutWorker actors in slot order."""
+
+    def __init__(self, cfg, backend, workers: int, workloads: list, seed: int, seed_base: int, seed_pos: int):
+        from lab_learnsched.vecenv import Episode
+        from lab_shared.backend import _ray_connect
+        from lab_shared.errors import LabError
+
+        ray = _ray_connect(backend.address, backend.workers)
+        self.ray, self.n = ray, cfg.num_envs
+        self.rng = np.random.default_rng(seed)
+        self.seed_base, self.seed_pos = int(seed_base), int(seed_pos)
+        self.queues = []
+        for wl in workloads:
+            q = Episode(wl, policy=cfg.policy).queue
+            if q > cfg.max_queue:
+                raise LabError(f"workload {wl.name}: queue {q} > max_queue {cfg.max_queue}")
+            self.queues.append(q)
+        self.slot_wl = [0] * self.n
+        k = max(1, min(workers or int(ray.cluster_resources().get("CPU", 1)), self.n))
+        bounds = [round(i * self.n / k) for i in range(k + 1)]
+        actor = ray.remote(num_cpus=1, max_restarts=0)(SetRolloutWorker)
+        wl_ref = ray.put(list(workloads))
+        self.workers = [actor.remote(cfg, wl_ref, bounds[i], bounds[i + 1]) for i in range(k)]
+
+    def _get(self, refs: list) -> list:
+        from lab_shared.backend import _get
+
+        return [_get(self.ray, r, "rollout") for r in refs]
+
+    def _new(self, slots: list[int]) -> dict[int, tuple[int, int]]:
+        """SetVecEnv._new for each slot in order: the next seed position, then a workload from `rng`."""
+        out = {}
+        for i in slots:
+            self.seed_pos += 1
+            k = int(self.rng.integers(len(self.queues)))
+            self.slot_wl[i] = k
+            out[i] = (k, self.seed_base + self.seed_pos)
+        return out
+
+    def reset(self) -> np.ndarray:
+        new = self._new(list(range(self.n)))
+        return np.concatenate(self._get([w.reset.remote(new) for w in self.workers]))
+
+    def collect(self, net, steps: int) -> tuple[tuple[torch.Tensor, ...], np.ndarray, list[float]]:
+        weights = self.ray.put({k: v.detach().clone() for k, v in net.state_dict().items()})
+        self._get([w.begin.remote(weights, torch.get_rng_state(), steps) for w in self.workers])
+        new: dict = {}
+        ratios: list[float] = []
+        for t in range(steps):
+            width = max(self.queues[k] for k in self.slot_wl)  # setppo trims the padding no env uses
+            parts = self._get([w.step.remote(t, self.n, width, new) for w in self.workers])
+            ended = sorted(e for part in parts for e in part)
+            ratios += [r for _, r in ended]
+            new = self._new([i for i, _ in ended])
+        parts = self._get([w.finish.remote(new) for w in self.workers])
+        bufs = tuple(torch.cat([p[0][j] for p in parts], dim=1) for j in range(6))
+        torch.set_rng_state(parts[0][2])
+        return bufs, np.concatenate([p[1] for p in parts]), ratios
+
+    def close(self) -> None:
+        for w in self.workers:
+            self.ray.kill(w)

@@ -116,8 +116,15 @@ def _save(root: Path, step: int, net, opt, cfg, extra: dict, keep: int = 2) -> P
 
 
 def train_setnet(
-    cfg: SetTrainConfig, run: RunDir, resume: str | Path | None = None, show_progress: bool = True
+    cfg: SetTrainConfig,
+    run: RunDir,
+    resume: str | Path | None = None,
+    show_progress: bool = True,
+    backend=None,
+    workers: int = 0,
 ) -> dict:
+    """PPO of the set agent on the vectorized env here, or (`backend` Ray) on `workers` rollout actors
+    (agents/rollouts.py: the same rollouts, hence the same weights for a seed)."""
     torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
     pc = cfg.ppo
@@ -145,16 +152,24 @@ def train_setnet(
                         distill_seconds=time.time() - td)  # fmt: skip
         best = val
         _save(run.path / "best", 0, net, None, cfg, {"val_vs_best": best, "distilled": True}, keep=1)
-    env = SetVecEnv(
-        train_workloads(cfg),
-        cfg.num_envs,
-        cfg.max_queue,
-        seed=cfg.seed + step,
-        seed_base=TRAIN_SEED0 + cfg.seed * 1_000_000,
-        policy=cfg.policy,
-    )
-    env.seed_pos = seed_pos
-    obs, _ = env.reset()
+    rollouts = None
+    if backend is not None and backend.is_ray:
+        from lab_learnsched.agents.rollouts import RaySetRollouts
+
+        env = rollouts = RaySetRollouts(cfg, backend, workers, train_workloads(cfg), cfg.seed + step,
+                                        TRAIN_SEED0 + cfg.seed * 1_000_000, seed_pos)  # fmt: skip
+        obs = rollouts.reset()
+    else:
+        env = SetVecEnv(
+            train_workloads(cfg),
+            cfg.num_envs,
+            cfg.max_queue,
+            seed=cfg.seed + step,
+            seed_base=TRAIN_SEED0 + cfg.seed * 1_000_000,
+            policy=cfg.policy,
+        )
+        env.seed_pos = seed_pos
+        obs, _ = env.reset()
     n, t_len = cfg.num_envs, pc.rollout
     dim = obs.shape[1]
     b_obs = torch.zeros(t_len, n, dim)
@@ -181,7 +196,10 @@ def train_setnet(
             if pc.anneal_lr:
                 for g in opt.param_groups:
                     g["lr"] = cfg.lr * max(0.05, 1.0 - frac)
-            for t in range(t_len):
+            if rollouts is not None:
+                (b_obs, b_act, b_logp, b_rew, b_done, b_val), obs, ended = rollouts.collect(net, t_len)
+                ratios += ended
+            for t in range(t_len if rollouts is None else 0):
                 o = torch.from_numpy(obs)
                 w = max(ep.queue for ep in env.eps)  # trim the padding no env uses
                 with torch.no_grad():
@@ -229,6 +247,8 @@ def train_setnet(
                 next_ckpt += cfg.ckpt_every
     if bar is not None:
         bar.close()
+    if rollouts is not None:
+        rollouts.close()
     final = validate(net)
     ck = _save(run.checkpoints, step, net, opt, cfg, {"seed_pos": env.seed_pos, "best": min(best, final)})
     if final <= best or not (run.path / "best").exists():
