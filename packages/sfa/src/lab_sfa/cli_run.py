@@ -29,14 +29,27 @@ class _RunCommand(TyperCommand):
     def epilog(self) -> str:
         from lab_sfa.methods.registry import describe_methods
 
-        return (
-            "Each method's parameters (set with --set method.NAME=VALUE or the typed options; a parameter "
-            "the method does not use is refused):\n\n" + describe_methods()
+        head = (
+            "Each method's parameters (set with --set method.NAME=VALUE or the typed options; a parameter the "
+            "method does not use is refused; also `lab sfa methods`):"
         )
+        # "\b" keeps click from rewrapping a paragraph: one per method, lines as printed
+        return head + "".join("\n\n\b\n" + b for b in _method_blocks(describe_methods()))
 
     @epilog.setter
     def epilog(self, value: str | None) -> None:  # click sets it in __init__; the property wins
         pass
+
+
+def _method_blocks(text: str) -> list[str]:
+    """describe_methods() text split into one block per method (a block starts at a non-indented line)."""
+    out: list[str] = []
+    for line in text.splitlines():
+        if line and not line.startswith(" "):
+            out.append(line)
+        else:
+            out[-1] += "\n" + line
+    return out
 
 
 def register(app: typer.Typer) -> None:

@@ -9,10 +9,16 @@ saves the complete state, and inside a task the trainer checkpoints on SIGINT/SI
 ``trainer.ckpt_every`` steps). ``resume=True`` skips the finished tasks, continues the interrupted one from
 its last checkpoint (or redoes it from its start) and ends bit-identical to an uninterrupted run; metrics
 rows of the redone part are dropped before they are logged again.
+
+Fault injection (tests, and trying preemption by hand): ``LAB_SFA_SIGNAL_AT=SIGNAL:TASK:STEP`` makes the run
+send itself SIGNAL (e.g. SIGKILL, SIGTERM) when task TASK (0-based) reaches step STEP; STEP 0 is the task
+boundary right after the previous task's state is saved.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -96,6 +102,31 @@ class _EverySteps(Callback):
         if trainer.step != self.last and trainer.step % self.every == 0:
             trainer.save_checkpoint(root=self.root)
             self.last = trainer.step
+
+
+def _signal_at() -> tuple[int, int, int] | None:
+    """(signal, task, step) from LAB_SFA_SIGNAL_AT, or None; a malformed value is one LabError line."""
+    spec = os.environ.get("LAB_SFA_SIGNAL_AT", "")
+    if not spec:
+        return None
+    try:
+        name, task, step = spec.split(":")
+        return int(getattr(signal, name)), int(task), int(step)
+    except (ValueError, AttributeError):
+        raise LabError(
+            f"LAB_SFA_SIGNAL_AT must look like SIGTERM:1:5 (signal:task:step), got {spec!r}"
+        ) from None
+
+
+class _SignalAt(Callback):
+    """Sends the LAB_SFA_SIGNAL_AT signal to this process at a step boundary inside the task."""
+
+    def __init__(self, signum: int, step: int):
+        self.signum, self.step = signum, step
+
+    def on_step_start(self, trainer) -> None:
+        if trainer.step == self.step:
+            os.kill(os.getpid(), self.signum)
 
 
 def _has_checkpoint(root: Path | None) -> Path | None:
@@ -284,15 +315,18 @@ def _run(cfg: RunConfig, run_dir: RunDir | None, resume: bool, force: bool) -> d
                             "steps_trained": 0}  # fmt: skip
     if cfg.curves:
         loop["curves"].append({"task": -1, "step": 0, "global_step": 0, "acc": list(r0)})
-    first = 0
+    first, inject = 0, _signal_at() if run_dir is not None else None
     if resume and ckpts is not None and (last := run_state.last_task(ckpts)) >= 0:
         weights, mstate, loop, rng = run_state.load_state(ckpts / run_state.task_name(last))
         load_state(model, weights)
         method.load_state_dict(mstate)
         set_rng_state(*rng)
         first = last + 1
-    if run_dir is not None and resume:
-        run_dir.metrics.truncate_after(first * T)  # rows of the unfinished task come again
+    if run_dir is not None and resume:  # rows logged after the state it continues from come again
+        ckpt = _has_checkpoint(run_state.partial_dir(ckpts, first)) if first < K else None
+        run_dir.metrics.truncate_after(
+            first * T + (int(read_json(ckpt / "state.json")["step"]) if ckpt else 0)
+        )
     for k in range(first, K):
         start = model_state(model) if cfg.barrier_points else None
         method.before_task(model, k)
@@ -317,6 +351,8 @@ def _run(cfg: RunConfig, run_dir: RunDir | None, resume: bool, force: bool) -> d
         partial = run_state.partial_dir(ckpts, k) if ckpts is not None else None
         if partial is not None and cfg.trainer.ckpt_every:
             cbs.append(_EverySteps(cfg.trainer.ckpt_every, partial))
+        if inject is not None and inject[1] == k and inject[2] > 0:
+            cbs.append(_SignalAt(inject[0], inject[2]))
         tcfg = TrainerConfig(**{**config_to_dict(cfg.trainer), "seed": cfg.seed * 1000 + k, "ckpt_every": 0})
         t0 = time.perf_counter()
         ft_cache = (
@@ -363,6 +399,8 @@ def _run(cfg: RunConfig, run_dir: RunDir | None, resume: bool, force: bool) -> d
                 ckpts, run_state.task_name(k), model_state(model), method.state_dict(), loop
             )
             run_state.prune(ckpts, k)
+            if inject is not None and inject[1:] == (k + 1, 0):
+                os.kill(os.getpid(), inject[0])
             if signals.stop_requested() and k < K - 1:
                 raise signals.Preempted((k + 1) * T, path, run_dir.path)
     if run_dir is not None:
