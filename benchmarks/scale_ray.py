@@ -189,6 +189,14 @@ def main() -> None:
     print(f"synth  local, 2-process pool {times['synth']['local-2']:7.1f} s", flush=True)
     times["arena"]["local-2"], results["arena"]["local-2"] = timed(arena_job, local, runs, args.quick, 2)
     print(f"arena  local, 2-engine pool  {times['arena']['local-2']:7.1f} s", flush=True)
+    import lab_transcendence.arena as arena_mod
+
+    arena_mod.CLEAR_HASH_EACH_MOVE = (
+        False  # what a clear hash each move costs (the price of reproducible games)
+    )
+    hash_kept = timed(arena_job, local, runs, args.quick)[0]
+    arena_mod.CLEAR_HASH_EACH_MOVE = True
+    print(f"arena  local, 1 process, hash kept between moves (old) {hash_kept:7.1f} s", flush=True)
     startup = {}
     for w in (1, 2):
         t0 = time.perf_counter()
@@ -231,6 +239,7 @@ def main() -> None:
         print(f"{name:6s} {lines[-1].split(' ', 1)[1]}")
     worst = max(max(r["overhead_1"], r.get("overhead_2", -1)) for r in summary.values())
     args.out.mkdir(parents=True, exist_ok=True)
+    summary["arena"]["local-1-hash-kept"] = hash_kept
     doc = {
         "summary": summary,
         "ray_startup": startup,
@@ -256,7 +265,8 @@ def main() -> None:
         f"RESULT scale_ray arena: local 1 engine {a['local-1']:.1f} s, 2-engine pool {a['local-2']:.1f} s; "
         f"Ray 1 CPU {a['ray-1']:.1f} s ({100 * a['overhead_1']:+.0f}%), 2 CPUs {a['ray-2']:.1f} s "
         f"({100 * a['overhead_2']:+.0f}% vs the 2-engine pool), model served by an actor at 2 CPUs "
-        f"{a['ray-2-actor']:.1f} s ({a['ray-2-actor'] / a['ray-2']:.2f}x the per-worker model)"
+        f"{a['ray-2-actor']:.1f} s ({a['ray-2-actor'] / a['ray-2']:.2f}x the per-worker model); local with the "
+        f"engine hash kept between moves (not reproducible) {hash_kept:.1f} s"
     )
 
 

@@ -289,11 +289,16 @@ def score_for(rec: dict, player: str) -> float | None:
     return 1.0 if white_won == (rec["white"] == player) else 0.0
 
 
-def move_key(r: MoveRequest) -> tuple[str, int]:
+CLEAR_HASH_EACH_MOVE = (
+    True  # False: one engine game a game (the hash kept between its moves; not reproducible)
+)
+
+
+def move_key(r: MoveRequest) -> tuple[str, int] | str:
     """The engine's game key for one move: a new key each move sends `ucinewgame`, which clears the hash, so
     a fixed-depth search gives the same move whichever engine, and after whichever game, it runs on (local
     pool or Ray worker alike). Costs a hash clear a move (a few ms at depth 1)."""
-    return (r.game_id, len(r.sans))
+    return (r.game_id, len(r.sans)) if CLEAR_HASH_EACH_MOVE else r.game_id
 
 
 def fresh_hash(s) -> bool:
