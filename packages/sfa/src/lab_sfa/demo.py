@@ -31,7 +31,7 @@ def run_demo(out_dir: Path, quick: bool = False) -> list[Path]:
         cfg = RunConfig(method=m, pretrain_steps=30 if quick else 500, curves=m.name == "sfa")
         cfg.trainer.max_steps, cfg.trainer.lr = steps, lr
         s = cfg.sequence
-        s.width, s.n_train, s.n_test, s.n_val = 16, (300 if quick else 2000), (100 if quick else 300), 50
+        s.width, s.n_train, s.n_test, s.n_val = (16, 2000, 300, 100) if not quick else (16, 300, 100, 50)
         if quick:
             cfg.curve_samples = 50
         cfg = resolve_run(cfg)  # the method's defaults filled in, as `lab sfa run` records them
