@@ -53,7 +53,8 @@ def worker(method: str, steps: int, hidden: int) -> dict:
     from torch import nn
 
     from lab_sfa.images.tasks import ImageDataset, image_evaluate
-    from lab_sfa.methods.base import MethodConfig, make_method, model_state
+    from lab_sfa.methods.base import make_method, model_state
+    from lab_sfa.methods.config import MethodConfig, pick_params
     from lab_sfa.sequences import Task, TaskSequence
     from lab_shared.trainer import Trainer, TrainerConfig
 
@@ -85,7 +86,8 @@ def worker(method: str, steps: int, hidden: int) -> dict:
     )
     model = seq.make_model()
     n_params = sum(p.numel() for p in model.parameters())
-    cfg = MethodConfig(name=method, beta=0.3, p=0.1, lam=1.0, buffer_size=0.05, fisher_samples=50)
+    shared = {"beta": 0.3, "p": 0.1, "lam": 1.0, "buffer_size": 0.05, "fisher_samples": 50}
+    cfg = MethodConfig(name=method, **pick_params(method, **shared))
     m = make_method(cfg, seq, model_state(model))
     tcfg = TrainerConfig(max_steps=steps, batch_size=32, lr=1e-3, lr_schedule="constant", progress=False)
     cpu = wall = 0.0

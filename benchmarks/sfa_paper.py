@@ -34,6 +34,7 @@ import torch
 
 from lab_sfa.methods.base import load_state, model_state
 from lab_sfa.methods.l2 import lambda_eff
+from lab_sfa.methods.registry import method_params
 from lab_sfa.sequences import get_sequence
 from lab_sfa.task_loop import RunConfig, pretrain, run_continual
 from lab_shared.callbacks import Callback
@@ -106,6 +107,8 @@ def point_file(out: Path, stage: str, method: str, over: dict, seed: int) -> Pat
 
 def config(method: str, over: dict, seed: int, extra: dict | None = None) -> RunConfig:
     sets = {**BASE, **(extra or {}), **over, "method.name": method, "seed": seed, "trainer.progress": False}
+    own = {f"method.{p.name}" for p in method_params(method)} | {"method.name"}
+    sets = {k: v for k, v in sets.items() if not k.startswith("method.") or k in own}  # BASE's ewc settings
     text = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in sets.items()}
     return load_config(RunConfig, None, [f"{k}={v}" for k, v in text.items()])
 
