@@ -219,6 +219,12 @@ def main() -> None:
             times["arena"][key], results["arena"][key] = timed(arena_job, Backend("ray"), runs, args.quick, 1,
                                                                "actor")  # fmt: skip
             print(f"arena  ray, 2 CPU, served    {times['arena'][key]:7.1f} s", flush=True)
+            from lab_transcendence.arena_tasks import SERVED_BATCHES, chunk_size
+
+            served = {"passes": len(SERVED_BATCHES), "mean_positions": sum(SERVED_BATCHES) / max(1, len(SERVED_BATCHES)),
+                      "max_positions": max(SERVED_BATCHES, default=0),
+                      "chunk_games": chunk_size(48 if not args.quick else 16, 2, 16)}  # fmt: skip
+            print(f"arena  actor batches: {served}", flush=True)
         ray.shutdown()
 
     same = {name: all(r == res["local-1"] for r in res.values()) for name, res in results.items()}
@@ -240,6 +246,7 @@ def main() -> None:
     worst = max(max(r["overhead_1"], r.get("overhead_2", -1)) for r in summary.values())
     args.out.mkdir(parents=True, exist_ok=True)
     summary["arena"]["local-1-hash-kept"] = hash_kept
+    summary["arena"]["actor_batches"] = served
     doc = {
         "summary": summary,
         "ray_startup": startup,

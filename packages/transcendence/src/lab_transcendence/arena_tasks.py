@@ -29,6 +29,9 @@ from lab_shared.errors import LabError
 from lab_transcendence.arena import GameLog, GameSpec, play_games
 
 SERVE = ("auto", "actor", "worker")
+SERVED_BATCHES: list[
+    int
+] = []  # positions per forward pass of the last job's ModelServer (benchmarks read it)
 
 
 def play(
@@ -123,6 +126,8 @@ def _play_ray(todo, players, log, backend, concurrency, max_moves, on_game, clai
 
     try:
         map_tasks(play_chunk, tasks, backend, on_result=finished)
+        if server is not None:
+            SERVED_BATCHES[:] = ray.get(server.stats.remote())
     finally:
         if server is not None:
             ray.kill(server)
