@@ -177,3 +177,17 @@ def test_unreachable_address_is_one_line(model_dir, tmp_path):
         "error: no Ray cluster at 127.0.0.1:9 (start one with `ray start --head`, or check --address)"
     ]
     assert not any(tmp_path.iterdir())
+
+
+def test_stockfish_option_is_a_path_when_it_has_a_slash(tmp_path, monkeypatch):
+    import shutil
+
+    from lab_shared.tools import find_stockfish
+    from lab_transcendence.arena_tasks import check_worker
+
+    shutil.copy(find_stockfish(), tmp_path / "sf")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert check_worker("./sf") == str(tmp_path / "sf")  # ./sf: this folder's file, no PATH lookup
+    with pytest.raises(LabError, match="not found on PATH or at"):
+        check_worker("sf-missing")
