@@ -163,8 +163,11 @@ def figure1(run: Run, path: Path, max_rating: float | None = None) -> Figure | N
         name = "best expert" + (" = data maximum" if max_rating is None else "")
         ax.axhline(b["_y"], color="C3", lw=2, label=f"{name} ({b['player']}, {elo(b['_y'])})")
         ax.axhspan(b["_lo"], b["_hi"], color="C3", alpha=0.12, lw=0, label="its 95% interval")
+        side = ax.get_yaxis_transform()  # x in axes units, y in data units
         for e in experts[1:]:
             ax.axhline(e["_y"], color="grey", ls=":", lw=1)
+            ax.text(0.99, e["_y"], f"{e['player']} {elo(e['_y'])}", transform=side, ha="right", va="bottom",
+                    fontsize=7, color="#555")  # fmt: skip
         if len(experts) > 1:
             ax.plot([], [], color="grey", ls=":", lw=1, label="other experts")
     if max_rating is not None:
@@ -222,8 +225,8 @@ def section(runs: list[Run], fig_dir: Path) -> Section:
             f"parameters) trained {integer(res.get('step'), True)} steps in {integer(res.get('time_s'))} s; "
             f"validation loss {sig(res.get('val_loss'))}, top-1 move accuracy {sig(res.get('val_top1'))}."
         )
-        loss = t.path / "plots" / "loss.png"
-        if loss.is_file():
+        loss = next((f for f in (t.path / "plots" / "loss.png", t.path / "loss.png") if f.is_file()), None)
+        if loss is not None:
             sec.images.append(Figure(loss, f"Training and validation loss of {t.name}."))
     for e in evals:
         tag = f" ({e.name})" if len(evals) > 1 else ""
