@@ -228,6 +228,12 @@ def test_method_parameters_are_declared_and_shown(lab_inproc):
             p.check(name, p.default)
     help_text = lab_inproc("sfa", "run", "--help").stdout
     assert "method.beta: float = 0.5, [0, 1]" in help_text and "method.k: float = 0.2" in help_text
+    one = lab_inproc("sfa", "methods", "ties").stdout.splitlines()
+    assert one[0].startswith("ties: ") and [ln.split(":")[0].strip() for ln in one[1:]] == [
+        "method.lam",
+        "method.k",
+    ]
+    assert lab_inproc("sfa", "methods", "nope").returncode == 2
     bad = lab_inproc("sfa", "run", "--method", "seq", "--set", "method.beta=0.5")
     assert bad.returncode == 2
     assert bad.stderr.strip() == (

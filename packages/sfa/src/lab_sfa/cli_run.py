@@ -18,7 +18,7 @@ from lab_shared.backend import AddressOpt, BackendOpt
 from lab_shared.cli_utils import ConfigOpt, ForceOpt, SetOpt
 
 # settings a resume may change without --force: they never change the weights
-RESUME_ALLOW = ("trainer.ckpt_every", "trainer.keep_checkpoints", "threads")
+RESUME_ALLOW = ("trainer.ckpt_every", "trainer.keep_checkpoints")
 
 
 class _RunCommand(TyperCommand):
@@ -27,29 +27,18 @@ class _RunCommand(TyperCommand):
 
     @property  # type: ignore[override]
     def epilog(self) -> str:
-        from lab_sfa.methods.registry import describe_methods
+        from lab_sfa.methods.registry import describe_method
 
         head = (
             "Each method's parameters (set with --set method.NAME=VALUE or the typed options; a parameter the "
             "method does not use is refused; also `lab sfa methods`):"
         )
         # "\b" keeps click from rewrapping a paragraph: one per method, lines as printed
-        return head + "".join("\n\n\b\n" + b for b in _method_blocks(describe_methods()))
+        return head + "".join("\n\n\b\n" + describe_method(n) for n in method_names())
 
     @epilog.setter
     def epilog(self, value: str | None) -> None:  # click sets it in __init__; the property wins
         pass
-
-
-def _method_blocks(text: str) -> list[str]:
-    """describe_methods() text split into one block per method (a block starts at a non-indented line)."""
-    out: list[str] = []
-    for line in text.splitlines():
-        if line and not line.startswith(" "):
-            out.append(line)
-        else:
-            out[-1] += "\n" + line
-    return out
 
 
 def register(app: typer.Typer) -> None:
@@ -244,10 +233,7 @@ def register(app: typer.Typer) -> None:
             }
             typer.echo(json.dumps(out, indent=2))
             return
-        text = describe_methods()
-        if name:
-            blocks = text.split("\n" + name + ":")
-            text = name + ":" + blocks[1].split("\n" + names[0] + ":")[0] if len(blocks) > 1 else text
+        text = describe_methods(names)
         typer.echo(text)
 
 

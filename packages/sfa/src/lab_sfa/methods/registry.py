@@ -99,17 +99,16 @@ def method_params(name: str) -> tuple[Param, ...]:
     return tuple(method_class(name).params)
 
 
-def describe_methods() -> str:
-    """Every method with its parameters, defaults, ranges and references (what `lab sfa methods` prints)."""
-    lines = []
-    for name in method_names():
-        cls = method_class(name)
-        lines.append(f"{name}: {cls.summary}")
-        params = method_params(name)
-        if not params:
-            lines.append("    (no parameters)")
-        for p in params:
-            rng = f", {p.range_text()}" if p.range_text() else ""
-            ref = f"  [{p.ref}]" if p.ref else ""
-            lines.append(f"    method.{p.name}: {p.type.__name__} = {p.default!r}{rng}  -- {p.help}{ref}")
-    return "\n".join(lines)
+def describe_methods(names: list[str] | None = None) -> str:
+    """Each method (default: all) with its parameters, defaults, ranges and references: `lab sfa methods`."""
+    return "\n".join(describe_method(name) for name in (names or method_names()))
+
+
+def describe_method(name: str) -> str:
+    """One method's block: a `name: summary` line, then one indented line per parameter."""
+    lines = [f"{name}: {method_class(name).summary}"]
+    for p in method_params(name):
+        rng = f", {p.range_text()}" if p.range_text() else ""
+        ref = f"  [{p.ref}]" if p.ref else ""
+        lines.append(f"    method.{p.name}: {p.type.__name__} = {p.default!r}{rng}  -- {p.help}{ref}")
+    return "\n".join(lines if len(lines) > 1 else [*lines, "    (no parameters)"])
