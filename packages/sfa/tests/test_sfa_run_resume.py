@@ -239,3 +239,27 @@ def test_method_parameters_are_declared_and_shown(lab_inproc):
     assert bad.stderr.strip() == (
         "error: method seq does not use method.beta (its parameters: none; see `lab sfa methods`)"
     )
+
+
+def test_changed_task_data_is_refused_unless_forced(tmp_path, monkeypatch, lab_inproc):
+    """The task file's own bytes are in provenance.json; the data it points at is fingerprinted in the state."""
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("LAB_RUNS", str(runs))
+    d = tmp_path / "tasks"
+    d.mkdir()
+    for name, shift, seed in (("pre", 0, 1), ("a", 2, 2), ("b", 4, 3)):
+        _npz(d / f"{name}.npz", shift, seed)
+    toml = d / "seq.toml"
+    toml.write_text(
+        'image_size = 12\n[pretrain]\nnpz = "pre.npz"\n[[tasks]]\nname = "a"\nnpz = "a.npz"\n'
+        '[[tasks]]\nname = "b"\nnpz = "b.npz"\n[[tasks]]\nname = "c"\nnpz = "a.npz"\ntransform = "permute"\n'
+    )
+    monkeypatch.setenv("LAB_SFA_SIGNAL_AT", "SIGTERM:1:0")
+    assert lab_inproc(*_args(toml, "seq", "cut")).returncode == 143
+    monkeypatch.delenv("LAB_SFA_SIGNAL_AT")
+    run = _folder(runs, "cut")
+    _npz(d / "b.npz", 4, 99)  # same path, other examples
+    bad = lab_inproc(*_args(toml, "seq", "cut", "--resume", str(run)))
+    assert bad.returncode == 2 and "training data changed" in bad.stderr, bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
+    assert lab_inproc(*_args(toml, "seq", "cut", "--force", "--resume", str(run))).returncode == 0
