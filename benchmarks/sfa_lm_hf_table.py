@@ -216,7 +216,7 @@ def main() -> None:
     pre = json.loads((folder / "pretrain.json").read_text()) if (folder / "pretrain.json").is_file() else {}
     pre_info = {"folder": str(folder), "load_or_build_s": round(time.perf_counter() - t, 1),
                 **{k: v for k, v in pre.items() if k != "result"},
-                "final_loss": (pre.get("result") or {}).get("loss")}  # fmt: skip
+                "final_loss": (pre.get("result") or {}).get("pretrain/loss")}  # fmt: skip
     print(f"model: {pre_info}", flush=True)
 
     trans_path = out / "points" / "transfer.json"
@@ -229,6 +229,52 @@ def main() -> None:
             atomic_write_json(trans_path, {"setting": setting, "rows": trans})
 
     by_label: dict[str, list[dict]] = {}
+
+    def write(final: bool) -> list[dict]:
+        """table.md, results.json and provenance.json from the points so far (rewritten after every point,
+        so a run stopped early still leaves a consistent table of what finished)."""
+        done = [m for m in labels if len(by_label.get(m, [])) == len(seeds)]
+        rows = summarize_rows(done, by_label)
+        public = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
+        md = []
+        if trans:
+            md += [
+                "Transfer (each task alone, T steps; score after fine-tuning):",
+                "",
+                markdown_table(trans),
+                "",
+            ]
+        if public:
+            md += [markdown_table(public)]
+        if not final:
+            md += ["", f"(partial: {len(done)} of {len(labels)} methods finished)"]
+        (out / "table.md").write_text("\n".join(md) + "\n")
+        keys = (
+            "seed",
+            "R",
+            "r0",
+            "acc",
+            "bwt",
+            "forgetting",
+            "plasticity",
+            "loss_final",
+            "R_loss",
+            "wall_s",
+            "method_params",
+            "max_extra_param_copies",
+            "max_stored_examples",
+            "n_params",
+        )
+        results = {"setting": setting, "seeds": seeds, "complete": final, "pretrained": pre_info,
+                   "transfer": trans, "table": public,
+                   "runs": {m: [{k: r[k] for k in keys if k in r} for r in by_label[m]] for m in done}}  # fmt: skip
+        atomic_write_json(out / "results.json", results)
+        atomic_write_json(out / "provenance.json",
+                          {**record, "ended": provenance.now(), "wall_s": round(time.perf_counter() - t0, 1)})  # fmt: skip
+        return rows
+
+    if trans:
+        write(final=False)
     for label in labels:
         for seed in seeds:
             point = out / "points" / f"{_slug(label)}-s{seed}.json"
@@ -240,21 +286,9 @@ def main() -> None:
             print(f"{label:20s} seed {seed}: ACC {res['acc']:.3f} BWT {res['bwt']:+.3f} "
                   f"R_final {[round(v, 3) for v in res['R'][-1]]} ({res.get('wall_s', 0):.0f}s)", flush=True)  # fmt: skip
             by_label.setdefault(label, []).append(res)
-    rows = summarize_rows(labels, by_label)
-    public = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
-    md = []
-    if trans:
-        md += ["Transfer (each task alone, T steps; score after fine-tuning):", "", markdown_table(trans), ""]
-    md += [markdown_table(public)]
-    (out / "table.md").write_text("\n".join(md) + "\n")
-    print("\n".join(md))
-    results = {"setting": setting, "seeds": seeds, "pretrained": pre_info, "transfer": trans, "table": public,
-               "runs": {label: [{k: r[k] for k in ("seed", "R", "r0", "acc", "bwt", "forgetting", "plasticity",
-                                                    "loss_final", "R_loss", "wall_s", "method_params")
-                                 if k in r} for r in runs] for label, runs in by_label.items()}}  # fmt: skip
-    atomic_write_json(out / "results.json", results)
-    record.update(ended=provenance.now(), wall_s=round(time.perf_counter() - t0, 1))
-    atomic_write_json(out / "provenance.json", record)
+            write(final=False)
+    rows = write(final=True)
+    print((out / "table.md").read_text())
     by = {r["method"]: r["_acc"] for r in rows}
     sfa = (
         max((v, k) for k, v in by.items() if k.startswith("sfa"))
