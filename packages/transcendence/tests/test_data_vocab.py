@@ -164,6 +164,11 @@ def test_pretokenized_shards_train_and_resume_exactly(tmp_path, monkeypatch):
     _run("data", "tokenize", tmp_path / "corpus", "--vocab", tmp_path / "vocab.json", "--out", tmp_path / "small",
          "--max-mib", 0.7 * meta["bytes"] / (1 << 20))  # fmt: skip
     small = read_json(tmp_path / "small/meta.json")
+    (tmp_path / "mine").mkdir()  # --force replaces a pre-tokenized folder only, never another folder
+    (tmp_path / "mine/keep.txt").write_text("x")
+    res = CliRunner().invoke(app, ["data", "tokenize", str(tmp_path / "corpus"), "--vocab", str(tmp_path / "vocab.json"),
+                                   "--out", str(tmp_path / "mine"), "--force"])  # fmt: skip
+    assert isinstance(res.exception, LabError) and (tmp_path / "mine/keep.txt").is_file()
     assert small["truncated"] and 0 < small["games_kept"] < 120 and small["bytes"] <= 0.7 * meta["bytes"]
     common = ["train", "--data", tmp_path / "tok", "--preset", "tiny", "--block-size", 31, "--batch-size", 4,
               "--device", "cpu", "--set", "trainer.ckpt_every=3"]  # fmt: skip

@@ -77,6 +77,11 @@ def tokenize_corpus(
             return meta
         raise LabError(f"{out} already holds a data set (use --force or another --out)")
     if force and out.exists():
+        doc = read_json(out / "meta.json") if (out / "meta.json").is_file() else None
+        if not (isinstance(doc, dict) and doc.get("format") == FORMAT) and any(out.iterdir()):
+            raise LabError(
+                f"--force replaces only a pre-tokenized folder; {out} is not one (nothing deleted)"
+            )
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
