@@ -160,6 +160,9 @@ def test_pretokenized_shards_train_and_resume_exactly(tmp_path, monkeypatch):
     assert meta["tokenizer"] == "vocab" and meta["games_kept"] == 120 and meta["dtype"] == "uint16"
     shard = np.load(tmp_path / "tok/shard-00000.tokens.npy", mmap_mode="r")
     assert isinstance(shard, np.memmap) and shard.dtype == np.uint16
+    from lab_transcendence.positions import convert  # a vocab corpus replays like any other
+
+    assert convert(tmp_path / "tok", tmp_path / "pos", show_progress=False)["positions"] == meta["plies"]
     # a size cap keeps the games that fit
     _run("data", "tokenize", tmp_path / "corpus", "--vocab", tmp_path / "vocab.json", "--out", tmp_path / "small",
          "--max-mib", 0.7 * meta["bytes"] / (1 << 20))  # fmt: skip
