@@ -172,6 +172,22 @@ def summarize_rows(labels: list[str], by_label: dict[str, list[dict]]) -> list[d
     return rows
 
 
+def pretrained_row(runs: list[dict]) -> dict:
+    """theta_pre itself (R's r0 row): what fine-tuning must improve on."""
+    from lab_sfa.metrics import mean_std
+
+    m, s = mean_std([sum(r["r0"]) / len(r["r0"]) for r in runs])
+    row: dict = {"method": "theta_pre (no fine-tuning)", "ACC": f"{m:.3f} ± {s:.3f}", "_acc": m}
+    row.update({k: "" for k in ("BWT", "forgetting", "plasticity")})
+    for j, t in enumerate(runs[0]["tasks"]):
+        row[f"{t} score"] = round(mean_std([r["r0"][j] for r in runs])[0], 3)
+    for j, t in enumerate(runs[0]["tasks"]):
+        if all("loss_r0" in r for r in runs):
+            row[f"{t} loss"] = round(mean_std([r["loss_r0"][j] for r in runs])[0], 3)
+    row.update({"extra copies": "", "stored blocks": "", "s/run": ""})
+    return row
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="embedded", help="embedded preset, HF model folder or hub id")
@@ -235,6 +251,8 @@ def main() -> None:
         so a run stopped early still leaves a consistent table of what finished)."""
         done = [m for m in labels if len(by_label.get(m, [])) == len(seeds)]
         rows = summarize_rows(done, by_label)
+        if done:  # the reference every method starts from: the pretrained model, not fine-tuned at all
+            rows.insert(0, pretrained_row(by_label[done[0]]))
         public = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
         md = []
         if trans:
@@ -289,7 +307,7 @@ def main() -> None:
             write(final=False)
     rows = write(final=True)
     print((out / "table.md").read_text())
-    by = {r["method"]: r["_acc"] for r in rows}
+    by = {r["method"]: r["_acc"] for r in rows if not r["method"].startswith("theta_pre")}
     sfa = (
         max((v, k) for k, v in by.items() if k.startswith("sfa"))
         if any(k.startswith("sfa") for k in by)
