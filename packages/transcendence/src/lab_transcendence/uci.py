@@ -228,14 +228,14 @@ class UciEngine:
             return self.think(board, sans, allowed, settings, t0)
 
         def answer(choice: Choice | None) -> None:
+            for note in choice.notes if choice is not None else []:
+                say(out, f"info string {note}")
             if choice is None or choice.move is None:
                 move = _fallback(board, allowed)
                 if move is not None and choice is None:
                     say(out, "info string no model move within the limit; playing a fallback move")
                 say(out, f"bestmove {move.uci() if move is not None else '0000'}")
                 return
-            for note in choice.notes:
-                say(out, f"info string {note}")
             tail = f" ponder {choice.ponder.uci()}" if choice.ponder is not None else ""
             say(out, f"bestmove {choice.move.uci()}{tail}")
 
