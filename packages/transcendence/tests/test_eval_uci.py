@@ -218,6 +218,7 @@ def test_polyglot_drives_the_engine_in_a_game_against_stockfish(model_dir, tmp_p
         text = log.read_text()
         gos = [x for x in text.splitlines() if "Adapter->Engine: go " in x]
         assert any(x.endswith(" ponder") for x in gos), gos  # PolyGlot pondered on the engine's guesses
+        assert "Terminating it" not in text  # the engine left at `quit` by itself
     finally:
         sf.quit()
         if proc.poll() is None:

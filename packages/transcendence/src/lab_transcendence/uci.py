@@ -18,6 +18,7 @@ the new tokens go through the model. A UCI engine must always answer: when the p
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -363,10 +364,20 @@ def say(out: TextIO, text: str) -> None:
         out.flush()
 
 
-def serve(engine: UciEngine, inp: TextIO = sys.stdin, out: TextIO = sys.stdout) -> None:
-    """The UCI loop: read commands until `quit` or end of input (a running search answers first)."""
+def serve(engine: UciEngine, inp: TextIO | None = None, out: TextIO | None = None) -> None:
+    """The UCI loop: read commands until `quit` or end of input (a running search answers first).
+
+    Serving the process's own stdin (the CLI), the process then ends at once: torch's interpreter
+    teardown takes over a second here, and GUIs such as PolyGlot kill an engine that lingers 0.5 s.
+    """
+    own = inp is None
+    inp, out = inp or sys.stdin, out or sys.stdout
     engine.out = out
     for line in inp:
         if not engine.handle(line, out):
-            return
-    engine.finish()
+            break
+    else:
+        engine.finish()
+    if own:
+        out.flush()
+        os._exit(0)
