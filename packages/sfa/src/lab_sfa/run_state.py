@@ -61,16 +61,19 @@ def save_state(root: Path, name: str, model: dict[str, torch.Tensor], method: di
     return final
 
 
-def load_state(path: Path) -> tuple[dict[str, torch.Tensor], dict, dict, tuple[dict, dict]]:
+def load_state(
+    path: Path, device: str | torch.device = "cpu"
+) -> tuple[dict[str, torch.Tensor], dict, dict, tuple[dict, dict]]:
     """(model weights, method state, loop state, RNG states) of a saved state; the caller restores the RNG
-    states (`lab_shared.seed.set_rng_state(*rng)`) once everything that draws from them is built."""
+    states (`lab_shared.seed.set_rng_state(*rng)`) once everything that draws from them is built. The method's
+    tensors (anchors, Fisher, stored fine-tunes) are put on `device`, beside the model."""
     state = read_json(path / "state.json")
     if not isinstance(state, dict) or not state.get("complete") or not isinstance(state.get("loop"), dict):
         raise LabError(f"run state {path} is incomplete or corrupt (bad state.json)")
     weights = load_tensors(path / "model.safetensors")
     method = state.get("method", {})
     if (path / "method.safetensors").exists():
-        method = join_tensors(method, load_tensors(path / "method.safetensors"))
+        method = join_tensors(method, load_tensors(path / "method.safetensors", device=str(device)))
     return weights, method, state["loop"], (load_tensors(path / "rng.safetensors"), state["rng"])
 
 

@@ -35,6 +35,7 @@ from lab_shared import signals
 from lab_shared.callbacks import Callback
 from lab_shared.checkpoint import find_checkpoint
 from lab_shared.config import config_to_dict
+from lab_shared.device import choose_device
 from lab_shared.errors import LabError
 from lab_shared.io import load_tensors, read_json, save_tensors
 from lab_shared.logs import get_logger
@@ -273,7 +274,10 @@ def run_continual(
 def _run(cfg: RunConfig, run_dir: RunDir | None, resume: bool, force: bool) -> dict[str, Any]:
     seed_everything(cfg.seed)
     seq = get_sequence(cfg.sequence.name, cfg.sequence)
-    model = seq.make_model()
+    device = choose_device(cfg.trainer.device)
+    model = seq.make_model().to(
+        device
+    )  # where the trainer puts it anyway: theta_pre and saved state live there
     K, T = len(seq.tasks), cfg.trainer.max_steps
     names = [t.name for t in seq.tasks]
     ckpts = run_dir.checkpoints if run_dir is not None else None
@@ -317,7 +321,7 @@ def _run(cfg: RunConfig, run_dir: RunDir | None, resume: bool, force: bool) -> d
         loop["curves"].append({"task": -1, "step": 0, "global_step": 0, "acc": list(r0)})
     first, inject = 0, _signal_at() if run_dir is not None else None
     if resume and ckpts is not None and (last := run_state.last_task(ckpts)) >= 0:
-        weights, mstate, loop, rng = run_state.load_state(ckpts / run_state.task_name(last))
+        weights, mstate, loop, rng = run_state.load_state(ckpts / run_state.task_name(last), device)
         load_state(model, weights)
         method.load_state_dict(mstate)
         set_rng_state(*rng)
