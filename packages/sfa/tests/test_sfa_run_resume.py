@@ -259,7 +259,9 @@ def test_changed_task_data_is_refused_unless_forced(tmp_path, monkeypatch, lab_i
     monkeypatch.delenv("LAB_SFA_SIGNAL_AT")
     run = _folder(runs, "cut")
     _npz(d / "b.npz", 4, 99)  # same path, other examples
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".lock"}
     bad = lab_inproc(*_args(toml, "seq", "cut", "--resume", str(run)))
     assert bad.returncode == 2 and "training data changed" in bad.stderr, bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".lock"} == before
     assert lab_inproc(*_args(toml, "seq", "cut", "--force", "--resume", str(run))).returncode == 0

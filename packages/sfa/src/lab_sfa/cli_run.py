@@ -121,12 +121,17 @@ def register(app: typer.Typer) -> None:
         cfg = resolve_run(cfg)  # every option checked, the method's defaults filled in
         inputs = [cfg.sequence.name] if Path(cfg.sequence.name).is_file() else []
         if resume is not None:
-            run_dir = RunDir.resume(resume, cfg, inputs, force=force, allow=RESUME_ALLOW)
+            run_dir = RunDir.open(resume)
+
+            def check() -> None:  # config and inputs vs the record; records the resume (or refuses it)
+                run_dir.check_resume(cfg, inputs, force=force, allow=RESUME_ALLOW)
+
             if _finished(run_dir):
+                check()
                 results = run_dir.read_results()
                 typer.echo(f"run already finished: {run_dir.path}")
-            else:
-                results = execute_run(cfg, run_dir, resume=True, force=force)
+            else:  # checked once the task data is known to match: a refused resume changes no file
+                results = execute_run(cfg, run_dir, resume=True, force=force, checked=check)
         else:
             run_dir = RunDir.create("sfa", name or cfg.method.name, cfg, inputs=inputs)
             results = execute_run(cfg, run_dir)
@@ -242,7 +247,7 @@ def _finished(run_dir) -> bool:
     return run_dir.file("results.json").is_file() and not list(run_dir.checkpoints.glob("after-*"))
 
 
-def execute_run(cfg, run_dir, resume: bool = False, force: bool = False) -> dict:
+def execute_run(cfg, run_dir, resume: bool = False, force: bool = False, checked=None) -> dict:
     """Run (or continue, with `resume`), then write results.json, the R table, plots and index.html into
     ``run_dir``; the per-task state is removed once they are written."""
     from lab_sfa import run_state
@@ -250,7 +255,7 @@ def execute_run(cfg, run_dir, resume: bool = False, force: bool = False) -> dict
     from lab_sfa.task_loop import run_continual
     from lab_shared.report import Section, write_index, write_table
 
-    results = run_continual(cfg, run_dir, resume=resume, force=force)
+    results = run_continual(cfg, run_dir, resume=resume, force=force, checked=checked)
     run_dir.write_results(results)
     rows = [
         {"after task": n, **{m: round(a, 4) for m, a in zip(results["tasks"], r)}}

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -254,30 +255,34 @@ def _data_prints(seq: TaskSequence) -> list[str | None]:
 
 
 def run_continual(
-    cfg: RunConfig, run_dir: RunDir | None = None, resume: bool = False, force: bool = False
+    cfg: RunConfig,
+    run_dir: RunDir | None = None,
+    resume: bool = False,
+    force: bool = False,
+    checked: Callable[[], Any] | None = None,
 ) -> dict[str, Any]:
     """Pretrain, train every task with the method, and return R, the summary metrics, curves and costs.
 
     With `run_dir` the state after pretraining and after each task is saved in it (and the final weights as
     model.safetensors); `resume` continues from the saved state (`force`: even if the task data changed).
+    `checked` is called once the task data is known to match, before anything is written (the CLI records
+    the resume in provenance.json there, so a refused resume changes no file).
     """
     cfg = resolve_run(cfg)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     if run_dir is None:
-        return _run(cfg, None, False, False)
+        return _run(cfg, None, False, False, None)
     signals.clear()
     with signals.catch_stop_signals():  # a signal between two trainer steps stops at the next task boundary
-        return _run(cfg, run_dir, resume, force)
+        return _run(cfg, run_dir, resume, force, checked)
 
 
-def _run(cfg: RunConfig, run_dir: RunDir | None, resume: bool, force: bool) -> dict[str, Any]:
+def _run(cfg: RunConfig, run_dir: RunDir | None, resume: bool, force: bool, checked) -> dict[str, Any]:
     seed_everything(cfg.seed)
     seq = get_sequence(cfg.sequence.name, cfg.sequence)
     device = choose_device(cfg.trainer.device)
-    model = seq.make_model().to(
-        device
-    )  # where the trainer puts it anyway: theta_pre and saved state live there
+    model = seq.make_model().to(device)  # where the trainer puts it: theta_pre and saved state live there
     K, T = len(seq.tasks), cfg.trainer.max_steps
     names = [t.name for t in seq.tasks]
     ckpts = run_dir.checkpoints if run_dir is not None else None
@@ -292,7 +297,9 @@ def _run(cfg: RunConfig, run_dir: RunDir | None, resume: bool, force: bool) -> d
                 "(pass --force to resume anyway)"
             )
         pre = started["pretrain"]
-    else:
+    if checked is not None:
+        checked()
+    if started is None:
         partial = ckpts / "pretrain-partial" if ckpts is not None else None
         pre = pretrain(model, seq, cfg, partial, run_dir)
     theta_pre = model_state(model)
