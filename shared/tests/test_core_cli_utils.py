@@ -110,9 +110,16 @@ def test_shell_completion_offers_the_choices(option, incomplete, want):
     assert [item.value for item in param.shell_complete(ctx, incomplete)] == want
 
 
-def test_a_choice_option_needs_choices():
-    with pytest.raises(ValueError):
-        choice_option(choices=[])
+def test_no_choices_installed_refuses_every_value():
+    empty = typer.Typer()
+
+    @empty.command()
+    def only(part: Annotated[str | None, choice_option(choices=[], help="Parts.")] = None) -> None:
+        pass
+
+    out = runner.invoke(empty, ["--part", "sfa"])
+    assert out.exit_code == 2 and "'sfa' is not one of (none)" in out.output
+    assert "<none>" in runner.invoke(empty, ["--help"]).output
 
 
 def test_echo_json_prints_one_object(capsys):

@@ -24,13 +24,17 @@ from typing import Annotated, Any
 
 import typer
 
+from lab_shared.cli_utils import choice_option
 from lab_shared.errors import LabError
 
 BACKENDS = ("local", "ray")
 MAX_RETRIES = 3  # Ray re-runs a task up to this many times when its worker process dies
 
 BackendOpt = Annotated[
-    str, typer.Option("--backend", help="Where tasks run: local (this process) | ray (a Ray cluster).")
+    str,
+    choice_option(
+        "--backend", choices=BACKENDS, help="Where tasks run: local (this process) or ray (a Ray cluster)."
+    ),
 ]
 AddressOpt = Annotated[
     str | None,

@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from lab_shared import __version__
+from lab_shared.cli_utils import choice_option
 from lab_shared.errors import LabError
 
 app = typer.Typer(
@@ -23,6 +24,11 @@ app = typer.Typer(
     add_completion=True,  # `lab --install-completion` (bash, zsh, fish, PowerShell)
     rich_markup_mode=None,  # help is plain text: rich markup would eat `[[grid]]` and `[default: ...]`-like text
 )
+
+
+def _demo_names() -> list[str]:
+    """The installed packages' demos (entry-point group `lab.demos`), the choices of `lab demo --only`."""
+    return sorted(ep.name for ep in entry_points(group="lab.demos"))
 
 
 def _version(value: bool) -> None:
@@ -53,7 +59,12 @@ def doctor(
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Folder of the results page.")] = Path("runs/demo"),
-    only: Annotated[list[str] | None, typer.Option(help="Run only these parts (e.g. --only sfa).")] = None,
+    only: Annotated[
+        list[str] | None,
+        choice_option(
+            choices=_demo_names(), help="Run only these parts (repeatable, e.g. --only sfa).", default="all"
+        ),
+    ] = None,
 ) -> None:
     """Run every installed package's quick demo and write one results page (OUT/index.html)."""
     from lab_shared.demo import run_all
@@ -148,7 +159,12 @@ config_app = typer.Typer(
 )
 app.add_typer(config_app, name="config")
 CommandArg = Annotated[list[str], typer.Argument(help="The command, e.g. `sfa run` (see `lab config ls`).")]
-FormatOpt = Annotated[str | None, typer.Option("--format", help="toml or json (cp: from FILE's suffix).")]
+FormatOpt = Annotated[
+    str | None,
+    choice_option(
+        "--format", choices=("toml", "json"), help="Output format (default: toml; cp: FILE's suffix)."
+    ),
+]
 
 
 @config_app.command("ls")

@@ -81,9 +81,7 @@ def choice_option(
     a config); an option with a real default shows it anyway. `separator=","` accepts a list of choices in one
     value (`--policies paper,masked`). Values stay plain strings.
     """
-    values = tuple(dict.fromkeys(str(c) for c in choices))
-    if not values:
-        raise ValueError("choice_option needs at least one choice")
+    values = tuple(dict.fromkeys(str(c) for c in choices))  # empty: nothing installed, every value refused
 
     def check(value: Any) -> Any:
         for item in value if isinstance(value, list | tuple) else [value]:
@@ -91,14 +89,16 @@ def choice_option(
                 continue
             for part in item.split(separator) if separator else [item]:
                 if part.strip() not in values:
-                    raise typer.BadParameter(f"{part.strip()!r} is not one of {', '.join(values)}")
+                    raise typer.BadParameter(
+                        f"{part.strip()!r} is not one of {', '.join(values) or '(none)'}"
+                    )
         return value
 
     def complete(incomplete: str) -> list[str]:
         head, sep, last = incomplete.rpartition(separator) if separator else ("", "", incomplete)
         return [f"{head}{sep}{v}" for v in values if v.startswith(last)]
 
-    metavar = "|".join(values)
+    metavar = "|".join(values) or "none"
     metavar = f"<{metavar}>[{separator}...]" if separator else f"<{metavar}>"
     if default is not None:
         help = with_default(help, default)
