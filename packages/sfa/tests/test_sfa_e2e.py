@@ -200,6 +200,10 @@ def test_cli_run_sweep_and_bad_input(taskfile, tmp_path, lab_subprocess):
     assert r.returncode == 0, r.stderr
     assert [p.stat().st_mtime_ns for p in sorted((sweep_dir / "points").glob("*.json"))] == mtimes
     assert (sweep_dir / "plots" / "acc_by_method.png").exists()
+    r = lab_subprocess("sfa", "table", str(sweep_dir), "--json", env=env)  # the table as JSON, for scripts
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["folder"] == str(sweep_dir) and len(out["table"]) == len(table.strip().splitlines()) - 2
     # a changed base config: refused in one line unless --force; forced, it reuses no old point
     changed = tmp_path / "sweep2.toml"
     changed.write_text(spec.read_text().replace('"trainer.max_steps" = 4', '"trainer.max_steps" = 3'))

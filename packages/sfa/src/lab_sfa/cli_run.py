@@ -13,9 +13,18 @@ from typing import Annotated
 import typer
 from typer.core import TyperCommand
 
-from lab_sfa.methods.registry import method_names
+from lab_sfa.methods.registry import method_names, method_params
 from lab_shared.backend import AddressOpt, BackendOpt
-from lab_shared.cli_utils import ConfigOpt, ForceOpt, SetOpt
+from lab_shared.cli_utils import (
+    ConfigOpt,
+    ForceOpt,
+    JsonOpt,
+    SetOpt,
+    choice_option,
+    config_defaults,
+    echo_json,
+    with_default,
+)
 
 # settings a resume may change without --force: they never change the weights
 RESUME_ALLOW = ("trainer.ckpt_every", "trainer.keep_checkpoints")
@@ -41,37 +50,92 @@ class _RunCommand(TyperCommand):
         pass
 
 
+def _param_default(method: str, param: str):
+    """A method's declared default for one parameter (the registry: no torch)."""
+    return next(p.default for p in method_params(method) if p.name == param)
+
+
+# `lab sfa run` options declared `= None` -> the RunConfig field whose default --help shows
+_RUN_DEFAULTS = {
+    "method": "method.name",
+    "sequence": "sequence.name",
+    "steps": "trainer.max_steps",
+    "lr": "trainer.lr",
+    "model": "sequence.model",
+    "width": "sequence.width",
+    "head": "sequence.head",
+    "seed": "seed",
+    "curves": "curves",
+}
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the package's Typer app."""
 
-    @app.command(cls=_RunCommand)
+    @app.command(cls=config_defaults("lab_sfa.run_config:RunConfig", _RUN_DEFAULTS, base=_RunCommand))
     def run(
         method: Annotated[
-            str | None, typer.Option(help=f"{' | '.join(method_names())} (default sfa).")
+            str | None, choice_option(choices=method_names(), help="The method (its parameters: below).")
         ] = None,
         sequence: Annotated[
             str | None, typer.Option(help="Registered sequence or a task-sequence .toml file.")
         ] = None,
         beta: Annotated[
-            float | None, typer.Option(help="= method.beta (sfa): weight of the old checkpoint.")
+            float | None,
+            typer.Option(
+                help=with_default(
+                    "= method.beta (sfa): weight of the old checkpoint.", _param_default("sfa", "beta")
+                )
+            ),
         ] = None,
         p: Annotated[
-            float | None, typer.Option(help="= method.p (sfa): averaging interval, fraction of a task.")
+            float | None,
+            typer.Option(
+                help=with_default(
+                    "= method.p (sfa): averaging interval, fraction of a task.", _param_default("sfa", "p")
+                )
+            ),
         ] = None,
         lam: Annotated[
-            float | None, typer.Option(help="= method.lam (l2, ewc: strength; task_arithmetic, ties: scale).")
+            float | None,
+            typer.Option(
+                help=with_default(
+                    "= method.lam (l2, ewc: strength; task_arithmetic, ties: scale).",
+                    _param_default("l2", "lam"),
+                )
+            ),
         ] = None,
         alpha: Annotated[
-            float | None, typer.Option(help="= method.alpha (wise_ft): weight of the fine-tuned model.")
+            float | None,
+            typer.Option(
+                help=with_default(
+                    "= method.alpha (wise_ft): weight of the fine-tuned model.",
+                    _param_default("wise_ft", "alpha"),
+                )
+            ),
         ] = None,
         buffer_size: Annotated[
-            float | None, typer.Option(help="= method.buffer_size (replay): count, or fraction if < 1.")
+            float | None,
+            typer.Option(
+                help=with_default(
+                    "= method.buffer_size (replay): count, or fraction if < 1.",
+                    _param_default("replay", "buffer_size"),
+                )
+            ),
         ] = None,
         steps: Annotated[int | None, typer.Option(help="Optimizer steps per task (T).")] = None,
         lr: Annotated[float | None, typer.Option(help="Learning rate of the tasks.")] = None,
-        model: Annotated[str | None, typer.Option(help="cnn | resnet.")] = None,
+        model: Annotated[
+            str | None,
+            typer.Option(help="Images: cnn | resnet; lm-domains: an LM preset (see lab_sfa.lm.models)."),
+        ] = None,
         width: Annotated[int | None, typer.Option(help="Model width (channels of the first layer).")] = None,
-        head: Annotated[str | None, typer.Option(help="auto | shared | multi.")] = None,
+        head: Annotated[
+            str | None,
+            choice_option(
+                choices=("auto", "shared", "multi"), help="One shared output head or one per task."
+            ),
+        ] = None,
         seed: Annotated[
             int | None, typer.Option(help="Seed of the run (init, pretraining, data order).")
         ] = None,
@@ -148,13 +212,19 @@ def register(app: typer.Typer) -> None:
         ] = None,
         resume: Annotated[Path | None, typer.Option(help="Continue the sweep in this folder.")] = None,
         only: Annotated[
-            str | None, typer.Option(help="Run only these methods' grid points (comma-separated).")
+            str | None,
+            choice_option(
+                choices=method_names(),
+                separator=",",
+                help="Run only these methods' grid points (comma-separated).",
+            ),
         ] = None,
         name: Annotated[str, typer.Option(help="Sweep folder name prefix.")] = "sweep",
         force: ForceOpt = False,
         set_: SetOpt = None,
         backend: BackendOpt = "local",
         address: AddressOpt = None,
+        json_: JsonOpt = False,
     ) -> None:
         """Run a grid of methods x hyperparameters x seeds (resumable) and write the comparison table."""
         from lab_sfa.sweep import load_spec, resolved_spec, run_sweep
@@ -180,11 +250,16 @@ def register(app: typer.Typer) -> None:
         _write_sweep_index(run_dir, summary)
         from lab_shared.report import markdown_table
 
+        if json_:
+            echo_json({"folder": run_dir.path, "table": summary["table"]})
+            return
         typer.echo(markdown_table(summary["table"]))
         typer.echo(f"results: {run_dir.path}")
 
     @app.command()
-    def table(folder: Annotated[Path, typer.Argument(help="A sweep folder.")]) -> None:
+    def table(
+        folder: Annotated[Path, typer.Argument(help="A sweep folder.")], json_: JsonOpt = False
+    ) -> None:
         """Rebuild a sweep's tables and plots from its finished runs (also works on a partial sweep)."""
         from lab_sfa.sweep import parse_spec, summarize_sweep
         from lab_shared.io import read_json
@@ -195,6 +270,9 @@ def register(app: typer.Typer) -> None:
         _, points, seeds, select = parse_spec(read_json(run_dir.file("sweep.json")))
         summary = summarize_sweep(run_dir, points, seeds, select)
         _write_sweep_index(run_dir, summary)
+        if json_:
+            echo_json({"folder": run_dir.path, "table": summary["table"]})
+            return
         typer.echo(markdown_table(summary["table"]))
 
     @app.command("list")
