@@ -137,3 +137,16 @@ def test_echo_json_prints_one_object(capsys):
         "ratio": 0.5,
         "rows": [{"a": 1}],
     }
+
+
+def test_shown_defaults_names_a_default_that_is_not_a_config_field():
+    from lab_shared.cli_utils import shown_defaults
+
+    small = typer.Typer()
+
+    @small.command(cls=shown_defaults({"pages": "the workload's"}))
+    def sim(pages: Annotated[int | None, typer.Option(help="Pool size.")] = None) -> None:
+        pass
+
+    out = runner.invoke(small, ["--help"], terminal_width=200)
+    assert "Pool size. [default: the workload's]" in " ".join(out.output.split())

@@ -109,15 +109,25 @@ def config_defaults(config: type | str, keys: Mapping[str, str], base: type | No
     """A command class whose `--help` shows, for options declared `= None`, the default of the config field
     each one sets (`keys`: parameter name -> dotted config key). `config` is a dataclass or "module:Class",
     imported only when the help is shown, so `lab --help` stays light."""
+    return _defaults_command(lambda: _config_defaults(config, keys), base)
+
+
+def shown_defaults(values: Mapping[str, Any], base: type | None = None) -> type:
+    """A command class whose `--help` shows `values` (parameter name -> effective default) for options
+    declared `= None` whose default is not a config field (e.g. "the workload's")."""
+    return _defaults_command(lambda: dict(values), base)
+
+
+def _defaults_command(get_values: Any, base: type | None) -> type:
     from typer.core import TyperCommand
 
     parent = base or TyperCommand
 
-    class ConfigDefaultsCommand(parent):  # type: ignore[misc, valid-type]
+    class DefaultsCommand(parent):  # type: ignore[misc, valid-type]
         def format_help(self, ctx: Any, formatter: Any) -> None:
             if not getattr(self, "_defaults_shown", False):
                 self._defaults_shown = True
-                defaults = _config_defaults(config, keys)
+                defaults = get_values()
                 for param in self.params:
                     if (
                         param.name not in defaults
@@ -131,7 +141,7 @@ def config_defaults(config: type | str, keys: Mapping[str, str], base: type | No
                     param.help = with_default(param.help or "", value)
             super().format_help(ctx, formatter)
 
-    return ConfigDefaultsCommand
+    return DefaultsCommand
 
 
 def _config_defaults(config: type | str, keys: Mapping[str, str]) -> dict[str, Any]:
