@@ -111,7 +111,7 @@ def test_shell_completion_offers_the_choices(option, incomplete, want):
 
 
 def test_no_choices_installed_refuses_every_value():
-    empty = typer.Typer()
+    empty = typer.Typer(rich_markup_mode=None)
 
     @empty.command()
     def only(part: Annotated[str | None, choice_option(choices=[], help="Parts.")] = None) -> None:
@@ -142,7 +142,7 @@ def test_echo_json_prints_one_object(capsys):
 def test_shown_defaults_names_a_default_that_is_not_a_config_field():
     from lab_shared.cli_utils import shown_defaults
 
-    small = typer.Typer()
+    small = typer.Typer(rich_markup_mode=None)  # as lab: rich markup would read [default: ...] as a tag
 
     @small.command(cls=shown_defaults({"pages": "the workload's"}))
     def sim(pages: Annotated[int | None, typer.Option(help="Pool size.")] = None) -> None:
