@@ -1,4 +1,5 @@
-"""The method interface and registry: how a continual-learning method plugs into the task loop.
+"""The method interface: how a continual-learning method plugs into the task loop (names and parameters:
+``registry.py``; the `[method]` config: ``config.py``).
 
 The task loop (``lab_sfa.task_loop``) calls, for each task k of a sequence:
 
@@ -7,6 +8,8 @@ The task loop (``lab_sfa.task_loop``) calls, for each task k of a sequence:
     Trainer(..., callbacks=method.callbacks(model, k))  .fit()   # penalties / averaging / replay
     method.after_task(model, k)            # e.g. Fisher, merging; the model is then evaluated for R[k]
 
+After each task the loop saves ``method.state_dict()`` (what the method carries to the next task: replay
+buffer, EWC anchors and Fisher, stored fine-tunes) so ``lab sfa run --resume`` continues exactly.
 Methods only use the ``TaskSequence`` interface (datasets, ``loss_fn``, ``collate_fn``, state dicts), never
 the modality. ``held_tensors()`` / ``stored_examples()`` expose what a method keeps, so the cost table is
 measured from the objects themselves rather than asserted.
