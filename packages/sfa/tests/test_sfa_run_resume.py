@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+from lab_shared.errors import LabError
 from lab_shared.io import load_tensors, read_json
 from lab_shared.metrics import read_metrics
 
@@ -228,6 +229,17 @@ def test_method_parameters_are_declared_and_shown(lab_inproc):
             p.check(name, p.default)
     help_text = lab_inproc("sfa", "run", "--help").stdout
     assert "method.beta: float = 0.5, [0, 1]" in help_text and "method.k: float = 0.2" in help_text
+    from lab_sfa.sweep import parse_spec, point_config
+
+    base, points, _, _ = parse_spec(
+        {"base": {"method.lam": 7.0}, "grid": [{"method": "seq"}, {"method": "l2"}]}
+    )
+    assert [point_config(base, p, 0).method.lam for p in points] == [
+        None,
+        7.0,
+    ]  # a shared key: its users only
+    with pytest.raises(LabError, match="method.lam is a parameter of none of the grid's methods"):
+        parse_spec({"base": {"method.lam": 7.0}, "grid": [{"method": "seq"}]})
     one = lab_inproc("sfa", "methods", "ties").stdout.splitlines()
     assert one[0].startswith("ties: ") and [ln.split(":")[0].strip() for ln in one[1:]] == [
         "method.lam",

@@ -108,6 +108,7 @@ def parse_spec(spec: dict) -> tuple[dict[str, Any], list[GridPoint], list[int], 
         values = [v if isinstance(v, list) else [v] for v in (entry[k] for k in keys)]
         for combo in itertools.product(*values):
             points.append(GridPoint(str(method), dict(zip(keys, combo))))
+    _check_shared_method_keys(base, sets, points)
     for p in points:  # a changed base or --set gives new keys: old results are never reused for it
         cfg = config_to_dict(point_config(base, p, 0, sets))
         p.config_hash = hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()
@@ -132,14 +133,38 @@ def load_spec(path: Path) -> dict:
         raise LabError(f"{path}: cannot parse sweep file: {e}") from e
 
 
+def _own_keys(method: str) -> set[str]:
+    """`method.<param>` keys of the method's declared parameters (and method.name)."""
+    from lab_sfa.methods.registry import method_params
+
+    try:
+        return {"method.name", *(f"method.{p.name}" for p in method_params(method))}
+    except LabError:
+        return {"method.name"}  # an unknown method: resolve_run names it
+
+
+def _check_shared_method_keys(base: dict[str, Any], sets: list[str], points: list[GridPoint]) -> None:
+    """A method key in base or --set must be a parameter of at least one method of the grid."""
+    keys = [k for k in base if k.startswith("method.")]
+    keys += [e.split("=")[0].strip() for e in sets if e.strip().startswith("method.")]
+    used = set().union(*(_own_keys(p.method) for p in points))
+    for key in keys:
+        if key not in used:
+            methods = ", ".join(sorted({p.method for p in points}))
+            raise LabError(f"sweep file: {key} is a parameter of none of the grid's methods ({methods})")
+
+
 def point_config(base: dict[str, Any], point: GridPoint, seed: int, extra: list[str] = ()) -> RunConfig:
     """The RunConfig of one (grid point, seed): defaults <- base <- point <- --set extras."""
 
     def to_text(v: Any) -> str:
         return ",".join(str(x) for x in v) if isinstance(v, list) else str(v)
 
-    sets = [f"{k}={to_text(v)}" for k, v in {**base, **point.overrides}.items()]
+    own = _own_keys(point.method)  # base and --set method keys reach the methods that declare them
+    shared = {k: v for k, v in base.items() if not k.startswith("method.") or k in own}
+    sets = [f"{k}={to_text(v)}" for k, v in {**shared, **point.overrides}.items()]
     sets += [f"method.name={point.method}", f"seed={seed}", "curves=false", "trainer.progress=false"]
+    extra = [e for e in extra if not e.strip().startswith("method.") or e.split("=")[0].strip() in own]
     try:
         cfg = load_config(RunConfig, None, [*sets, *extra])
     except ConfigError as e:
