@@ -43,12 +43,15 @@ def run(
         str, choice_option(choices=["paper", "masked"], separator=",", help="Policies.")
     ] = "paper,masked",
     kind: Annotated[list[str] | None, choice_option(choices=["a", "b"], help="Repeatable.")] = None,
+    device: Annotated[
+        str | None, choice_option(choices=["cpu", "cuda"], strict=False, help="Device (or cuda:N).")
+    ] = None,
     lr: Annotated[float | None, typer.Option(help="Learning rate.")] = None,
     steps: Annotated[int | None, typer.Option(help="Steps.")] = None,
     curves: Annotated[bool | None, typer.Option(help="Curves.")] = None,
     levels: Annotated[str | None, typer.Option(help="Levels.")] = None,
 ) -> None:
-    seen.update(method=method, head=head, policies=policies, kind=kind, steps=steps)
+    seen.update(method=method, head=head, policies=policies, kind=kind, steps=steps, device=device)
 
 
 @app.command()
@@ -84,6 +87,8 @@ def test_values_pass_as_plain_strings_and_bad_ones_are_refused():
     assert out.exit_code == 0, out.output
     assert seen["method"] == "replay" and type(seen["method"]) is str
     assert seen["kind"] == ["a", "b"] and seen["head"] is None and seen["steps"] is None
+    out = runner.invoke(app, ["run", "--device", "cuda:1"])  # not strict: the command checks the value
+    assert out.exit_code == 0 and seen["device"] == "cuda:1", out.output
     for args, bad in [
         (["--method", "sfx"], "'sfx' is not one of seq, sfa, replay"),
         (["--policies", "paper,maskd"], "'maskd' is not one of paper, masked"),

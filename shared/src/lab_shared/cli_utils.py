@@ -72,6 +72,7 @@ def choice_option(
     help: str = "",  # noqa: A002 - typer's own name
     default: Any = None,
     separator: str | None = None,
+    strict: bool = True,
     **option: Any,
 ) -> Any:
     """A typer Option that takes one of `choices` (e.g. read from a registry): the choices are the metavar
@@ -79,7 +80,8 @@ def choice_option(
 
     `default` is the effective default shown in the help (for options declared `= None`, resolved later from
     a config); an option with a real default shows it anyway. `separator=","` accepts a list of choices in one
-    value (`--policies paper,masked`). Values stay plain strings.
+    value (`--policies paper,masked`). `strict=False` only lists and completes the usual values and leaves
+    checking to the command (`--device cuda:1`). Values stay plain strings.
     """
     values = tuple(dict.fromkeys(str(c) for c in choices))  # empty: nothing installed, every value refused
 
@@ -102,7 +104,9 @@ def choice_option(
     metavar = f"<{metavar}>[{separator}...]" if separator else f"<{metavar}>"
     if default is not None:
         help = with_default(help, default)
-    return typer.Option(*decls, metavar=metavar, callback=check, autocompletion=complete, help=help, **option)
+    if strict:
+        option["callback"] = check
+    return typer.Option(*decls, metavar=metavar, autocompletion=complete, help=help, **option)
 
 
 def config_defaults(config: type | str, keys: Mapping[str, str], base: type | None = None) -> type:
