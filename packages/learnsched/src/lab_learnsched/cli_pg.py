@@ -10,7 +10,10 @@ from typing import Annotated
 
 import typer
 
-from lab_shared.cli_utils import ConfigOpt, SetOpt
+from lab_shared.cli_utils import ConfigOpt, JsonOpt, SetOpt, choice_option, config_defaults, echo_json
+
+DATASETS = ("tpch-like", "tpch")
+ACCESS = ("exact", "estimated")  # pg/bench.py's ACCESS (that module imports numpy)
 
 DsnOpt = Annotated[
     str | None,
@@ -133,9 +136,10 @@ def register(app: typer.Typer) -> None:
     def load(
         dataset: Annotated[
             str,
-            typer.Option(
+            choice_option(
+                choices=DATASETS,
                 help="tpch-like (generated here, range templates that can be probed) or tpch (tpchgen-cli, "
-                "the 22 TPC-H queries)."
+                "the 22 TPC-H queries).",
             ),
         ] = "tpch-like",
         scale: Annotated[float, typer.Option(help="TPC-H scale factor (1.0 = 150,000 orders).")] = 0.2,
@@ -249,7 +253,20 @@ def register(app: typer.Typer) -> None:
             ]
             typer.echo(markdown_table(rows, floatfmt=".3f"))
 
-    @pg.command("bench")
+    @pg.command(
+        "bench",
+        cls=config_defaults(
+            "lab_learnsched.pg.bench:PgBenchConfig",
+            {
+                "episodes": "episodes",
+                "queries": "queries",
+                "policies": "policies",
+                "train_steps": "train_steps",
+                "access": "access",
+                "clients": "clients",
+            },
+        ),
+    )
     def bench_cmd(
         episodes: Annotated[int | None, typer.Option(help="Held-out test episodes.")] = None,
         queries: Annotated[int | None, typer.Option(help="Queries per episode.")] = None,
@@ -274,8 +291,9 @@ def register(app: typer.Typer) -> None:
         ] = None,
         access: Annotated[
             str | None,
-            typer.Option(
-                help="Access sets the schedulers see: exact (probed/traced blocks) or estimated (from EXPLAIN)."
+            choice_option(
+                choices=ACCESS,
+                help="Access sets the schedulers see: exact (probed/traced blocks) or estimated (from EXPLAIN).",
             ),
         ] = None,
         clients: Annotated[
@@ -285,6 +303,7 @@ def register(app: typer.Typer) -> None:
         dir_: DirOpt = None,
         config: ConfigOpt = None,
         set_: SetOpt = None,
+        json_: JsonOpt = False,
     ) -> None:
         """FIFO, greedy, lookahead, the exact optimum and a learned policy on the real database."""
         from lab_learnsched.pg.bench import PgBenchConfig, check_config, run_bench
@@ -315,5 +334,8 @@ def register(app: typer.Typer) -> None:
             run = RunDir.open(resume)
         else:
             run = RunDir.create("sched-bench", "postgres", redact_config(config_to_dict(cfg)))
-        run_bench(cfg, run, echo=True, dsn=real_dsn or None)
+        out = run_bench(cfg, run, echo=not json_, dsn=real_dsn or None)
+        if json_:
+            echo_json({"run": run.path, "results": out})
+            return
         typer.echo(f"tables and plots: {run.path}")

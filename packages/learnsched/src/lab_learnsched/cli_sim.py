@@ -10,9 +10,37 @@ from typing import Annotated
 
 import typer
 
+from lab_learnsched.agents.config import SetTrainConfig, TrainConfig
 from lab_shared.backend import AddressOpt, BackendOpt
-from lab_shared.cli_utils import ConfigOpt, ForceOpt, SetOpt
+from lab_shared.cli_utils import (
+    ConfigOpt,
+    ForceOpt,
+    JsonOpt,
+    SetOpt,
+    choice_option,
+    config_defaults,
+    echo_json,
+    shown_defaults,
+    with_default,
+)
 from lab_shared.errors import LabError
+
+# the registries these options choose from live in modules that import numpy (kept out of `lab --help`);
+# tests/test_cli_choices.py checks that the lists here are theirs
+AGENTS = ("ppo", "dqn", "setnet")  # TrainConfig (ppo, dqn) and SetTrainConfig (setnet)
+BENCH_BACKENDS = ("sim", "postgres", "ray")
+REPLACEMENTS = ("lru", "clock")  # bufferpool.ONLINE_POLICIES
+FAMILIES = (
+    "hotset",
+    "lookup",
+    "scans",
+    "joins",
+    "mixed",
+    "poisson",
+    "bursty",
+    "skew",
+    "shift",
+)  # families.FAMILIES
 
 WorkloadOpt = Annotated[
     str | None,
@@ -117,11 +145,35 @@ _TRAIN_ZERO_OK = {"buffer_pages", "queue_size", "seed", "threads", "eval_every",
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the package's Typer app."""
 
-    @app.command()
+    @app.command(
+        cls=config_defaults(
+            TrainConfig,
+            {
+                "agent": "agent",
+                "workload": "workload",
+                "buffer_pages": "buffer_pages",
+                "queue_size": "queue_size",
+                "seed": "seed",
+            },
+        )
+    )
     def train(
-        agent: Annotated[str | None, typer.Option(help="ppo | dqn | setnet")] = None,
+        agent: Annotated[
+            str | None,
+            choice_option(
+                choices=AGENTS, help="Masked PPO, double DQN, or the shape-free agent on families."
+            ),
+        ] = None,
         workload: WorkloadOpt = None,
-        steps: Annotated[int | None, typer.Option(help="Environment steps (scheduling decisions).")] = None,
+        steps: Annotated[
+            int | None,
+            typer.Option(
+                help=with_default(
+                    "Environment steps (scheduling decisions).",
+                    f"{TrainConfig.steps}; setnet {SetTrainConfig.steps}",
+                )
+            ),
+        ] = None,
         buffer_pages: Annotated[int | None, typer.Option(help="Pool size in pages (0 = workload's).")] = None,
         queue_size: Annotated[int | None, typer.Option(help="Queue window (0 = workload's).")] = None,
         seed: Annotated[int | None, typer.Option()] = None,
@@ -205,7 +257,20 @@ def register(app: typer.Typer) -> None:
             f"(greedy-most-cached {res['val_greedy_hit_ratio']:.3f}); run: {run.path}"
         )
 
-    @app.command()
+    @app.command(
+        cls=config_defaults(
+            "lab_learnsched.bench:BenchConfig",
+            {
+                "workload": "workloads",
+                "policies": "policies",
+                "seeds": "seeds",
+                "buffer_pages": "buffer_pages",
+                "queue_size": "queue_size",
+                "buffer_sweep": "buffer_sweep",
+                "queue_sweep": "queue_sweep",
+            },
+        )
+    )
     def bench(
         workload: Annotated[
             str | None, typer.Option("--workload", "-w", help="Comma-separated workloads.")
@@ -218,16 +283,23 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option(help="Also run each agent as agent+la (value lookahead).")
         ] = False,
         seeds: Annotated[int | None, typer.Option(help="Held-out test episodes per workload.")] = None,
-        buffer_pages: Annotated[int | None, typer.Option()] = None,
-        queue_size: Annotated[int | None, typer.Option()] = None,
+        buffer_pages: Annotated[
+            int | None, typer.Option(help="Pool size in pages (0 = the workload's).")
+        ] = None,
+        queue_size: Annotated[int | None, typer.Option(help="Queue window (0 = the workload's).")] = None,
         buffer_sweep: Annotated[str | None, typer.Option(help="Comma-separated pool sizes.")] = None,
         queue_sweep: Annotated[str | None, typer.Option(help="Comma-separated queue windows.")] = None,
         backend: Annotated[
-            str, typer.Option(help="sim | postgres | ray (the simulator's episodes on a Ray cluster)")
+            str,
+            choice_option(
+                choices=BENCH_BACKENDS,
+                help="The simulator, a PostgreSQL server, or the simulator's episodes on Ray.",
+            ),
         ] = "sim",
         address: AddressOpt = None,
         config: ConfigOpt = None,
         set_: SetOpt = None,
+        json_: JsonOpt = False,
     ) -> None:
         """Every policy on held-out seeds, drift, buffer/queue sweeps and exact-optimum gaps: tables + plots."""
         from lab_learnsched.bench import BenchConfig, main_table_markdown, run_sim_bench
@@ -269,25 +341,38 @@ def register(app: typer.Typer) -> None:
         run = RunDir.create("sched-bench", cfg.backend, cfg)
         if cfg.backend in ("sim", "ray"):
             out = run_sim_bench(cfg, run, tasks)
-            typer.echo(main_table_markdown(out))
+            if not json_:
+                typer.echo(main_table_markdown(out))
         elif cfg.backend == "postgres":
             try:
                 from lab_learnsched.pg.bench import run_bench as pg_run_bench
             except ImportError as e:
                 raise LabError(f"the postgres backend is not available ({e})") from None
-            pg_run_bench(cfg, run)
+            out = pg_run_bench(cfg, run, echo=not json_)
+        if json_:
+            echo_json({"run": run.path, "results": out})
+            return
         typer.echo(f"tables and plots: {run.path}")
 
-    @app.command()
+    @app.command(
+        cls=shown_defaults(
+            {"workload": "default", "buffer_pages": "the workload's", "queue_size": "the workload's"}
+        )
+    )
     def simulate(
         workload: WorkloadOpt = None,
         policy: Annotated[
             str, typer.Option("--scheduler", help="Scheduler spec (fifo, greedy, ..., agent:PATH).")
         ] = "greedy",
         seed: Annotated[int, typer.Option()] = 0,
-        buffer_pages: Annotated[int | None, typer.Option()] = None,
-        queue_size: Annotated[int | None, typer.Option()] = None,
-        replacement: Annotated[str, typer.Option(help="lru | clock")] = "lru",
+        buffer_pages: Annotated[
+            int | None, typer.Option(help="Pool size in pages (0 = the workload's).")
+        ] = None,
+        queue_size: Annotated[int | None, typer.Option(help="Queue window (0 = the workload's).")] = None,
+        replacement: Annotated[
+            str,
+            choice_option(choices=REPLACEMENTS, help="Buffer replacement: LRU or PostgreSQL's clock sweep."),
+        ] = "lru",
         trace_out: Annotated[
             Path | None, typer.Option(help="Write the episode's queries as a trace.")
         ] = None,
@@ -328,7 +413,9 @@ def register(app: typer.Typer) -> None:
         export_trace: Annotated[
             Path | None, typer.Option(help="Write sampled episodes as one trace file.")
         ] = None,
-        family: Annotated[str | None, typer.Option(help="gen: workload family (see families.py).")] = None,
+        family: Annotated[
+            str | None, choice_option(choices=FAMILIES, help="gen: workload family (see families.py).")
+        ] = None,
         seed: Annotated[int | None, typer.Option(help="gen: instance seed of the family.")] = None,
         out: Annotated[Path | None, typer.Option(help="gen: output workload file (.toml or .json).")] = None,
     ) -> None:
@@ -380,9 +467,18 @@ def register(app: typer.Typer) -> None:
             save_trace(export_trace, wl.tables, qs)
             typer.echo(f"trace of {len(qs)} queries: {export_trace}")
 
-    @app.command("bench-families")
+    @app.command(
+        "bench-families",
+        cls=config_defaults(
+            "lab_learnsched.familybench:FamilyBenchConfig",
+            {"families": "families", "instances": "instances", "seeds": "seeds"},
+        ),
+    )
     def bench_families(
-        families: Annotated[str | None, typer.Option(help="Comma-separated workload families.")] = None,
+        families: Annotated[
+            str | None,
+            choice_option(choices=FAMILIES, separator=",", help="Comma-separated workload families."),
+        ] = None,
         instances: Annotated[int | None, typer.Option(help="Test instances per family (seeds 0..).")] = None,
         seeds: Annotated[int | None, typer.Option(help="Test episodes per instance.")] = None,
         agent: Annotated[
@@ -390,6 +486,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
         config: ConfigOpt = None,
         set_: SetOpt = None,
+        json_: JsonOpt = False,
     ) -> None:
         """Learned vs best heuristic (chosen per instance on validation) vs planner on generated families."""
         from lab_learnsched.familybench import FamilyBenchConfig, run_family_bench, summary_markdown
@@ -414,5 +511,8 @@ def register(app: typer.Typer) -> None:
             raise LabError("--instances, --seeds and val_seeds must be >= 1")
         run = RunDir.create("sched-bench", "families", cfg)
         out = run_family_bench(cfg, run)
+        if json_:
+            echo_json({"run": run.path, "results": out})
+            return
         typer.echo(summary_markdown(out["summary"]))
         typer.echo(f"tables: {run.path}")
