@@ -9,7 +9,23 @@ from typing import Annotated
 import typer
 
 from lab_shared.backend import AddressOpt, BackendOpt
-from lab_shared.cli_utils import ConfigOpt, ForceOpt, SetOpt
+from lab_shared.cli_utils import ConfigOpt, ForceOpt, SetOpt, choice_option, config_defaults, with_default
+
+# the registries behind these options live in modules that import python-chess or torch (kept out of
+# `lab --help`); tests/test_cli_choices.py checks that the lists here are theirs
+TOKENIZERS = ("char", "move")  # tokenizer.get_tokenizer (a corpus vocabulary is a file: `data vocab`)
+EXPERT_PRESETS = ("default", "noisy")  # presets.PRESETS
+MODEL_PRESETS = ("tiny", "small", "50m", "300m")  # model.PRESETS
+MODELS = ("transcript", "position")  # train.ChessTrainConfig.model
+DEVICES = ("auto", "cpu", "cuda", "mps")  # lab_shared.device.choose_device (also cuda:N)
+TIME_CONTROLS = (
+    "ultrabullet",
+    "bullet",
+    "blitz",
+    "rapid",
+    "classical",
+    "correspondence",
+)  # lichess.TIME_CONTROLS
 
 data_app = typer.Typer(
     help="Build training data: Lichess dumps or synthetic Stockfish experts -> token shards.",
@@ -19,8 +35,9 @@ data_app = typer.Typer(
 Workers = Annotated[int, typer.Option("--workers", "-j", help="Processes (default: all cores).")]
 Tokenizer = Annotated[
     str,
-    typer.Option(
+    choice_option(
         "--tokenizer",
+        choices=TOKENIZERS,
         help="char (the paper's 32 characters) or move (one token a move); for a corpus vocabulary see "
         "`data vocab` + `data tokenize`.",
     ),
@@ -84,9 +101,12 @@ def data_lichess(
     ] = False,
     time_control: Annotated[
         list[str] | None,
-        typer.Option(
+        choice_option(
             "--time-control",
-            help="Keep these classes (ultrabullet bullet blitz rapid classical correspondence); repeatable or comma-separated.",
+            choices=TIME_CONTROLS,
+            separator=",",
+            help="Keep only these classes; repeatable or comma-separated.",
+            default="all",
         ),
     ] = None,
     allow_missing_ratings: Annotated[
@@ -146,7 +166,11 @@ def data_synth(
     ] = 0,
     max_plies: Annotated[int, typer.Option(help="Adjudicate a draw after this many half-moves.")] = 300,
     preset: Annotated[
-        str, typer.Option(help="Experts: default, or noisy (weak experts, strong vote; see presets.py).")
+        str,
+        choice_option(
+            choices=EXPERT_PRESETS,
+            help="Experts: default, or noisy (weak experts, strong vote; see presets.py).",
+        ),
     ] = "default",
     tokenizer: Tokenizer = "char",
     workers: Workers = 0,
@@ -210,24 +234,45 @@ def register(app: typer.Typer) -> None:
     cli_vocab.register(data_app)
     app.add_typer(data_app, name="data")
 
-    @app.command("train")
+    @app.command(
+        "train",
+        cls=config_defaults(
+            "lab_transcendence.train:ChessTrainConfig",
+            {"model": "model", "preset": "preset", "device": "trainer.device", "seed": "trainer.seed"},
+        ),
+    )
     def train_cmd(
         data: Annotated[
             Path | None, typer.Option("--data", "-d", help="Data folder from `lab chess data`.")
         ] = None,
         model: Annotated[
             str | None,
-            typer.Option("--model", help="transcript (the GPT, default) or position (a positions folder)."),
+            choice_option(
+                "--model", choices=MODELS, help="The transcript GPT, or a position policy (positions folder)."
+            ),
         ] = None,
-        preset: Annotated[str | None, typer.Option(help="Model size: tiny | small | 50m | 300m.")] = None,
-        max_steps: Annotated[int | None, typer.Option(help="Optimizer steps.")] = None,
-        batch_size: Annotated[int | None, typer.Option(help="Blocks per micro-batch (per process).")] = None,
-        grad_accum: Annotated[int | None, typer.Option(help="Micro-batches per step.")] = None,
-        lr: Annotated[float | None, typer.Option(help="Peak learning rate.")] = None,
+        preset: Annotated[
+            str | None, choice_option(choices=MODEL_PRESETS, help="Model size of the transcript GPT.")
+        ] = None,
+        max_steps: Annotated[
+            int | None, typer.Option(help=with_default("Optimizer steps.", "per preset / model"))
+        ] = None,
+        batch_size: Annotated[
+            int | None,
+            typer.Option(help=with_default("Blocks per micro-batch (per process).", "per preset / model")),
+        ] = None,
+        grad_accum: Annotated[
+            int | None, typer.Option(help=with_default("Micro-batches per step.", "per preset / model"))
+        ] = None,
+        lr: Annotated[
+            float | None, typer.Option(help=with_default("Peak learning rate.", "per preset / model"))
+        ] = None,
         block_size: Annotated[
             int | None, typer.Option(help="Context length (default: the preset's).")
         ] = None,
-        device: Annotated[str | None, typer.Option(help="auto | cpu | cuda | mps.")] = None,
+        device: Annotated[
+            str | None, choice_option(choices=DEVICES, strict=False, help="Training device (or cuda:N).")
+        ] = None,
         seed: Annotated[int | None, typer.Option(help="Seed.")] = None,
         name: Annotated[str, typer.Option(help="Run name (folder runs/chess-train/NAME-TIME).")] = "chess",
         resume: Annotated[
