@@ -31,6 +31,7 @@ LAZY_DISPATCH = {
     ("lab_transcendence.synth", "lab_transcendence.presets"),
     ("lab_transcendence.transcend", "lab_transcendence.pool"),  # --design pool
     ("lab_transcendence.tokenizer", "lab_transcendence.vocab"),  # load_tokenizer("vocab", FOLDER)
+    ("lab_transcendence.arena_tasks", "lab_transcendence.transcend"),  # a worker builds its player
 }
 
 
