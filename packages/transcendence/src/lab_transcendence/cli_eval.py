@@ -11,7 +11,38 @@ from typing import Annotated
 import typer
 
 from lab_shared.backend import AddressOpt, BackendOpt
-from lab_shared.cli_utils import ConfigOpt, SetOpt
+from lab_shared.cli_utils import ConfigOpt, SetOpt, choice_option, config_defaults
+from lab_transcendence.cli_data import DEVICES
+
+# the registries behind these options live in modules that import torch or python-chess (kept out of
+# `lab --help`); tests/test_cli_choices.py checks that the lists here are theirs
+POLICIES = ("paper", "masked")  # player.POLICIES
+PROTOCOLS = ("lab", "paper")  # player.PROTOCOLS
+DESIGNS = ("anchors", "pool")  # transcend.validate
+RATING_METHODS = ("period", "sequential")  # rating.rate_games
+SERVE = ("auto", "actor", "worker")  # arena_tasks.SERVE
+# eval / transcend options declared `= None` -> the EvalConfig field whose default --help shows
+_EVAL_DEFAULTS = {
+    "protocol": "protocol",
+    "levels": "levels",
+    "games": "games",
+    "limit": "limit",
+    "concurrency": "concurrency",
+    "engines": "engines",
+    "rating_method": "rating_method",
+    "seed": "seed",
+}
+_TRANSCEND_DEFAULTS = {
+    **_EVAL_DEFAULTS,
+    "temperatures": "temperatures",
+    "policies": "policies",
+    "design": "design",
+    "selection_games": "selection_games",
+    "confirm_games": "confirm_games",
+    "h2h_games": "h2h_games",
+    "positions": "positions",
+    "position_depth": "position_depth",
+}
 
 LevelsOpt = Annotated[str | None, typer.Option("--levels", help="Stockfish Skill Levels, e.g. 1,3,5.")]
 GamesOpt = Annotated[int | None, typer.Option("--games", help="Games per temperature, policy and level.")]
@@ -30,7 +61,10 @@ AnchorsOpt = Annotated[
     str | None, typer.Option("--anchors", help="Anchor ratings JSON (lab chess calibrate).")
 ]
 MethodOpt = Annotated[
-    str | None, typer.Option("--rating-method", help="period (order-free Glicko-2) or sequential (paper).")
+    str | None,
+    choice_option(
+        "--rating-method", choices=RATING_METHODS, help="period (order-free Glicko-2) or sequential (paper)."
+    ),
 ]
 StockfishOpt = Annotated[
     str | None,
@@ -42,13 +76,17 @@ StockfishOpt = Annotated[
 ]
 ServeOpt = Annotated[
     str,
-    typer.Option(
+    choice_option(
         "--serve",
+        choices=SERVE,
         help="--backend ray: the model in one batching actor (actor), in each worker (worker), or auto "
         "(actor on a GPU cluster, else worker).",
     ),
 ]
-DeviceOpt = Annotated[str | None, typer.Option("--device", help="auto | cpu | cuda | mps.")]
+DeviceOpt = Annotated[
+    str | None,
+    choice_option("--device", choices=DEVICES, strict=False, help="Device (or cuda:N).", default="auto"),
+]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="Sampling seed.")]
 ResumeOpt = Annotated[Path | None, typer.Option("--resume", help="Continue an interrupted run directory.")]
 NameOpt = Annotated[str, typer.Option("--name", help="Run name (runs/chess-<cmd>/<name>-<time>).")]
@@ -118,17 +156,19 @@ def register(app: typer.Typer) -> None:
 
     cli_positions.register(data_app)
 
-    @app.command("eval")
+    @app.command("eval", cls=config_defaults("lab_transcendence.transcend:EvalConfig", _EVAL_DEFAULTS))
     def eval_cmd(
         model: Annotated[Path | None, typer.Option("--model", help="Exported model folder.")] = None,
         temperature: Annotated[
             float, typer.Option("--temperature", "-t", help="Sampling temperature > 0.")
         ] = 0.001,
         policy: Annotated[
-            str, typer.Option("--policy", help="paper (resample 5x then forfeit) or masked.")
+            str,
+            choice_option("--policy", choices=POLICIES, help="paper (resample 5x then forfeit) or masked."),
         ] = "paper",
         protocol: Annotated[
-            str | None, typer.Option("--protocol", help="lab (default) or paper (the paper's exact rules).")
+            str | None,
+            choice_option("--protocol", choices=PROTOCOLS, help="lab, or paper (the paper's exact rules)."),
         ] = None,
         levels: LevelsOpt = None,
         games: GamesOpt = None,
@@ -170,7 +210,9 @@ def register(app: typer.Typer) -> None:
         )
         _run_eval("eval", name, resume, config, sets, values, backend, address, serve)
 
-    @app.command("transcend")
+    @app.command(
+        "transcend", cls=config_defaults("lab_transcendence.transcend:EvalConfig", _TRANSCEND_DEFAULTS)
+    )
     def transcend_cmd(
         model: Annotated[
             list[Path] | None, typer.Option("--model", help="Model folder (repeatable).")
@@ -179,7 +221,8 @@ def register(app: typer.Typer) -> None:
             str | None, typer.Option("--temperatures", help="e.g. 0.001,0.01,0.1,0.3,0.5,0.75,1,1.5 (paper).")
         ] = None,
         policies: Annotated[
-            str | None, typer.Option("--policies", help="paper,masked (both by default).")
+            str | None,
+            choice_option("--policies", choices=POLICIES, separator=",", help="Legal-move policies."),
         ] = None,
         experts: Annotated[
             bool, typer.Option("--experts/--no-experts", help="Rate the data's synthetic experts too.")
@@ -188,12 +231,14 @@ def register(app: typer.Typer) -> None:
             int | None, typer.Option("--expert-games", help="Games per expert and level.")
         ] = None,
         protocol: Annotated[
-            str | None, typer.Option("--protocol", help="lab (default) or paper (the paper's exact rules).")
+            str | None,
+            choice_option("--protocol", choices=PROTOCOLS, help="lab, or paper (the paper's exact rules)."),
         ] = None,
         design: Annotated[
             str | None,
-            typer.Option(
+            choice_option(
                 "--design",
+                choices=DESIGNS,
                 help="anchors (vs Stockfish levels) or pool (experts' pool, selection + confirmation).",
             ),
         ] = None,
@@ -380,9 +425,13 @@ def register(app: typer.Typer) -> None:
         temperature: Annotated[
             float, typer.Option("--temperature", help="Sampling temperature > 0.")
         ] = 0.001,
-        policy: Annotated[str, typer.Option("--policy", help="masked or paper.")] = "masked",
+        policy: Annotated[
+            str, choice_option("--policy", choices=POLICIES, help="masked or paper.")
+        ] = "masked",
         seed: Annotated[int, typer.Option("--seed")] = 0,
-        device: Annotated[str, typer.Option("--device")] = "cpu",
+        device: Annotated[
+            str, choice_option("--device", choices=DEVICES, strict=False, help="Device (or cuda:N).")
+        ] = "cpu",
     ) -> None:
         """Serve the model as a UCI engine on stdin/stdout (for GUIs, cutechess-cli, lichess-bot)."""
         from lab_shared.device import choose_device
