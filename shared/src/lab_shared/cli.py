@@ -255,7 +255,7 @@ def _run_app() -> None:
     missing argument) is one line like every other error instead of a usage box. Click's exceptions are
     matched by shape: typer 0.2x vendors its own click, older typer uses click itself."""
     try:
-        code = app(standalone_mode=False)
+        code = app(standalone_mode=False, prog_name="lab")
     except typer.Abort:
         raise KeyboardInterrupt from None
     except Exception as e:
