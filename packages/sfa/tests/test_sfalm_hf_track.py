@@ -256,7 +256,7 @@ def test_embedded_model_is_cached_by_content_and_its_splits_are_disjoint(tmp_pat
     b = embedded.build_embedded(replace(spec, lr=1e-3), device="cpu")  # other settings: other model
     assert b != a
     info = json.loads((a / "pretrain.json").read_text())
-    assert info["train_s"] > 0 and info["pretrain_tokens"] > 0
+    assert info["train_s"] >= 0 and info["pretrain_tokens"] > 0  # 3 steps can round to 0.0 s
     tok = AutoTokenizer.from_pretrained(str(a))
     model = AutoModelForCausalLM.from_pretrained(str(a))
     assert model.config.vocab_size == len(tok)
