@@ -1,6 +1,7 @@
 #!/bin/bash
 # job 1: load TPC-H 0.1; pool-size check; runs A (exact, 1 client) and B (estimated, 1 client)
 cd /work/main
+now=$(date -u +%H%M); if [ "$now" -ge 0028 ] && [ "$now" -lt 2300 ]; then echo "too late ($now): skipped"; touch /tmp/tpch13/job1.done /tmp/tpch13/job2.done; exit 0; fi
 /tmp/tpch13/load.sh
 /tmp/tpch13/size.sh
 SB=$(.venv/bin/python - <<'PY'
