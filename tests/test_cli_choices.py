@@ -175,3 +175,14 @@ def test_bench_json_is_one_object(tmp_path):
     out = json.loads(proc.stdout)
     assert Path(out["run"]).parent == tmp_path / "sched-bench"
     assert {r["policy"] for r in out["results"]["main"]} >= {"fifo", "greedy"}
+
+
+def test_building_every_command_imports_nothing_heavy():
+    """`lab --help` builds the whole command tree (every option's choices and help): no torch, numpy or
+    python-chess for that; the effective defaults that need them are read only when a command's help is shown."""
+    code = (
+        "import sys; from typer.main import get_command; from lab_shared.cli import app; get_command(app); "
+        "print(sorted(m for m in ('torch', 'numpy', 'chess', 'numba', 'psycopg') if m in sys.modules))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stdout + proc.stderr

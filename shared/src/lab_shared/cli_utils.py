@@ -4,7 +4,7 @@ effective default of a config field (`config_defaults`, `with_default`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -116,10 +116,13 @@ def config_defaults(config: type | str, keys: Mapping[str, str], base: type | No
     return _defaults_command(lambda: _config_defaults(config, keys), base)
 
 
-def shown_defaults(values: Mapping[str, Any], base: type | None = None) -> type:
+def shown_defaults(
+    values: Mapping[str, Any] | Callable[[], Mapping[str, Any]], base: type | None = None
+) -> type:
     """A command class whose `--help` shows `values` (parameter name -> effective default) for options
-    declared `= None` whose default is not a config field (e.g. "the workload's")."""
-    return _defaults_command(lambda: dict(values), base)
+    declared `= None` whose default is not a config field (e.g. "the workload's"). `values` may be a function,
+    called only when the help is shown (for defaults that need a heavy import). Classes stack via `base`."""
+    return _defaults_command(values if callable(values) else lambda: dict(values), base)
 
 
 def _defaults_command(get_values: Any, base: type | None) -> type:
@@ -129,8 +132,9 @@ def _defaults_command(get_values: Any, base: type | None) -> type:
 
     class DefaultsCommand(parent):  # type: ignore[misc, valid-type]
         def format_help(self, ctx: Any, formatter: Any) -> None:
-            if not getattr(self, "_defaults_shown", False):
-                self._defaults_shown = True
+            flag = f"_defaults_shown_{id(get_values)}"  # per class, so that stacked classes each add theirs
+            if not getattr(self, flag, False):
+                setattr(self, flag, True)
                 defaults = get_values()
                 for param in self.params:
                     if (

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from typer.core import TyperCommand
 
-from lab_sfa.methods.registry import method_names, method_params
+from lab_sfa.methods.registry import method_names
 from lab_shared.backend import AddressOpt, BackendOpt
 from lab_shared.cli_utils import (
     ConfigOpt,
@@ -23,7 +23,7 @@ from lab_shared.cli_utils import (
     choice_option,
     config_defaults,
     echo_json,
-    with_default,
+    shown_defaults,
 )
 
 # settings a resume may change without --force: they never change the weights
@@ -50,9 +50,13 @@ class _RunCommand(TyperCommand):
         pass
 
 
-def _param_default(method: str, param: str):
-    """A method's declared default for one parameter (the registry: no torch)."""
-    return next(p.default for p in method_params(method) if p.name == param)
+def _method_param_defaults() -> dict:
+    """The methods' declared defaults of the typed method options (read when `run --help` is shown: loading a
+    method's class imports torch)."""
+    from lab_sfa.methods.registry import method_params
+
+    owners = {"beta": "sfa", "p": "sfa", "lam": "l2", "alpha": "wise_ft", "buffer_size": "replay"}
+    return {k: next(p.default for p in method_params(m) if p.name == k) for k, m in owners.items()}
 
 
 # `lab sfa run` options declared `= None` -> the RunConfig field whose default --help shows
@@ -72,7 +76,13 @@ _RUN_DEFAULTS = {
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the package's Typer app."""
 
-    @app.command(cls=config_defaults("lab_sfa.run_config:RunConfig", _RUN_DEFAULTS, base=_RunCommand))
+    @app.command(
+        cls=config_defaults(
+            "lab_sfa.run_config:RunConfig",
+            _RUN_DEFAULTS,
+            base=shown_defaults(_method_param_defaults, base=_RunCommand),
+        )
+    )
     def run(
         method: Annotated[
             str | None, choice_option(choices=method_names(), help="The method (its parameters: below).")
@@ -82,46 +92,23 @@ def register(app: typer.Typer) -> None:
         ] = None,
         beta: Annotated[
             float | None,
-            typer.Option(
-                help=with_default(
-                    "= method.beta (sfa): weight of the old checkpoint.", _param_default("sfa", "beta")
-                )
-            ),
+            typer.Option(help="= method.beta (sfa): weight of the old checkpoint."),
         ] = None,
         p: Annotated[
             float | None,
-            typer.Option(
-                help=with_default(
-                    "= method.p (sfa): averaging interval, fraction of a task.", _param_default("sfa", "p")
-                )
-            ),
+            typer.Option(help="= method.p (sfa): averaging interval, fraction of a task."),
         ] = None,
         lam: Annotated[
             float | None,
-            typer.Option(
-                help=with_default(
-                    "= method.lam (l2, ewc: strength; task_arithmetic, ties: scale).",
-                    _param_default("l2", "lam"),
-                )
-            ),
+            typer.Option(help="= method.lam (l2, ewc: strength; task_arithmetic, ties: scale)."),
         ] = None,
         alpha: Annotated[
             float | None,
-            typer.Option(
-                help=with_default(
-                    "= method.alpha (wise_ft): weight of the fine-tuned model.",
-                    _param_default("wise_ft", "alpha"),
-                )
-            ),
+            typer.Option(help="= method.alpha (wise_ft): weight of the fine-tuned model."),
         ] = None,
         buffer_size: Annotated[
             float | None,
-            typer.Option(
-                help=with_default(
-                    "= method.buffer_size (replay): count, or fraction if < 1.",
-                    _param_default("replay", "buffer_size"),
-                )
-            ),
+            typer.Option(help="= method.buffer_size (replay): count, or fraction if < 1."),
         ] = None,
         steps: Annotated[int | None, typer.Option(help="Optimizer steps per task (T).")] = None,
         lr: Annotated[float | None, typer.Option(help="Learning rate of the tasks.")] = None,
