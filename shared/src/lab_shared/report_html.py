@@ -213,7 +213,7 @@ _PAGE_CSS = (
 .verdict{margin:.35em 0}.answer{font-weight:600}.answer.yes{color:#070}.answer.no{color:#b00}
 .problem{color:#b00;font-family:monospace;margin:.2em 0}figure{display:inline-block;margin:6px;vertical-align:top;
 max-width:48%}figure img{max-width:100%;border:1px solid #ddd}figcaption{font-size:85%;color:#444}
-figure.wide{max-width:98%;display:block}nav ul{margin:.2em 0}.small{font-size:85%;color:#555}"""
+figure.wide{max-width:98%;display:block}td{white-space:nowrap}nav ul{margin:.2em 0}.small{font-size:85%;color:#555}"""
 )
 _IMG_CHECK = """<script>
 addEventListener('load', function () {

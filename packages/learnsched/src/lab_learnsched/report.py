@@ -230,7 +230,8 @@ def reads_vs_buffer(bench: Run, path: Path) -> Figure | None:
     bx.axhline(0, color="k", lw=0.8)
     bx.set_ylabel("reads relative to greedy (%)")
     bx.set_title("Paired per episode (negative = fewer reads)")
-    ax.legend(fontsize=8)
+    fig.legend(*ax.get_legend_handles_labels(), fontsize=8, loc="lower center", ncol=4, frameon=False,
+               bbox_to_anchor=(0.5, -0.11))  # fmt: skip
     save_figure(fig, path)
     n = mine[0].get("episodes")
     return Figure(path, f"Reads against buffer pool size on '{wl}', mean of {n} test episodes with 95% "
