@@ -1,5 +1,10 @@
 """The arena benchmark (same protocol as benchmarks/chess_position.py's bench_arena) on the position player
-as it was before this round (commit 636103b), for a before/after under the same measurement."""
+as it was before this round (commit 636103b), for a before/after under the same measurement.
+
+    mkdir -p /tmp/uci_helper/old && git show 636103b:packages/transcendence/src/lab_transcendence/position_player.py \
+        > /tmp/uci_helper/old/old_position_player.py
+    flock /tmp/lab-heavy.lock nice -n 5 .venv/bin/python docs/results/chess-position-arena/old_vs_new_arena.py
+"""
 import sys
 sys.path.insert(0, "/work/main/benchmarks"); sys.path.insert(0, "/tmp/uci_helper/old")
 import torch
