@@ -91,7 +91,7 @@ def test_transcend_paper_protocol_end_to_end(tmp_path, monkeypatch):
     model = export_model(memorized_model(), tmp_path / "m", "char", {"max_rating": 1000})
     runner = CliRunner()
     r = runner.invoke(app, ["transcend", "--model", str(model), "--protocol", "bogus"])
-    assert isinstance(r.exception, LabError) and "unknown protocol" in str(r.exception)
+    assert r.exit_code == 2 and "'bogus' is not one of lab, paper" in r.output  # a choice option now
     args = ["transcend", "--model", str(model), "--protocol", "paper", "--policies", "paper", "--temperatures",
             "0.001", "--games", "2", "--levels", "1", "--limit", "depth:1", "--max-moves", "10", "--no-experts"]  # fmt: skip
     r = runner.invoke(app, args)
