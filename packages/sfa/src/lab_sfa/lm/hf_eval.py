@@ -2,30 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
 
 import torch
 import torch.nn.functional as F
 
+from lab_sfa.lm.evaluate import _autocast, _eval_mode  # the byte track's: no grad, eval mode, bf16 on CUDA
 from lab_sfa.lm.records import IGNORE, Record, SFTBlocks
-
-
-@contextlib.contextmanager
-def _eval_mode(model):
-    was = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        model.train(was)
-
-
-def _autocast(device: torch.device):
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def token_metrics(model, data: SFTBlocks, batch_size: int = 32) -> dict[str, float]:
