@@ -124,9 +124,36 @@ def test_bad_input_is_one_line_exit_2(corpus, tmp_path):
     r = _cli(corpus, "--out", tmp_path / "o2", "--label-experts", 4, "--stockfish", tmp_path / "nosf")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "Stockfish not found" in r.stderr and not (tmp_path / "o2").exists()
+    r = _cli(
+        corpus, "--out", tmp_path / "o4", "--label-experts", 2, "--backend", "ray", "--address", "127.0.0.1:9"
+    )
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        "error: no Ray cluster at 127.0.0.1:9 (start one with `ray start --head`, or check --address)"
+    ]
+    assert not (tmp_path / "o4").exists()
+    r = _cli(corpus, "--out", tmp_path / "o5", "--backend", "ray")
+    assert r.returncode == 2 and "--label-experts" in r.stderr and not (tmp_path / "o5").exists()
     r = _cli(corpus, "--out", tmp_path / "o3", "--label-experts", 2, "--label-chunk", 1, "-j", 1)
     assert r.returncode == 0, r.stderr
     assert "+ 4 expert labels (2 positions x 2 experts)" in r.stdout
+
+
+def test_position_trainer_reads_labelled_folders(corpus, tmp_path, monkeypatch):
+    from lab_shared.trainer import TrainerConfig
+    from lab_transcendence.position_config import PositionConfig
+    from lab_transcendence.train import ChessTrainConfig, train
+
+    meta = _labelled(corpus, tmp_path / "p")
+    monkeypatch.setenv("LAB_RUNS", str(tmp_path / "runs"))
+    cfg = ChessTrainConfig(
+        data=tmp_path / "p",
+        model="position",
+        position=PositionConfig(width=16, layers=1, head_dim=8),
+        trainer=TrainerConfig(max_steps=2, batch_size=16, eval_every=2, progress=False, device="cpu"),
+    )
+    res = train(cfg, name="labels")
+    assert res["model"] == "position" and res["step"] == 2
+    assert meta["positions"] == len(load_positions(tmp_path / "p")[0]["y"])
 
 
 def test_ray_labels_match_local(ray_local, corpus, tmp_path):
