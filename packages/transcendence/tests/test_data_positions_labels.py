@@ -73,6 +73,10 @@ def test_labels_are_the_experts_legal_moves_and_seeded(corpus, tmp_path):
     _labelled(corpus, tmp_path / "b")
     again = _labels(tmp_path / "b")
     assert all((lab[k] == again[k]).all() for k in lab)
+    convert(corpus, tmp_path / "j2", workers=1, unit_games=2, val_every=2, show_progress=False)
+    add_labels(tmp_path / "j2", 6, chunk=2, workers=2, show_progress=False)  # two processes: the same labels
+    pooled = _labels(tmp_path / "j2")
+    assert all((lab[k] == pooled[k]).all() for k in lab)
     _labelled(corpus, tmp_path / "c", seed=1)
     other = _labels(tmp_path / "c")
     assert list(zip(other["game"], other["ply"])) != list(zip(lab["game"], lab["ply"]))

@@ -76,7 +76,7 @@ def register(data_app: typer.Typer) -> None:
             from lab_transcendence.expert_labels import add_labels
 
             meta = add_labels(out, label_experts, seed=label_seed, stockfish=stockfish, backend=tasks,
-                              chunk=label_chunk)  # fmt: skip
+                              chunk=label_chunk, workers=n)  # fmt: skip
             lab = meta["labels"]
             typer.echo(f"{out}: + {lab['pairs']:,} expert labels ({lab['positions']:,} positions x "
                        f"{len(lab['experts'])} experts), {meta['positions']:,} pairs in all")  # fmt: skip

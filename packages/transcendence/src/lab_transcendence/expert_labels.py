@@ -105,6 +105,23 @@ def label_chunk(arg: tuple) -> dict:
     return out
 
 
+def _keyed_chunk(task: tuple) -> tuple[str, dict]:
+    return task[0], label_chunk(task[1])
+
+
+def _local_pool(tasks: list[tuple], workers: int, write) -> None:
+    """The local backend on `workers` forked processes (they and their engines die with this one)."""
+    import multiprocessing
+    import os
+
+    from lab_transcendence.procs import die_with_parent
+
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(workers, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
+        for name, res in pool.imap_unordered(_keyed_chunk, tasks):
+            write(name, res)
+
+
 def _check_engine(stockfish: str) -> str:
     from lab_transcendence.engines import health_check
 
@@ -129,8 +146,10 @@ def add_labels(
     backend: Backend | None = None,
     chunk: int = 64,
     show_progress: bool = True,
+    workers: int = 1,
 ) -> dict:
-    """Add n x experts labels to a finished positions folder; returns its updated meta.json."""
+    """Add n x experts labels to a finished positions folder (local backend: `workers` processes, each with
+    its own Stockfish); returns its updated meta.json."""
     from lab_transcendence.engines import resolve_stockfish
 
     folder = Path(folder)
@@ -164,12 +183,16 @@ def add_labels(
         for c in range(len(names))
         if not (folder / f"{names[c]}.expert.npy").is_file()
     ]
-    try:
-        map_tasks(label_chunk, tasks, backend, on_result=lambda name, res: _write_shard(folder, name, res),
-                  desc="expert labels" if show_progress else None)  # fmt: skip
-    finally:
-        if not backend.is_ray:
-            close_engine()
+    write = lambda name, res: _write_shard(folder, name, res)  # noqa: E731 - the driver writes every shard
+    if not backend.is_ray and workers > 1 and len(tasks) > 1:
+        _local_pool(tasks, workers, write)
+    else:
+        try:
+            map_tasks(label_chunk, tasks, backend, on_result=write,
+                      desc="expert labels" if show_progress else None)  # fmt: skip
+        finally:
+            if not backend.is_ray:
+                close_engine()
     labels = sum(len(np.load(folder / f"{nm}.expert.npy", mmap_mode="r")) for nm in names)
     meta["shards"] = [s for s in meta["shards"] if not s.startswith("label-")] + names
     meta["labels"] = {"key": key, "positions": n, "pairs": labels, "seed": seed, "chunk": chunk,
