@@ -6,8 +6,8 @@ move, expert) pairs are written as extra shards `label-NNNNN.{x,y,game,ply,exper
 format, listed in meta.json's `shards` so `lab chess train --model position` reads them unchanged. A label's
 `game` is its source game, so labels of held-out games stay in validation.
 
-Chunks of positions are tasks of lab_shared.backend (local: one after another here; Ray: one task each, a
-Stockfish kept per worker process). Each expert move uses its own RNG (seed, position, expert) and a fresh
+Chunks of positions are tasks: local, on `workers` forked processes (or here, for one); Ray, through
+lab_shared.backend, one task each; a Stockfish kept per worker process. Each expert move uses its own RNG (seed, position, expert) and a fresh
 engine game (ucinewgame), so the labels are the same on either backend. The driver writes each chunk's
 shard as it comes back: a rerun skips chunks whose shard is there.
 """
