@@ -177,6 +177,6 @@ def train_position(cfg, run_dir=None, resume=None, name: str = "position") -> di
         export_position_model(trainer.model, run_dir.path / "model", data_meta)
         from lab_transcendence.train import _plot_losses
 
-        _plot_losses(run_dir)
+        _plot_losses(run_dir, "chess position policy", "nats/move")
         run_dir.write_results(results)
     return {**results, "run_dir": str(run_dir.path)}

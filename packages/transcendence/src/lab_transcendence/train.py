@@ -202,7 +202,7 @@ def train(cfg: ChessTrainConfig, run_dir=None, resume: str | Path | None = None,
     return {**results, "run_dir": str(run_dir.path)}
 
 
-def _plot_losses(run_dir) -> None:
+def _plot_losses(run_dir, model: str = "chess GPT", unit: str = "nats/token") -> None:
     from lab_shared.metrics import read_metrics
     from lab_shared.report import line_plot
 
@@ -217,6 +217,6 @@ def _plot_losses(run_dir) -> None:
             run_dir.plots / "loss.png",
             series,
             "step",
-            "cross entropy (nats/token)",
-            title="chess GPT training",
+            f"cross entropy ({unit})",
+            title=f"{model} training",
         )
