@@ -150,7 +150,7 @@ def test_bench_with_four_clients_on_estimates(cluster, tmp_path):
     env = {"LAB_RUNS": str(tmp_path / "runs"), "LAB_PG_CACHE": str(tmp_path / "cache")}
     d = str(cluster.base_dir)
     # bad input: one line, exit 2, no run folder
-    assert "--access must be exact or estimated" in _one_line(
+    assert "'guess' is not one of exact, estimated" in _one_line(
         _lab("bench", "--dir", d, "--access", "guess", env=env)
     )
     from lab_learnsched.pg.bench import PgBenchConfig, check_config

@@ -122,7 +122,7 @@ def test_load_tpch_runs_all_22_queries(base):
     r = _lab("status", "--dir", str(base))
     assert r.returncode == 0 and "(tpch)" in r.stdout and "q22" in r.stdout, r.stderr
     r = _lab("load", "--dir", str(base), "--dataset", "tpcx")
-    assert r.returncode == 2 and "--dataset must be" in r.stderr
+    assert r.returncode == 2 and "'tpcx' is not one of tpch-like, tpch" in r.stderr
 
 
 @pytest.mark.postgres

@@ -233,12 +233,13 @@ def test_cli_bad_input_is_one_clear_error(taskfile, tmp_path, monkeypatch):
         (["--method", "sfa", "--p", "0"], "method.p (sfa) must be in (0, 1]"),
         (["--method", "seq", "--set", "method.beta=0.5"], "method seq does not use method.beta"),
         (["--method", "l2", "--beta", "0.5"], "its parameters: method.lam;"),
-        (["--method", "nope"], "unknown method 'nope'"),
         (["--set", "method.colour=red"], "unknown config key 'method.colour'"),
         (["--sequence", str(tmp_path / "none.toml")], "not found"),
     ]:
         res = CliRunner().invoke(app, ["sfa", "run", "--steps", "2", *args])
         assert isinstance(res.exception, LabError) and msg in str(res.exception), res.output
+    res = CliRunner().invoke(app, ["sfa", "run", "--steps", "2", "--method", "nope"])  # a choice option
+    assert res.exit_code == 2 and "'nope' is not one of seq, multitask, sfa" in res.output
     from lab_sfa.images.data import load_fmnist
 
     monkeypatch.setenv("LAB_FMNIST_DIR", str(tmp_path))  # a dataset package that is not installed

@@ -91,4 +91,8 @@ def test_unreachable_address_is_one_line(spec, tmp_path, lab_inproc, monkeypatch
     ]
     assert not (tmp_path / "runs").exists()
     r = lab_inproc("sfa", "sweep", str(sweep), "--backend", "spark")
-    assert r.returncode == 2 and r.stderr.strip() == "error: --backend must be local or ray, got 'spark'"
+    assert (
+        r.returncode == 2
+        and "'spark' is not one of local, ray" in r.stderr
+        and len(r.stderr.strip().splitlines()) == 1
+    )
