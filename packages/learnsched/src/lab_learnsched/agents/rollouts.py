@@ -26,7 +26,76 @@ from lab_learnsched.agents.nets import SlotNet
 from lab_learnsched.agents.setnet import SetNet
 
 
-class RolloutWorker:
+class _SliceWorker:
+    """What both rollout actors share: rows [lo, hi) of the local batch, the rollout buffers of those rows,
+    and the sampling step on a full-size batch (see the module docstring)."""
+
+    lo: int
+    hi: int
+    net: torch.nn.Module
+    obs: np.ndarray
+
+    def begin(self, weights: dict, rng: torch.Tensor, steps: int) -> None:
+        self.net.load_state_dict(weights)
+        torch.set_rng_state(rng)
+        n, dim = self.hi - self.lo, self.obs.shape[1]
+        self.b_obs = torch.zeros(steps, n, dim)
+        self.b_act = torch.zeros(steps, n, dtype=torch.long)
+        self.b_logp, self.b_rew, self.b_done, self.b_val = (torch.zeros(steps, n) for _ in range(4))
+
+    def _sample(self, t: int, num_envs: int, cols: int | None = None) -> torch.Tensor:
+        """Sample step t's actions on the (num_envs, ...) batch with these rows filled in (the first
+        `cols` features only, when given), record obs/act/logp/value of these rows, return their actions."""
+        o = torch.from_numpy(self.obs)
+        full = torch.zeros(num_envs, o.shape[1])  # the local batch's shape: the same arithmetic for each row
+        full[self.lo : self.hi] = o
+        with torch.no_grad():
+            logits, v = self.net(full if cols is None else full[:, :cols])
+        dist = Categorical(logits=logits)
+        a = dist.sample()
+        mine = slice(self.lo, self.hi)
+        self.b_obs[t], self.b_act[t], self.b_logp[t], self.b_val[t] = (
+            o,
+            a[mine],
+            dist.log_prob(a)[mine],
+            v[mine],
+        )
+        return a[mine]
+
+    def _bufs(self) -> tuple[torch.Tensor, ...]:
+        return self.b_obs, self.b_act, self.b_logp, self.b_rew, self.b_done, self.b_val
+
+
+class _Driver:
+    """What both drivers share: the actors over contiguous slices of `n` envs, and gathering their parts."""
+
+    ray: Any
+    workers: list
+
+    def _spawn(self, cls: type, workers: int, n: int, *args) -> None:
+        k = max(1, min(workers or int(self.ray.cluster_resources().get("CPU", 1)), n))
+        bounds = [round(i * n / k) for i in range(k + 1)]
+        actor = self.ray.remote(num_cpus=1, max_restarts=0)(cls)
+        self.workers = [actor.remote(*args, bounds[i], bounds[i + 1]) for i in range(k)]
+
+    def _get(self, refs: list) -> list:
+        from lab_shared.backend import _get
+
+        return [_get(self.ray, r, "rollout") for r in refs]
+
+    def _gather(self, parts: list) -> tuple[tuple[torch.Tensor, ...], np.ndarray]:
+        """The workers' slices joined in env order; the driver continues from their RNG state (every worker
+        drew the same stream)."""
+        bufs = tuple(torch.cat([p[0][j] for p in parts], dim=1) for j in range(6))
+        torch.set_rng_state(parts[0][2])
+        return bufs, np.concatenate([p[1] for p in parts])
+
+    def close(self) -> None:
+        for w in self.workers:
+            self.ray.kill(w)
+
+
+class RolloutWorker(_SliceWorker):
     """Envs [lo, hi) of `num_envs`, a policy copy, and their part of one rollout."""
 
     def __init__(self, cfg, lo: int, hi: int):
@@ -46,33 +115,11 @@ class RolloutWorker:
             if self.lo <= i < self.hi:  # the driver sends every worker all the seeds of a step
                 self.obs[i - self.lo] = self.envs[i - self.lo].reset(seed=s)[0]
 
-    def begin(self, weights: dict, rng: torch.Tensor, steps: int) -> None:
-        self.net.load_state_dict(weights)
-        torch.set_rng_state(rng)
-        n, dim = self.hi - self.lo, self.obs.shape[1]
-        self.b_obs = torch.zeros(steps, n, dim)
-        self.b_act = torch.zeros(steps, n, dtype=torch.long)
-        self.b_logp, self.b_rew, self.b_done, self.b_val = (torch.zeros(steps, n) for _ in range(4))
-
     def step(self, t: int, num_envs: int, seeds: dict[int, int]) -> list[tuple[int, float]]:
         """Step t: new episodes for the envs that ended at t-1, then sample and step; (env, hit ratio) of
         the episodes that end now."""
         self.reset(seeds)
-        o = torch.from_numpy(self.obs)
-        full = torch.zeros(num_envs, o.shape[1])  # the local batch's shape: the same arithmetic for each row
-        full[self.lo : self.hi] = o
-        with torch.no_grad():
-            logits, v = self.net(full)
-        dist = Categorical(logits=logits)
-        a = dist.sample()
-        mine = slice(self.lo, self.hi)
-        self.b_obs[t], self.b_act[t], self.b_logp[t], self.b_val[t] = (
-            o,
-            a[mine],
-            dist.log_prob(a)[mine],
-            v[mine],
-        )
-        a = a[mine]
+        a = self._sample(t, num_envs)
         ended = []
         for j, e in enumerate(self.envs):
             ob, r, term, _, info = e.step(int(a[j]))
@@ -88,31 +135,21 @@ class RolloutWorker:
     def finish(self, seeds: dict[int, int]) -> tuple:
         """The slice of the rollout, the observations after it, and the RNG state it left."""
         self.reset(seeds)
-        bufs = (self.b_obs, self.b_act, self.b_logp, self.b_rew, self.b_done, self.b_val)
-        return bufs, self.obs.copy(), torch.get_rng_state()
+        return self._bufs(), self.obs.copy(), torch.get_rng_state()
 
 
-class RayRollouts:
+class RayRollouts(_Driver):
     """The driver's side: `workers` actors over `num_envs` envs; `collect` runs one rollout."""
 
     def __init__(self, cfg, backend, workers: int, seeds: common.SeedStream):
         from lab_shared.backend import _ray_connect
 
-        ray = _ray_connect(backend.address, backend.workers)
-        self.ray = ray
+        self.ray = _ray_connect(backend.address, backend.workers)
         n = cfg.num_envs
-        k = max(1, min(workers or int(ray.cluster_resources().get("CPU", 1)), n))
-        bounds = [round(i * n / k) for i in range(k + 1)]
-        actor = ray.remote(num_cpus=1, max_restarts=0)(RolloutWorker)
-        self.workers = [actor.remote(cfg, bounds[i], bounds[i + 1]) for i in range(k)]
+        self._spawn(RolloutWorker, workers, n, cfg)
         self.n, self.seeds = n, seeds
         first = {i: seeds.next() for i in range(n)}  # the local loop's first resets, env by env
         self._get([w.reset.remote(first) for w in self.workers])
-
-    def _get(self, refs: list) -> list:
-        from lab_shared.backend import _get
-
-        return [_get(self.ray, r, "rollout") for r in refs]
 
     def collect(self, net, steps: int) -> tuple[tuple[torch.Tensor, ...], np.ndarray, list[float]]:
         """One rollout of `steps` steps with `net`'s weights: (obs, act, logp, rew, done, val), the next
@@ -129,15 +166,8 @@ class RayRollouts:
             ended.sort()
             ratios += [r for _, r in ended]
             seeds = {i: self.seeds.next() for i, _ in ended}  # in env order, as the local loop
-        parts = self._get([w.finish.remote(seeds) for w in self.workers])
-        bufs = tuple(torch.cat([p[0][j] for p in parts], dim=1) for j in range(6))
-        obs = np.concatenate([p[1] for p in parts])
-        torch.set_rng_state(parts[0][2])  # every worker drew the same stream: continue from it
+        bufs, obs = self._gather(self._get([w.finish.remote(seeds) for w in self.workers]))
         return bufs, obs, ratios
-
-    def close(self) -> None:
-        for w in self.workers:
-            self.ray.kill(w)
 
 
 def check_ray_agent(agent: str, backend: Any) -> None:
@@ -154,7 +184,7 @@ def check_ray_agent(agent: str, backend: Any) -> None:
 # ---------------------------------------------------------------- the shape-free agent (setppo)
 
 
-class SetRolloutWorker:
+class SetRolloutWorker(_SliceWorker):
     """Slots [lo, hi) of the set agent's vectorized env (vecenv.SetVecEnv's episode mechanics, its
     `Episode` objects kept per slot and workload as there), a policy copy, and their part of one rollout.
     Which workload and seed a slot's next episode gets is the driver's call (one stream for all slots)."""
@@ -186,34 +216,12 @@ class SetRolloutWorker:
             ep.observe(self.obs[j])
         return self.obs.copy()
 
-    def begin(self, weights: dict, rng: torch.Tensor, steps: int) -> None:
-        self.net.load_state_dict(weights)
-        torch.set_rng_state(rng)
-        n, dim = self.hi - self.lo, self.obs.shape[1]
-        self.b_obs = torch.zeros(steps, n, dim)
-        self.b_act = torch.zeros(steps, n, dtype=torch.long)
-        self.b_logp, self.b_rew, self.b_done, self.b_val = (torch.zeros(steps, n) for _ in range(4))
-
     def step(self, t: int, num_envs: int, width: int, new: dict) -> list[tuple[int, float]]:
         """setppo's rollout step t on these slots (the batch at `num_envs` rows, `width` slots wide)."""
         from lab_learnsched.setfeatures import N_GLOBAL, N_TOKEN
 
         self.reset(new)
-        o = torch.from_numpy(self.obs)
-        full = torch.zeros(num_envs, o.shape[1])
-        full[self.lo : self.hi] = o
-        with torch.no_grad():
-            logits, v = self.net(full[:, : N_GLOBAL + width * N_TOKEN])
-        dist = Categorical(logits=logits)
-        a = dist.sample()
-        mine = slice(self.lo, self.hi)
-        self.b_obs[t], self.b_act[t], self.b_logp[t], self.b_val[t] = (
-            o,
-            a[mine],
-            dist.log_prob(a)[mine],
-            v[mine],
-        )
-        acts = a[mine].numpy().tolist()
+        acts = self._sample(t, num_envs, N_GLOBAL + width * N_TOKEN).numpy().tolist()
         rew = np.zeros(self.hi - self.lo, np.float32)
         term = np.zeros(self.hi - self.lo, bool)
         ended = []
@@ -228,11 +236,10 @@ class SetRolloutWorker:
 
     def finish(self, new: dict) -> tuple:
         obs = self.reset(new)
-        bufs = (self.b_obs, self.b_act, self.b_logp, self.b_rew, self.b_done, self.b_val)
-        return bufs, obs, torch.get_rng_state()
+        return self._bufs(), obs, torch.get_rng_state()
 
 
-class RaySetRollouts:
+class RaySetRollouts(_Driver):
     """The driver's side for setppo: SetVecEnv's workload picks and episode seeds (`rng`, `seed_pos`, the
     checkpointed position), handed to `workers` SetRolloutWorker actors in slot order."""
 
@@ -252,16 +259,7 @@ class RaySetRollouts:
                 raise LabError(f"workload {wl.name}: queue {q} > max_queue {cfg.max_queue}")
             self.queues.append(q)
         self.slot_wl = [0] * self.n
-        k = max(1, min(workers or int(ray.cluster_resources().get("CPU", 1)), self.n))
-        bounds = [round(i * self.n / k) for i in range(k + 1)]
-        actor = ray.remote(num_cpus=1, max_restarts=0)(SetRolloutWorker)
-        wl_ref = ray.put(list(workloads))
-        self.workers = [actor.remote(cfg, wl_ref, bounds[i], bounds[i + 1]) for i in range(k)]
-
-    def _get(self, refs: list) -> list:
-        from lab_shared.backend import _get
-
-        return [_get(self.ray, r, "rollout") for r in refs]
+        self._spawn(SetRolloutWorker, workers, self.n, cfg, ray.put(list(workloads)))
 
     def _new(self, slots: list[int]) -> dict[int, tuple[int, int]]:
         """SetVecEnv._new for each slot in order: the next seed position, then a workload from `rng`."""
@@ -288,11 +286,5 @@ class RaySetRollouts:
             ended = sorted(e for part in parts for e in part)
             ratios += [r for _, r in ended]
             new = self._new([i for i, _ in ended])
-        parts = self._get([w.finish.remote(new) for w in self.workers])
-        bufs = tuple(torch.cat([p[0][j] for p in parts], dim=1) for j in range(6))
-        torch.set_rng_state(parts[0][2])
-        return bufs, np.concatenate([p[1] for p in parts]), ratios
-
-    def close(self) -> None:
-        for w in self.workers:
-            self.ray.kill(w)
+        bufs, obs = self._gather(self._get([w.finish.remote(new) for w in self.workers]))
+        return bufs, obs, ratios
