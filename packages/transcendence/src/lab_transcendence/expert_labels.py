@@ -44,21 +44,30 @@ def corpus_experts(meta: dict, where: str | Path) -> list[Expert]:
 
 
 def sample_positions(texts: list[str], n: int, seed: int) -> list[tuple[int, int, str]]:
-    """n (game, ply, FEN) positions, seeded: a game uniformly, then a ply before one of its moves."""
+    """n (game, ply, FEN) positions, seeded: a game uniformly, then a ply before one of its moves.
+
+    The draws come first; each sampled game is then replayed once for all of its plies (not once a sample)."""
     rng = random.Random(f"labels-{seed}")
     games = [(g, transcript_sans(t)) for g, t in enumerate(texts)]
     games = [(g, s) for g, s in games if s]
     if not games:
         raise LabError("the corpus has no moves to sample positions from")
-    out = []
+    draws = []
     for _ in range(n):
-        g, sans = games[rng.randrange(len(games))]
-        ply = rng.randrange(len(sans))
-        board = chess.Board()
-        for san in sans[:ply]:
-            board.push_san(san)
-        out.append((g, ply, board.fen()))
-    return out
+        k = rng.randrange(len(games))
+        draws.append((k, rng.randrange(len(games[k][1]))))
+    fens: dict[tuple[int, int], str] = {}
+    by_game: dict[int, set[int]] = {}
+    for k, ply in draws:
+        by_game.setdefault(k, set()).add(ply)
+    for k, plies in by_game.items():
+        board, sans, last = chess.Board(), games[k][1], max(plies)
+        for ply, san in enumerate(sans[: last + 1]):
+            if ply in plies:
+                fens[k, ply] = board.fen()
+            if ply < last:
+                board.push_san(san)
+    return [(games[k][0], ply, fens[k, ply]) for k, ply in draws]
 
 
 def _engine(path: str) -> chess.engine.SimpleEngine:
