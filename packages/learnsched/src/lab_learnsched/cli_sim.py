@@ -95,10 +95,10 @@ def _train_setnet(steps, seed, name, resume, config, set_, quiet, force=False, t
     if run is not None:
         config = config or run.path / "config.json"
     cfg = config_from_cli(SetTrainConfig, config, set_, steps=steps, seed=seed)
-    validate_range("steps", cfg.steps, lo=1)
+    validate_range("steps", cfg.steps, lo=0 if cfg.distill_episodes > 0 else 1)  # 0: imitation only
     validate_range("num_envs", cfg.num_envs, lo=1)
     validate_range("instances", cfg.instances, lo=1)
-    _check_numbers(cfg, _TRAIN_ZERO_OK)
+    _check_numbers(cfg, _TRAIN_ZERO_OK | ({"steps"} if cfg.distill_episodes > 0 else set()))
     for f in cfg.families:
         get_family(f)
     if tasks is not None:
@@ -139,7 +139,7 @@ def _check_numbers(cfg, zero_ok: set[str], prefix: str = "") -> None:
         raise LabError(f"{prefix}lr must be > 0, got {cfg.lr}")
 
 
-_TRAIN_ZERO_OK = {"buffer_pages", "queue_size", "seed", "threads", "eval_every", "ckpt_every", "learning_starts"}  # fmt: skip
+_TRAIN_ZERO_OK = {"buffer_pages", "queue_size", "seed", "threads", "eval_every", "ckpt_every", "learning_starts", "distill_episodes", "dagger_rounds"}  # fmt: skip
 
 
 def register(app: typer.Typer) -> None:

@@ -90,9 +90,18 @@ class SetTrainConfig:
     val_instances: int = 4  # validation instances per family (seeds VAL_INSTANCE0 + k)
     val_episodes: int = 2  # episodes per validation instance (seeds VAL_SEED0 + j)
     ckpt_every: int = 100_000
-    # warm start (agents/distill.py): imitate the planner for this long before PPO (0 = PPO from scratch)
+    # planner imitation (agents/distill.py) before PPO: behaviour cloning on `distill_episodes` planner
+    # episodes, then `dagger_rounds` DAgger rounds of `dagger_episodes` episodes each (the net drives, the
+    # planner labels; the planner's own move with probability dagger_beta ** round); 0 = PPO from scratch.
+    # `steps=0` with distillation: imitation only. distill_seconds > 0 (and distill_episodes = 0): the older
+    # time-bounded behaviour cloning only.
+    distill_episodes: int = 0
+    dagger_rounds: int = 0
+    dagger_episodes: int = 100
+    dagger_beta: float = 0.5
+    distill_chunk: int = 20  # episodes per saved part of the collection (the resume granularity)
     distill_seconds: float = 0.0
-    distill_planner: str = "planner:4:2:128"
+    distill_planner: str = "planner:2:2:64"  # labels: ~4 ms a decision, within 0.2% of planner:4:3:256
     distill_epochs: int = 30
     distill_lr: float = 1e-3
     ppo: PPOConfig = field(

@@ -1,14 +1,25 @@
-"""A warm start for the shape-free agent: imitate the planner's decisions (behaviour cloning), then PPO.
+"""Planner imitation for the shape-free agent: behaviour cloning, then DAgger rounds, then (optionally) PPO.
 
-`collect` runs the planner (planner.py) on episodes of the training instances and records, at every
-decision, the observation (setfeatures) and the planner's choice; `pretrain` fits SetNet to those choices
-with a masked cross-entropy. The planner is slow (tens of ms a decision) but only needed here: the
-distilled network decides in well under a millisecond. PPO (setppo.py) then continues from these weights.
+Behaviour cloning (round 0, `distill_episodes`): the labeller (`distill_planner`, a beam-search planner,
+planner.py) runs episodes of the training instances; every decision with a real choice is recorded as
+(observation, planner's slot), and SetNet is fitted with a masked cross-entropy. A cloned policy drifts into
+states the planner never visits and its errors compound; DAgger (Ross et al., AISTATS 2011) fixes that:
+each of `dagger_rounds` rounds rolls out the current net (the planner's own choice with probability
+`dagger_beta ** round`) for `dagger_episodes` episodes, labels every visited state with the planner,
+aggregates the data and refits (warm, `distill_epochs` epochs over everything). After every round the net is
+scored on the validation episodes (setppo.SetValidator); the best one is kept in `best/`, and PPO
+(setppo.py) may continue from the last round. Collection is saved in parts of `distill_chunk` episodes and
+the net after every round, so a stopped run (SIGTERM, `lab sched train --resume RUN`) continues where it
+stopped with the same data and weights: episodes, workloads and mixing draws depend only on (seed, round,
+episode), and each fit is seeded by (seed, round).
+
+`collect` / `pretrain` are the time-bounded warm start of `distill_seconds` (kept for that setting).
 """
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -19,6 +30,9 @@ from lab_learnsched.agents.setnet import SetNet
 from lab_learnsched.env import BufferPoolEnv
 from lab_learnsched.schedulers import make_scheduler
 from lab_learnsched.setfeatures import N_GLOBAL, N_TOKEN, SetFeaturizer, flat_dim
+from lab_shared import signals
+from lab_shared.checkpoint import find_checkpoint, load_model_weights, save_checkpoint
+from lab_shared.io import atomic_path, atomic_write_json, read_json
 
 
 def collect(
@@ -57,9 +71,19 @@ def collect(
     return np.array(obs, np.float32).reshape(-1, dim), np.array(act, np.int64)
 
 
-def pretrain(net: SetNet, obs: np.ndarray, act: np.ndarray, epochs: int, lr: float, seed: int) -> float:
-    """Masked cross-entropy on the planner's choices; minibatches of similar widths. Returns the final
-    training accuracy (argmax = planner's choice)."""
+def pretrain(
+    net: SetNet,
+    obs: np.ndarray,
+    act: np.ndarray,
+    epochs: int,
+    lr: float,
+    seed: int,
+    decay: bool = False,
+    stop=None,
+) -> float:
+    """Masked cross-entropy on the planner's choices; minibatches of similar widths (the order drawn from
+    `seed`). `decay`: the learning rate falls linearly to 10% over the epochs; `stop()` is checked between
+    epochs (True: raise _Stop). Returns the final training accuracy (argmax = planner's choice)."""
     if len(act) == 0:
         return float("nan")
     g = torch.Generator().manual_seed(seed)
@@ -69,7 +93,12 @@ def pretrain(net: SetNet, obs: np.ndarray, act: np.ndarray, epochs: int, lr: flo
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     mb = 256
     net.train()
-    for _ in range(epochs):
+    for ep in range(epochs):
+        if stop is not None and stop():
+            raise _Stop
+        if decay:
+            for grp in opt.param_groups:
+                grp["lr"] = lr * (1.0 - 0.9 * ep / max(epochs, 1))
         order = torch.argsort(width.float() + torch.rand(len(a), generator=g))
         chunks = [order[k : k + mb] for k in range(0, len(a), mb)]
         for j in torch.randperm(len(chunks), generator=g).tolist():
@@ -87,3 +116,156 @@ def pretrain(net: SetNet, obs: np.ndarray, act: np.ndarray, epochs: int, lr: flo
             logits, _ = net(o[k : k + 1024])
             hits += int((logits.argmax(1) == a[k : k + 1024]).sum())
     return hits / len(a)
+
+
+class _Stop(Exception):
+    """A stop signal arrived inside collection or a fit (the caller checkpoints and raises Preempted)."""
+
+
+def episode_draw(
+    cfg: SetTrainConfig, n_workloads: int, rnd: int, i: int
+) -> tuple[int, int, np.random.Generator]:
+    """(workload index, episode seed, rng for the mixing draws) of episode `i` of DAgger round `rnd`:
+    a function of (seed, round, episode) only, so a resumed collection draws the same episodes."""
+    rng = np.random.default_rng([cfg.seed, rnd, i, 7])
+    wl = int(rng.integers(n_workloads))
+    return wl, TRAIN_SEED0 + 500_000 + cfg.seed * 1_000_000 + rnd * 50_000 + i, rng
+
+
+def label_episode(
+    env: BufferPoolEnv,
+    planner,
+    feat: SetFeaturizer,
+    seed: int,
+    dim: int,
+    net=None,
+    beta: float = 1.0,
+    rng=None,
+) -> tuple[list[np.ndarray], list[int], int]:
+    """One episode: at every decision with a choice, record the observation and the planner's slot; act with
+    the planner (probability `beta`, or always without `net`) or the net's argmax. Returns (observations,
+    labels, decisions where the action taken differed from the label)."""
+    env.reset(seed=seed)
+    planner.reset(seed)
+    obs, act, off = [], [], 0
+    done = False
+    while not done:
+        st = env.state()
+        valid = st.valid_slots()
+        a = valid[0]
+        if len(valid) > 1:  # forced moves teach nothing
+            label = int(planner.choose(st))
+            f = feat.observe(st)
+            o = np.zeros(dim, np.float32)
+            o[: f.shape[0]] = f
+            obs.append(o)
+            act.append(label)
+            a = label
+            if net is not None and not (rng is not None and rng.random() < beta):
+                with torch.no_grad():
+                    a = int(net(torch.from_numpy(f)[None])[0][0].argmax())
+                off += a != label
+        _, _, done, _, _ = env.step(a)
+    return obs, act, off
+
+
+def _save_part(path: Path, obs: np.ndarray, act: np.ndarray, off: int) -> None:
+    with atomic_path(path, suffix=".tmp") as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, obs=obs, act=act, off=np.array([off]))
+
+
+def collect_round(
+    cfg: SetTrainConfig, workloads: list, rnd: int, n_episodes: int, data_dir: Path, net=None, log=None,
+    stop=None,
+) -> tuple[np.ndarray, np.ndarray, int]:  # fmt: skip
+    """Labelled decisions of round `rnd` (net=None: the planner drives; else DAgger with beta =
+    dagger_beta ** rnd), in parts of `distill_chunk` episodes saved under `data_dir` (parts already there
+    are read back, not recollected). Returns (observations, labels, off-label actions taken)."""
+    planner = make_scheduler(cfg.distill_planner)
+    feat = SetFeaturizer()
+    dim = flat_dim(cfg.max_queue)
+    beta = 1.0 if net is None else cfg.dagger_beta**rnd
+    was = None if net is None else net.training
+    if net is not None:
+        net.eval()
+    envs: dict[int, BufferPoolEnv] = {}
+    obs_all, act_all, off_all = [], [], 0
+    chunk = max(1, cfg.distill_chunk)
+    t0 = time.time()
+    for p, start in enumerate(range(0, n_episodes, chunk)):
+        path = data_dir / f"round{rnd:02d}-part{p:04d}.npz"
+        if path.exists():
+            with np.load(path) as z:
+                o, a, off = z["obs"], z["act"], int(z["off"][0])
+        else:
+            if stop is not None and stop():
+                raise _Stop
+            obs, act, off = [], [], 0
+            for i in range(start, min(n_episodes, start + chunk)):
+                w, seed, rng = episode_draw(cfg, len(workloads), rnd, i)
+                if w not in envs:
+                    envs[w] = BufferPoolEnv(workloads[w], policy=cfg.policy)
+                o_i, a_i, off_i = label_episode(envs[w], planner, feat, seed, dim, net, beta, rng)
+                obs += o_i
+                act += a_i
+                off += off_i
+            o = np.array(obs, np.float32).reshape(-1, dim)
+            a = np.array(act, np.int64)
+            _save_part(path, o, a, off)
+        obs_all.append(o)
+        act_all.append(a)
+        off_all += off
+    if was is not None:
+        net.train(was)
+    o = np.concatenate(obs_all) if obs_all else np.zeros((0, dim), np.float32)
+    a = np.concatenate(act_all) if act_all else np.zeros(0, np.int64)
+    if log is not None:
+        log(f"distill round {rnd}: {len(a)} labelled decisions from {n_episodes} episodes "
+            f"({off_all} off-label actions, beta {beta:.2f}) in {time.time() - t0:.0f} s")  # fmt: skip
+    return o, a, off_all
+
+
+def run_distill(
+    cfg: SetTrainConfig, run, net: SetNet, validate, workloads: list, save_best, log=None
+) -> float:
+    """Behaviour cloning + `dagger_rounds` DAgger rounds (module docstring), resumable from `run`'s
+    `distill/` folder. `save_best(net, val, round)` is called when a round improves validation. Leaves the
+    net of the last round in `net`; returns the best validation score. Raises _Stop on a stop signal."""
+    root = run.path / "distill"
+    data_dir, ck_root = root / "data", root / "net"
+    state = read_json(root / "state.json") if (root / "state.json").exists() else {"done": -1, "best": None}
+    if state["done"] >= 0:
+        load_model_weights(net, find_checkpoint(ck_root) / "model.safetensors")
+    best = float("inf") if state["best"] is None else float(state["best"])
+    stop = signals.stop_requested
+    obs_l, act_l = [], []
+    for rnd in range(1 + cfg.dagger_rounds):
+        n = cfg.distill_episodes if rnd == 0 else cfg.dagger_episodes
+        if rnd <= state["done"]:  # done before a stop: its data is on disk, its fit is in the checkpoint
+            o, a, _ = collect_round(cfg, workloads, rnd, n, data_dir)
+            obs_l.append(o)
+            act_l.append(a)
+            continue
+        td = time.time()
+        o, a, off = collect_round(cfg, workloads, rnd, n, data_dir, None if rnd == 0 else net, log, stop)
+        obs_l.append(o)
+        act_l.append(a)
+        t_fit = time.time()
+        obs, act = np.concatenate(obs_l), np.concatenate(act_l)
+        acc = pretrain(net, obs, act, cfg.distill_epochs, cfg.distill_lr, cfg.seed * 1000 + rnd, True, stop)
+        val = validate(net)
+        ck = save_checkpoint(ck_root, rnd, net, None, {"round": rnd, "val_vs_best": val}, keep=1)
+        improved = val < best
+        if improved:
+            best = val
+            save_best(net, val, rnd)
+        state = {"done": rnd, "best": best, "checkpoint": str(ck.name)}
+        atomic_write_json(root / "state.json", state)
+        run.metrics.log(step=0, distill_round=rnd, distill_decisions=int(len(act)), distill_new=int(len(a)),
+                        distill_off_label=int(off), distill_accuracy=acc, val_vs_best=val,
+                        distill_collect_seconds=t_fit - td, distill_fit_seconds=time.time() - t_fit)  # fmt: skip
+        if log is not None:
+            log(f"distill round {rnd}: {len(act)} decisions, train accuracy {acc:.3f}, validation "
+                f"{100 * val:+.2f}% vs best heuristic{' (best)' if improved else ''}")  # fmt: skip
+    return best

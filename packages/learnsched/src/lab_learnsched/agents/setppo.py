@@ -6,7 +6,9 @@ other instances of the same families, as reads relative to the best heuristic of
 on those episodes from schedulers.HEURISTICS); the best-scoring weights are kept in `best/`. Held-out
 families and test instances are never touched here. SIGINT/SIGTERM stop at the next rollout boundary
 with a checkpoint (`lab sched train --resume RUN` continues). With `distill_seconds > 0` the network
-first imitates the planner's decisions (agents/distill.py) and PPO continues from there.
+first imitates the planner's decisions (agents/distill.py) and PPO continues from there; with
+`distill_episodes > 0` that is behaviour cloning plus `dagger_rounds` DAgger rounds, each scored on the
+same validation episodes (the best of imitation and PPO is kept in `best/`; `steps=0`: imitation only).
 """
 
 from __future__ import annotations
@@ -43,9 +45,13 @@ from lab_shared.checkpoint import (
     save_checkpoint,
 )
 from lab_shared.config import config_to_dict
+from lab_shared.errors import LabError
+from lab_shared.logs import get_logger
 from lab_shared.progress import progress
 from lab_shared.rundir import RunDir
 from lab_shared.seed import get_rng_state, seed_everything, set_rng_state
+
+_log = get_logger("lab.sched")
 
 
 class SetValidator:
@@ -131,8 +137,32 @@ def train_setnet(
     net = SetNet(cfg.hidden, cfg.layers, cfg.heads)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, eps=1e-5)
     step, seed_pos, best = 0, 0, float("inf")
+    imitate = cfg.distill_episodes > 0
+    if imitate:
+        if not 0.0 <= cfg.dagger_beta <= 1.0:
+            raise LabError(f"dagger_beta must be in [0, 1], got {cfg.dagger_beta}")
+        make_scheduler(cfg.distill_planner)  # a bad spec is one line before any work
+    ck = None
     if resume:
-        ck = find_checkpoint(resume)
+        try:
+            ck = find_checkpoint(resume)
+        except LabError:
+            if not (imitate and (run.path / "distill").exists()):
+                raise
+    validate = SetValidator(cfg)
+    if imitate and ck is None:  # fresh, or stopped during imitation: (continue to) imitate, then PPO
+        from lab_learnsched.agents.distill import _Stop, run_distill
+
+        def save_best(n, val, rnd):
+            _save(run.path / "best", rnd, n, None, cfg, {"val_vs_best": val, "distilled": True}, keep=1)
+
+        try:
+            with signals.catch_stop_signals():
+                best = run_distill(cfg, run, net, validate, train_workloads(cfg), save_best, _log.info)
+        except _Stop:
+            raise signals.Preempted(0, run.path / "distill", run.path) from None
+        seed_everything(cfg.seed + 1)  # PPO's draws start here, the same after a resumed imitation
+    if ck is not None:
         st, opt_t, rng_t = read_checkpoint(ck)
         load_model_weights(net, ck / "model.safetensors")
         if opt_t is not None and "optimizer" in st:
@@ -140,8 +170,7 @@ def train_setnet(
         if rng_t is not None and "rng" in st:
             set_rng_state(rng_t, st["rng"])
         step, seed_pos, best = int(st["step"]), int(st["seed_pos"]), float(st["best"])
-    validate = SetValidator(cfg)
-    if not resume and cfg.distill_seconds > 0:
+    if not resume and not imitate and cfg.distill_seconds > 0:
         from lab_learnsched.agents.distill import collect, pretrain
 
         td = time.time()
