@@ -3,13 +3,13 @@
 Layout: checkpoints/step-00000100/{model.safetensors, optimizer.safetensors, rng.safetensors, state.json}.
 Tensors inside `state` (e.g. a callback's anchor weights) go to state.safetensors; state.json keeps a
 {"__tensor__": key} marker in their place, restored by `read_checkpoint`.
-A checkpoint is written into a hidden temp folder and renamed into place, then `checkpoints/latest` is
-updated atomically, so a crash mid-save leaves the previous good checkpoint untouched. Nothing is unpickled.
+A checkpoint is written into a hidden temp folder and swapped into place (`lab_shared.io.atomic_dir`), then
+`checkpoints/latest` is updated atomically, so a crash mid-save leaves the previous good checkpoint untouched.
+Nothing is unpickled.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -18,12 +18,12 @@ import torch
 
 from lab_shared.errors import LabError
 from lab_shared.io import (
+    atomic_dir,
     atomic_write_json,
     atomic_write_text,
     load_tensors,
     read_json,
     save_tensors,
-    temp_dir,
 )
 
 MODEL_FILE = "model.safetensors"
@@ -122,8 +122,7 @@ def save_checkpoint(
     """Write one checkpoint folder atomically and prune all but the newest `keep`."""
     ckpt_root.mkdir(parents=True, exist_ok=True)
     final = ckpt_root / f"step-{step:08d}"
-    tmp = temp_dir(ckpt_root)
-    try:
+    with atomic_dir(final) as tmp:
         save_model_weights(model, tmp / MODEL_FILE)
         if optimizer is not None:
             tensors, meta = optimizer_state(optimizer)
@@ -136,12 +135,6 @@ def save_checkpoint(
         if state_tensors:
             save_tensors(state_tensors, tmp / STATE_TENSORS_FILE)
         atomic_write_json(tmp / "state.json", {**state, "step": step, "complete": True})
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     atomic_write_text(ckpt_root / "latest", final.name + "\n")
     old = sorted(p for p in ckpt_root.glob("step-*") if p.is_dir())
     for p in old[: max(0, len(old) - keep)]:

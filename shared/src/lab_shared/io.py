@@ -1,15 +1,21 @@
-"""Atomic file writes (temp file + fsync + rename) and safe readers.
+"""Atomic file writes (temp file + fsync + rename), atomic folder swaps, and safe readers.
 
 A reader of any file written here sees either the old complete file or the new complete one, never a
-partial write, even if the process is killed mid-way.
+partial write, even if the process is killed mid-way. Folders (`atomic_dir`, `publish_dir`) get the same
+promise on Linux; elsewhere a crash may leave the old folder parked aside, which `recover_dir` (and
+`clean_temp_files`, run when a run folder is reopened) puts back.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
+import functools
 import json
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -72,6 +78,109 @@ def temp_dir(parent: str | Path, prefix: str = ".tmp-") -> Path:
     return tmp
 
 
+def fsync_dir(path: str | Path) -> None:
+    """Make a folder's entries (renames, new files) durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@functools.cache
+def _renameat2():
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2  # glibc >= 2.28
+    except (AttributeError, OSError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    return fn
+
+
+def exchange_paths(a: Path, b: Path) -> bool:
+    """Swap two existing paths in one atomic step (Linux renameat2 RENAME_EXCHANGE); False where the OS or
+    the filesystem cannot, so the caller falls back to two renames."""
+    fn = _renameat2()
+    if fn is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), str(a), None, str(b))
+
+
+_ASIDE = ".lab-old."  # where publish_dir's fallback parks the old folder for a moment
+
+
+def aside_path(final: Path) -> Path:
+    return final.with_name(_ASIDE + final.name)
+
+
+def recover_dir(final: str | Path) -> Path:
+    """Finish a `publish_dir` cut short by a crash: put the old folder back when the new one never arrived,
+    drop it when the new one did. Call it (or `clean_temp_files`) while holding the folder's lock."""
+    final = Path(final)
+    aside = aside_path(final)
+    if aside.is_dir():
+        if final.exists():
+            shutil.rmtree(aside, ignore_errors=True)
+        else:
+            os.replace(aside, final)
+            fsync_dir(final.parent)
+    return final
+
+
+def publish_dir(tmp: str | Path, final: str | Path) -> Path:
+    """Put the filled folder `tmp` in place of `final` (same parent), replacing any old one.
+
+    Crash-safe ordering (a crash between any two steps leaves the old or the new folder whole):
+      1. fsync tmp's entries (its files are already fsynced: write them with atomic_path and friends);
+      2. final exists: swap tmp and final in one step (renameat2 RENAME_EXCHANGE; tmp now holds the old
+         folder, a temp name that `clean_temp_files` removes), or where that is missing:
+         2a. rename final aside (.lab-old.<name>)  -- crash here: final is missing, `recover_dir` renames
+             the aside back;
+         2b. rename tmp to final                     -- crash here: both exist, `recover_dir` drops the aside;
+         final missing: rename tmp to final;
+      3. fsync the parent, so the swap survives a power cut before the old folder goes;
+      4. remove the old folder.
+    """
+    tmp, final = Path(tmp), Path(final)
+    recover_dir(final)  # an earlier publish cut short
+    fsync_dir(tmp)
+    old = None
+    if final.exists():
+        if exchange_paths(tmp, final):
+            old = tmp
+        else:
+            old = aside_path(final)
+            os.replace(final, old)
+            os.replace(tmp, final)
+    else:
+        os.replace(tmp, final)
+    fsync_dir(final.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+@contextlib.contextmanager
+def atomic_dir(final: str | Path, prefix: str = ".tmp-") -> Iterator[Path]:
+    """Yield a new temp folder beside `final` to fill; `publish_dir` it onto `final` on success, delete it on
+    error (the old `final`, if any, stays as it was)."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_dir(final.parent, prefix)
+    try:
+        yield tmp
+        publish_dir(tmp, final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 _ATOMIC_TMP = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp")  # what atomic_path's mkstemp names look like
 
 
@@ -81,14 +190,20 @@ def is_temp_name(name: str) -> bool:
 
 
 def clean_temp_files(root: str | Path) -> list[Path]:
-    """Delete leftover temp files/folders (from killed writers) anywhere under `root`; returns what went.
+    """Delete leftover temp files/folders (from killed writers) anywhere under `root`, and finish folder
+    swaps a crash cut short (`recover_dir`); returns what went.
 
     Only call this while holding the folder's lock: a live writer's temp files look the same.
     """
-    import shutil
-
     removed = []
     for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames:
+            if name.startswith(_ASIDE):
+                final = Path(dirpath) / name[len(_ASIDE) :]
+                if final.exists():
+                    removed.append(Path(dirpath) / name)
+                recover_dir(final)
+        dirnames[:] = [d for d in dirnames if not d.startswith(_ASIDE)]
         for name in [*filenames, *dirnames]:
             if is_temp_name(name):
                 p = Path(dirpath) / name

@@ -7,14 +7,13 @@
     checkpoints/task-004-partial/   the trainer's own checkpoint inside the task being trained (written on
                                     SIGINT/SIGTERM/SIGUSR1, or every trainer.ckpt_every steps)
 
-Each folder is filled in a hidden temp folder and renamed into place, so a kill mid-write leaves the
-previous state whole. Tensors go to safetensors, the rest to JSON (tensors inside the method's state are
-split out by the core's checkpoint helpers); nothing is unpickled.
+Each folder is filled in a hidden temp folder and swapped into place (`lab_shared.io.atomic_dir`), so a kill
+mid-write leaves the previous state whole. Tensors go to safetensors, the rest to JSON (tensors inside the
+method's state are split out by the core's checkpoint helpers); nothing is unpickled.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import torch
 
 from lab_shared.checkpoint import join_tensors, split_tensors
 from lab_shared.errors import LabError
-from lab_shared.io import atomic_write_json, load_tensors, read_json, save_tensors, temp_dir
+from lab_shared.io import atomic_dir, atomic_write_json, load_tensors, read_json, save_tensors
 from lab_shared.seed import get_rng_state
 
 PRETRAIN = "after-pretrain"
@@ -39,10 +38,7 @@ def partial_dir(root: Path, k: int) -> Path:
 
 def save_state(root: Path, name: str, model: dict[str, torch.Tensor], method: dict, loop: dict) -> Path:
     """Write root/name atomically: weights, method state, loop state and the RNG states of this moment."""
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = temp_dir(root)
-    final = root / name
-    try:
+    with atomic_dir(root / name) as tmp:
         save_tensors(model, tmp / "model.safetensors")
         rng_tensors, rng_json = get_rng_state()
         save_tensors(rng_tensors, tmp / "rng.safetensors")
@@ -52,13 +48,7 @@ def save_state(root: Path, name: str, model: dict[str, torch.Tensor], method: di
         atomic_write_json(
             tmp / "state.json", {"method": method_json, "loop": loop, "rng": rng_json, "complete": True}
         )
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return final
+    return root / name
 
 
 def load_state(
