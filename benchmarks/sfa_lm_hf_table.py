@@ -40,12 +40,8 @@ METHODS: dict[str, dict] = {
 }
 
 
-def _slug(label: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in label)
-
-
 def _configs():
-    """RunConfig / MethodConfig / run_continual wherever the package keeps them."""
+    """RunConfig / MethodConfig wherever the package keeps them."""
     try:
         from lab_sfa.run_config import RunConfig
     except ImportError:
@@ -54,9 +50,8 @@ def _configs():
         from lab_sfa.methods.config import MethodConfig
     except ImportError:
         from lab_sfa.methods.base import MethodConfig
-    from lab_sfa.task_loop import run_continual
 
-    return RunConfig, MethodConfig, run_continual
+    return RunConfig, MethodConfig
 
 
 def _seq_config(args):
@@ -84,26 +79,16 @@ def lam_eff(args) -> float:
 
 
 def run_point(label: str, seed: int, args) -> dict:
-    RunConfig, MethodConfig, run_continual = _configs()
+    RunConfig, MethodConfig = _configs()
     from lab_sfa.lm.hf_sequence import last_sequence
+    from lab_sfa.lm.table import timed_run
 
     params = {k: (lam_eff(args) if v == "lam_eff" else v) for k, v in METHODS[label].items()}
     cfg = RunConfig(
         sequence=_seq_config(args), method=MethodConfig(**params), trainer=_trainer(args), seed=seed,
         curves=False,
     )  # fmt: skip
-    t = time.perf_counter()
-    res = run_continual(cfg)
-    res["wall_s"] = round(time.perf_counter() - t, 1)
-    res["method_params"] = params
-    k = len(res["tasks"])
-    tests = [m for _, split, m in last_sequence().info["eval_log"] if split == "test"]
-    if len(tests) == k * (k + 1):  # the r0 row, then one row per task
-        res["loss_final"] = [m["loss"] for m in tests[-k:]]
-        res["loss_r0"] = [m["loss"] for m in tests[:k]]
-        res["R_loss"] = [[m["loss"] for m in tests[(i + 1) * k : (i + 2) * k]] for i in range(k)]
-    res.pop("curves", None)
-    return res
+    return {**timed_run(cfg, lambda: last_sequence().info["eval_log"]), "method_params": params}
 
 
 def transfer(args) -> list[dict]:
@@ -145,26 +130,15 @@ def transfer(args) -> list[dict]:
 
 
 def summarize_rows(labels: list[str], by_label: dict[str, list[dict]]) -> list[dict]:
-    from lab_sfa.metrics import mean_std
+    from lab_sfa.lm.table import summary_cells, task_means
 
     rows = []
     for label in labels:
         runs = by_label[label]
-        row: dict = {"method": label}
-        for key, name in [
-            ("acc", "ACC"),
-            ("bwt", "BWT"),
-            ("forgetting", "forgetting"),
-            ("plasticity", "plasticity"),
-        ]:
-            m, s = mean_std([r[key] for r in runs])
-            row[name] = f"{m:.3f} ± {s:.3f}"
-            row[f"_{key}"] = m
-        for j, t in enumerate(runs[0]["tasks"]):
-            row[f"{t} score"] = round(mean_std([r["R"][-1][j] for r in runs])[0], 3)
-        for j, t in enumerate(runs[0]["tasks"]):
-            if all("loss_final" in r for r in runs):
-                row[f"{t} loss"] = round(mean_std([r["loss_final"][j] for r in runs])[0], 3)
+        row: dict = {"method": label, **summary_cells(runs)}
+        row.update(task_means(runs, lambda r: r["R"][-1], "{} score"))
+        if all("loss_final" in r for r in runs):
+            row.update(task_means(runs, lambda r: r["loss_final"], "{} loss"))
         row["extra copies"] = round(runs[0]["max_extra_param_copies"], 2)
         row["stored blocks"] = runs[0]["max_stored_examples"]
         row["s/run"] = round(sum(r.get("wall_s", 0) for r in runs) / len(runs))
@@ -174,16 +148,15 @@ def summarize_rows(labels: list[str], by_label: dict[str, list[dict]]) -> list[d
 
 def pretrained_row(runs: list[dict]) -> dict:
     """theta_pre itself (R's r0 row): what fine-tuning must improve on."""
+    from lab_sfa.lm.table import task_means
     from lab_sfa.metrics import mean_std
 
     m, s = mean_std([sum(r["r0"]) / len(r["r0"]) for r in runs])
     row: dict = {"method": "theta_pre (no fine-tuning)", "ACC": f"{m:.3f} ± {s:.3f}", "_acc": m}
     row.update({k: "" for k in ("BWT", "forgetting", "plasticity")})
-    for j, t in enumerate(runs[0]["tasks"]):
-        row[f"{t} score"] = round(mean_std([r["r0"][j] for r in runs])[0], 3)
-    for j, t in enumerate(runs[0]["tasks"]):
-        if all("loss_r0" in r for r in runs):
-            row[f"{t} loss"] = round(mean_std([r["loss_r0"][j] for r in runs])[0], 3)
+    row.update(task_means(runs, lambda r: r["r0"], "{} score"))
+    if all("loss_r0" in r for r in runs):
+        row.update(task_means(runs, lambda r: r["loss_r0"], "{} loss"))
     row.update({"extra copies": "", "stored blocks": "", "s/run": ""})
     return row
 
@@ -206,6 +179,7 @@ def main() -> None:
 
     import torch
 
+    from lab_sfa.lm.table import best_sfa, cached_point
     from lab_shared import provenance
     from lab_shared.io import atomic_write_json
     from lab_shared.report import markdown_table
@@ -295,24 +269,13 @@ def main() -> None:
         write(final=False)
     for label in labels:
         for seed in seeds:
-            point = out / "points" / f"{_slug(label)}-s{seed}.json"
-            if point.is_file() and json.loads(point.read_text()).get("setting") == setting:
-                res = json.loads(point.read_text())["result"]
-            else:
-                res = run_point(label, seed, args)
-                atomic_write_json(point, {"setting": setting, "label": label, "seed": seed, "result": res})
-            print(f"{label:20s} seed {seed}: ACC {res['acc']:.3f} BWT {res['bwt']:+.3f} "
-                  f"R_final {[round(v, 3) for v in res['R'][-1]]} ({res.get('wall_s', 0):.0f}s)", flush=True)  # fmt: skip
+            res = cached_point(out, label, seed, setting, lambda lb, sd: run_point(lb, sd, args))
             by_label.setdefault(label, []).append(res)
             write(final=False)
     rows = write(final=True)
     print((out / "table.md").read_text())
     by = {r["method"]: r["_acc"] for r in rows if not r["method"].startswith("theta_pre")}
-    sfa = (
-        max((v, k) for k, v in by.items() if k.startswith("sfa"))
-        if any(k.startswith("sfa") for k in by)
-        else None
-    )
+    sfa = best_sfa(by)
     if sfa:
         others = ", ".join(f"{k} {v:.3f}" for k, v in by.items() if not k.startswith("sfa"))
         print(f"RESULT sfa_lm_hf_table: best SFA ({sfa[1]}) ACC {sfa[0]:.3f}; {others}")

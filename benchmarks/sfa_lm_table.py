@@ -14,9 +14,7 @@ interrupted run resumes.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -37,15 +35,12 @@ METHODS: dict[str, dict] = {
 QUICK = ["seq", "replay 5%", "sfa b=0.5 p=0.25", "ties"]
 
 
-def _slug(label: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in label)
-
-
 def run_point(label: str, seed: int, args) -> dict:
     from lab_sfa.lm.sequence import last_sequence
+    from lab_sfa.lm.table import timed_run
     from lab_sfa.methods.base import MethodConfig
     from lab_sfa.sequences import SequenceConfig
-    from lab_sfa.task_loop import RunConfig, run_continual
+    from lab_sfa.task_loop import RunConfig
     from lab_shared.trainer import TrainerConfig
 
     cfg = RunConfig(
@@ -57,16 +52,7 @@ def run_point(label: str, seed: int, args) -> dict:
         seed=seed,
         curves=False,
     )  # fmt: skip
-    t = time.perf_counter()
-    res = run_continual(cfg)
-    res["wall_s"] = round(time.perf_counter() - t, 1)
-    k = len(res["tasks"])
-    tests = [m for _, split, m in last_sequence().info["eval_log"] if split == "test"]
-    if len(tests) == k * (k + 1):  # r0 row, then one row per task
-        res["loss_final"] = [m["loss"] for m in tests[-k:]]
-        res["loss_r0"] = [m["loss"] for m in tests[:k]]
-    res.pop("curves", None)
-    return res
+    return timed_run(cfg, lambda: last_sequence().info["eval_log"])
 
 
 def main() -> None:
@@ -88,8 +74,8 @@ def main() -> None:
 
     import torch
 
+    from lab_sfa.lm.table import best_sfa, cached_point, summary_cells, task_means
     from lab_sfa.metrics import mean_std
-    from lab_shared.io import atomic_write_json
     from lab_shared.report import bar_plot, markdown_table, write_table
 
     if args.threads:
@@ -107,29 +93,10 @@ def main() -> None:
     for label in labels:
         runs = []
         for seed in seeds:
-            point = out / "points" / f"{_slug(label)}-s{seed}.json"
-            if point.is_file() and json.loads(point.read_text()).get("setting") == setting:
-                res = json.loads(point.read_text())["result"]
-            else:
-                res = run_point(label, seed, args)
-                atomic_write_json(point, {"setting": setting, "label": label, "seed": seed, "result": res})
-            print(f"{label:20s} seed {seed}: ACC {res['acc']:.3f} BWT {res['bwt']:+.3f} "
-                  f"R_final {[round(v, 3) for v in res['R'][-1]]} ({res.get('wall_s', 0):.0f}s)", flush=True)  # fmt: skip
-            runs.append(res)
+            runs.append(cached_point(out, label, seed, setting, lambda lb, sd: run_point(lb, sd, args)))
         tasks = runs[0]["tasks"]
-        row = {"method": label}
-        for key, name in [
-            ("acc", "ACC"),
-            ("bwt", "BWT"),
-            ("forgetting", "forgetting"),
-            ("plasticity", "plasticity"),
-        ]:
-            m, s = mean_std([r[key] for r in runs])
-            row[name] = f"{m:.3f} ± {s:.3f}"
-            row[f"_{key}"] = m
-        for j, t in enumerate(tasks):
-            m, _ = mean_std([r["R"][-1][j] for r in runs])
-            row[f"{t} (final)"] = round(m, 3)
+        row = {"method": label, **summary_cells(runs)}
+        row.update(task_means(runs, lambda r: r["R"][-1], "{} (final)"))
         if all("loss_final" in r for r in runs):
             m, _ = mean_std([sum(r["loss_final"]) / len(tasks) for r in runs])
             row["mean held-out loss"] = round(m, 3)
@@ -143,11 +110,7 @@ def main() -> None:
     print(markdown_table(public))
     print(f"setting: {setting}, seeds {seeds}; table: {md}")
     by = {r["method"]: r["_acc"] for r in rows}
-    sfa = (
-        max((v, k) for k, v in by.items() if k.startswith("sfa"))
-        if any(k.startswith("sfa") for k in by)
-        else None
-    )
+    sfa = best_sfa(by)
     rank = sorted(by.values(), reverse=True)
     if sfa:
         others = ", ".join(
