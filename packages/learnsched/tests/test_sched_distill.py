@@ -32,7 +32,7 @@ def _agreement(net, wl, seeds) -> tuple[float, float]:
     dim = flat_dim(env.queue_size)
     obs, act = [], []
     for s in seeds:
-        o, a, _ = label_episode(env, make_scheduler(LABELS), feat, s, dim)
+        o, a, _, _ = label_episode(env, make_scheduler(LABELS), feat, s, dim)
         obs += o
         act += a
     o = torch.from_numpy(np.array(obs))
@@ -44,8 +44,12 @@ def _agreement(net, wl, seeds) -> tuple[float, float]:
 
 def test_cloned_net_agrees_with_the_planner_on_an_unseen_instance(tmp_path):
     cfg = _tiny(instances=4)
-    obs, act, off = collect_round(cfg, train_workloads(cfg), 0, 24, tmp_path)
+    obs, act, q, off = collect_round(cfg, train_workloads(cfg), 0, 24, tmp_path)
     assert off == 0 and len(act) > 300 and obs.shape == (len(act), flat_dim(cfg.max_queue))
+    # the planner scored every valid slot, and its choice has the best score
+    valid = obs[:, N_GLOBAL:].reshape(len(act), -1, N_TOKEN)[..., 0] > 0.5
+    assert (np.isfinite(q) == valid).all()
+    assert (q[np.arange(len(act)), act] == np.nanmin(q, 1)).all()
     torch.manual_seed(0)
     net = SetNet(16, 1, 2)
     test_wl = family_workload("hotset", 0)  # a test instance: never among the training instances
@@ -53,6 +57,10 @@ def test_cloned_net_agrees_with_the_planner_on_an_unseen_instance(tmp_path):
     pretrain(net, obs, act, epochs=12, lr=3e-3, seed=0, decay=True)
     after, _ = _agreement(net, test_wl, [0, 1, 2])
     assert after > 0.6 and after > chance + 0.25 and after > before + 0.2, (before, after, chance)
+    torch.manual_seed(0)
+    soft = SetNet(16, 1, 2)  # the planner's scores of every slot as a second target
+    pretrain(soft, obs, act, epochs=12, lr=3e-3, seed=0, decay=True, q=q, soft=0.01)
+    assert _agreement(soft, test_wl, [0, 1, 2])[0] > 0.6
 
 
 def test_dagger_aggregates_the_states_the_net_visits(tmp_path):

@@ -164,6 +164,7 @@ class Planner(Scheduler):
         # node: (score, reads so far, first slot, pool, window, backlog position)
         nodes = [(0, 0, -1, state.pool, window, 0)]
         best = None
+        self.first_scores: dict[int, int] = {}  # best score found per first slot (distill.py's soft labels)
         spent = 0
         n_valid = len(valid)
         width = max(1, min(self.width, self.budget // (2 * n_valid * self.depth) or 1))
@@ -192,6 +193,7 @@ class Planner(Scheduler):
                         tail = 0
                     f = int(s) if first < 0 else first
                     kids.append((done + tail, done, f, c, w2, b2))
+                    self.first_scores[f] = min(self.first_scores.get(f, done + tail), done + tail)
             if not kids:
                 break
             # equal scores: prefer the FIFO-earlier first choice (deterministic)

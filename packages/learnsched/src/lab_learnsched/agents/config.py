@@ -103,6 +103,7 @@ class SetTrainConfig:
     distill_seconds: float = 0.0
     distill_planner: str = "planner:2:2:64"  # labels: ~4 ms a decision, within 0.2% of planner:4:3:256
     distill_epochs: int = 30
+    distill_soft: float = 0.0  # > 0: also fit the planner's scores of every slot at this temperature
     distill_lr: float = 1e-3
     ppo: PPOConfig = field(
         default_factory=lambda: PPOConfig(rollout=64, epochs=2, minibatches=4, ent_coef=0.005)

@@ -80,14 +80,28 @@ def pretrain(
     seed: int,
     decay: bool = False,
     stop=None,
+    q: np.ndarray | None = None,
+    soft: float = 0.0,
 ) -> float:
     """Masked cross-entropy on the planner's choices; minibatches of similar widths (the order drawn from
     `seed`). `decay`: the learning rate falls linearly to 10% over the epochs; `stop()` is checked between
-    epochs (True: raise _Stop). Returns the final training accuracy (argmax = planner's choice)."""
+    epochs (True: raise _Stop). With planner scores `q` (estimated total reads per first slot, NaN: none) and
+    `soft` > 0 a second cross-entropy pulls the net towards softmax(-(q - min q) / (soft * min q)): a slot
+    the planner scores 1% worse gets e^-1 of the best one's weight at soft = 0.01, so the net learns which
+    mistakes cost reads, not only the top choice. Returns the final training accuracy."""
     if len(act) == 0:
         return float("nan")
     g = torch.Generator().manual_seed(seed)
     o, a = torch.from_numpy(obs), torch.from_numpy(act)
+    target = None
+    if q is not None and soft > 0:
+        qt = torch.from_numpy(q)
+        ok = torch.isfinite(qt)
+        qmin = torch.where(ok, qt, torch.inf).min(1, keepdim=True).values
+        z = torch.where(ok, -(qt - qmin) / (soft * qmin.clamp(min=1.0)), torch.tensor(-torch.inf))
+        has = ok.any(1)
+        target = torch.zeros_like(qt)
+        target[has] = torch.softmax(z[has], 1)
     valid = o[:, N_GLOBAL:].reshape(len(a), -1, N_TOKEN)[..., 0] > 0.5
     width = (valid * torch.arange(1, valid.shape[1] + 1)).max(1).values.clamp(min=1)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
@@ -106,6 +120,9 @@ def pretrain(
             w = int(width[idx].max())
             logits, _ = net(o[idx, : N_GLOBAL + w * N_TOKEN])
             loss = F.cross_entropy(logits, a[idx])
+            if target is not None:
+                t = target[idx, :w]
+                loss = loss - (t * torch.log_softmax(logits, 1)).sum(1).mean()
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -141,13 +158,15 @@ def label_episode(
     net=None,
     beta: float = 1.0,
     rng=None,
-) -> tuple[list[np.ndarray], list[int], int]:
-    """One episode: at every decision with a choice, record the observation and the planner's slot; act with
-    the planner (probability `beta`, or always without `net`) or the net's argmax. Returns (observations,
-    labels, decisions where the action taken differed from the label)."""
+) -> tuple[list[np.ndarray], list[int], list[np.ndarray], int]:
+    """One episode: at every decision with a choice, record the observation, the planner's slot and its
+    score per first slot (estimated total reads, NaN where it has none); act with the planner (probability
+    `beta`, or always without `net`) or the net's argmax. Returns (observations, labels, scores, decisions
+    where the action taken differed from the label)."""
     env.reset(seed=seed)
     planner.reset(seed)
-    obs, act, off = [], [], 0
+    obs, act, qs, off = [], [], [], 0
+    slots = (dim - N_GLOBAL) // N_TOKEN
     done = False
     while not done:
         st = env.state()
@@ -158,30 +177,34 @@ def label_episode(
             f = feat.observe(st)
             o = np.zeros(dim, np.float32)
             o[: f.shape[0]] = f
+            q = np.full(slots, np.nan, np.float32)
+            for k, v in getattr(planner, "first_scores", {}).items():
+                q[k] = v
             obs.append(o)
             act.append(label)
+            qs.append(q)
             a = label
             if net is not None and not (rng is not None and rng.random() < beta):
                 with torch.no_grad():
                     a = int(net(torch.from_numpy(f)[None])[0][0].argmax())
                 off += a != label
         _, _, done, _, _ = env.step(a)
-    return obs, act, off
+    return obs, act, qs, off
 
 
-def _save_part(path: Path, obs: np.ndarray, act: np.ndarray, off: int) -> None:
+def _save_part(path: Path, obs: np.ndarray, act: np.ndarray, q: np.ndarray, off: int) -> None:
     with atomic_path(path, suffix=".tmp") as tmp:
         with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, obs=obs, act=act, off=np.array([off]))
+            np.savez_compressed(fh, obs=obs, act=act, q=q, off=np.array([off]))
 
 
 def collect_round(
     cfg: SetTrainConfig, workloads: list, rnd: int, n_episodes: int, data_dir: Path, net=None, log=None,
     stop=None,
-) -> tuple[np.ndarray, np.ndarray, int]:  # fmt: skip
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:  # fmt: skip
     """Labelled decisions of round `rnd` (net=None: the planner drives; else DAgger with beta =
     dagger_beta ** rnd), in parts of `distill_chunk` episodes saved under `data_dir` (parts already there
-    are read back, not recollected). Returns (observations, labels, off-label actions taken)."""
+    are read back, not recollected). Returns (observations, labels, planner scores, off-label actions)."""
     planner = make_scheduler(cfg.distill_planner)
     feat = SetFeaturizer()
     dim = flat_dim(cfg.max_queue)
@@ -190,7 +213,8 @@ def collect_round(
     if net is not None:
         net.eval()
     envs: dict[int, BufferPoolEnv] = {}
-    obs_all, act_all, off_all = [], [], 0
+    obs_all, act_all, q_all, off_all = [], [], [], 0
+    slots = cfg.max_queue
     chunk = max(1, cfg.distill_chunk)
     t0 = time.time()
     for p, start in enumerate(range(0, n_episodes, chunk)):
@@ -198,32 +222,37 @@ def collect_round(
         if path.exists():
             with np.load(path) as z:
                 o, a, off = z["obs"], z["act"], int(z["off"][0])
+                q = z["q"] if "q" in z else np.full((len(a), slots), np.nan, np.float32)
         else:
             if stop is not None and stop():
                 raise _Stop
-            obs, act, off = [], [], 0
+            obs, act, qs, off = [], [], [], 0
             for i in range(start, min(n_episodes, start + chunk)):
                 w, seed, rng = episode_draw(cfg, len(workloads), rnd, i)
                 if w not in envs:
                     envs[w] = BufferPoolEnv(workloads[w], policy=cfg.policy)
-                o_i, a_i, off_i = label_episode(envs[w], planner, feat, seed, dim, net, beta, rng)
+                o_i, a_i, q_i, off_i = label_episode(envs[w], planner, feat, seed, dim, net, beta, rng)
                 obs += o_i
+                qs += q_i
                 act += a_i
                 off += off_i
             o = np.array(obs, np.float32).reshape(-1, dim)
             a = np.array(act, np.int64)
-            _save_part(path, o, a, off)
+            q = np.array(qs, np.float32).reshape(-1, slots)
+            _save_part(path, o, a, q, off)
         obs_all.append(o)
+        q_all.append(q)
         act_all.append(a)
         off_all += off
     if was is not None:
         net.train(was)
     o = np.concatenate(obs_all) if obs_all else np.zeros((0, dim), np.float32)
     a = np.concatenate(act_all) if act_all else np.zeros(0, np.int64)
+    q = np.concatenate(q_all) if q_all else np.zeros((0, slots), np.float32)
     if log is not None:
         log(f"distill round {rnd}: {len(a)} labelled decisions from {n_episodes} episodes "
             f"({off_all} off-label actions, beta {beta:.2f}) in {time.time() - t0:.0f} s")  # fmt: skip
-    return o, a, off_all
+    return o, a, q, off_all
 
 
 def run_distill(
@@ -239,21 +268,25 @@ def run_distill(
         load_model_weights(net, find_checkpoint(ck_root) / "model.safetensors")
     best = float("inf") if state["best"] is None else float(state["best"])
     stop = signals.stop_requested
-    obs_l, act_l = [], []
+    obs_l, act_l, q_l = [], [], []
     for rnd in range(1 + cfg.dagger_rounds):
         n = cfg.distill_episodes if rnd == 0 else cfg.dagger_episodes
         if rnd <= state["done"]:  # done before a stop: its data is on disk, its fit is in the checkpoint
-            o, a, _ = collect_round(cfg, workloads, rnd, n, data_dir)
+            o, a, q, _ = collect_round(cfg, workloads, rnd, n, data_dir)
             obs_l.append(o)
             act_l.append(a)
+            q_l.append(q)
             continue
         td = time.time()
-        o, a, off = collect_round(cfg, workloads, rnd, n, data_dir, None if rnd == 0 else net, log, stop)
+        o, a, q, off = collect_round(cfg, workloads, rnd, n, data_dir, None if rnd == 0 else net, log, stop)
         obs_l.append(o)
         act_l.append(a)
+        q_l.append(q)
         t_fit = time.time()
         obs, act = np.concatenate(obs_l), np.concatenate(act_l)
-        acc = pretrain(net, obs, act, cfg.distill_epochs, cfg.distill_lr, cfg.seed * 1000 + rnd, True, stop)
+        q = np.concatenate(q_l) if cfg.distill_soft > 0 else None
+        acc = pretrain(net, obs, act, cfg.distill_epochs, cfg.distill_lr, cfg.seed * 1000 + rnd, True, stop,
+                       q=q, soft=cfg.distill_soft)  # fmt: skip
         val = validate(net)
         ck = save_checkpoint(ck_root, rnd, net, None, {"round": rnd, "val_vs_best": val}, keep=1)
         improved = val < best
