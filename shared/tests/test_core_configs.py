@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from lab_shared import configs
 from lab_shared.cli import app
-from lab_shared.config import load_config
+from lab_shared.config import config_to_dict, load_config
 
 runner = CliRunner()
 COMMANDS = sorted(configs.registered())
@@ -66,3 +66,32 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path):
     assert target.read_text() == "mine"  # not overwritten without --force
     assert _lab("config", "cp", "sfa", "run", str(target), "--force").returncode == 0
     assert "[method]" in target.read_text()
+
+
+def test_unset_fields_show_the_default_they_stand_for():
+    import dataclasses
+
+    @dataclasses.dataclass
+    class Inner:
+        beta: float | None = dataclasses.field(
+            default=None, metadata={"shown_default": 0.5, "note": "of sfa"}
+        )
+        mode: str | None = dataclasses.field(default=None, metadata={"shown_default": "online"})
+        other: int | None = None
+
+    @dataclasses.dataclass
+    class Outer:
+        seed: int = 0
+        inner: Inner = dataclasses.field(default_factory=Inner)
+
+    notes = configs.unset_notes(Outer())
+    assert notes == {"inner.beta": (0.5, "of sfa"), "inner.mode": ("online", "")}
+    text = configs.to_toml(config_to_dict(Outer()), notes=notes)
+    assert text.splitlines()[2:] == [
+        "[inner]",
+        "# beta = 0.5  # of sfa",
+        '# mode = "online"',
+        "# other = (unset)",
+    ]
+    assert tomllib.loads(text) == {"seed": 0, "inner": {}}  # comments only: the defaults
+    assert tomllib.loads(text.replace("# beta", "beta")) == {"seed": 0, "inner": {"beta": 0.5}}

@@ -2,6 +2,9 @@
 
 Packages declare their commands' config dataclasses in the `lab.configs` entry-point group (name: the
 command with dots, `sfa.run`; value: `module:Class`), so the core never imports a package by name.
+A field whose default is None ("unset": chosen later, e.g. by the method picked) is written as a comment;
+it shows what it stands for when the field declares `metadata={"shown_default": value, "note": "..."}`
+(`# beta = 0.5  # default of sfa`), else `# key = (unset)`.
 """
 
 from __future__ import annotations
@@ -49,6 +52,18 @@ def stock_config(command: list[str] | str) -> dict:
     return config_to_dict(config_class(command)())
 
 
+def unset_notes(obj: Any, prefix: str = "") -> dict[str, tuple[Any, str]]:
+    """{dotted field: (value, note)} of the config instance's fields that declare a `shown_default`."""
+    out: dict[str, tuple[Any, str]] = {}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if "shown_default" in f.metadata:
+            out[prefix + f.name] = (f.metadata["shown_default"], f.metadata.get("note", ""))
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            out.update(unset_notes(value, prefix + f.name + "."))
+    return out
+
+
 # ---- TOML (the subset configs need: scalars, lists, nested tables; None left out with a comment) ---------
 def _toml_key(k: str) -> str:
     return k if k.replace("_", "").replace("-", "").isalnum() else json.dumps(k)
@@ -75,12 +90,17 @@ def _toml_value(v: Any) -> str:
     raise LabError(f"cannot write {v!r} ({type(v).__name__}) as TOML")
 
 
-def to_toml(data: dict, prefix: str = "") -> str:
-    """TOML text of a nested dict; None values (unset) become comments, since TOML has no null."""
+def to_toml(data: dict, prefix: str = "", notes: dict[str, tuple[Any, str]] | None = None) -> str:
+    """TOML text of a nested dict; None values (unset) become comments, since TOML has no null: the value
+    they stand for where `notes` ({dotted key: (value, note)}, see `unset_notes`) has one."""
     lines, tables = [], []
+    notes = notes or {}
     for k, v in data.items():
         if isinstance(v, dict) and v:
             tables.append((k, v))
+        elif v is None and f"{prefix}{_toml_key(k)}" in notes:
+            shown, note = notes[f"{prefix}{_toml_key(k)}"]
+            lines.append(f"# {_toml_key(k)} = {_toml_value(shown)}" + (f"  # {note}" if note else ""))
         elif v is None:
             lines.append(f"# {_toml_key(k)} = (unset)")
         else:
@@ -88,19 +108,20 @@ def to_toml(data: dict, prefix: str = "") -> str:
     out = "\n".join(lines)
     for k, v in tables:
         name = f"{prefix}{_toml_key(k)}"
-        out += ("\n\n" if out else "") + f"[{name}]\n" + to_toml(v, name + ".")
+        out += ("\n\n" if out else "") + f"[{name}]\n" + to_toml(v, name + ".", notes)
     return out if prefix else out + "\n"
 
 
 def render(command: list[str] | str, fmt: str = "toml") -> str:
     """The stock config of `command` as TOML or JSON text."""
-    data = stock_config(command)
+    stock = config_class(command)()
+    data = config_to_dict(stock)
     if fmt == "json":
         return json.dumps(data, indent=2) + "\n"
     if fmt != "toml":
         raise LabError(f"--format must be toml or json, got '{fmt}'")
     head = f"# stock config of `lab {command_key(command).replace('.', ' ')}`; pass it with --config FILE\n"
-    return head + to_toml(data)
+    return head + to_toml(data, notes=unset_notes(stock))
 
 
 def copy_config(command: list[str] | str, dest: Path, fmt: str | None = None, force: bool = False) -> Path:

@@ -4,6 +4,7 @@ Its fields are ``name`` and the union of the registered methods' parameters, eac
 default, so the config loader checks names and types as for any dataclass. `resolve_method` then fills
 the chosen method's own defaults and refuses any parameter that method does not declare, with one line
 naming the method and its valid parameters (``--method seq --set method.beta=0.5`` is exit 2).
+Each field also carries the methods' defaults for `lab config show sfa run` (`# beta = 0.5  # default of sfa`).
 """
 
 from __future__ import annotations
@@ -26,10 +27,31 @@ def _union() -> dict[str, Param]:
     return out
 
 
+def _users() -> dict[str, list[tuple[str, Any]]]:
+    """{parameter: [(method, its default), ...]} in registry order."""
+    out: dict[str, list[tuple[str, Any]]] = {}
+    for name in method_names():
+        for p in method_class(name).params:
+            out.setdefault(p.name, []).append((name, p.default))
+    return out
+
+
+def _shown(users: list[tuple[str, Any]]) -> dict:
+    """What `lab config show sfa run` writes for an unset parameter: the first user's default and the methods
+    that use it ("default of l2, ties; ewc: 100.0" where a method's default differs)."""
+    first = users[0][1]
+    same = ", ".join(m for m, d in users if d == first)
+    other = "".join(f"; {m}: {d!r}" for m, d in users if d != first)
+    return {"shown_default": first, "note": f"default of {same}{other}"}
+
+
 def _build() -> type:
     fields: list[Any] = [("name", str, dataclasses.field(default="sfa"))]
+    users = _users()
     for p in _union().values():
-        fields.append((p.name, p.type | None, dataclasses.field(default=None)))
+        fields.append(
+            (p.name, p.type | None, dataclasses.field(default=None, metadata=_shown(users[p.name])))
+        )
     return dataclasses.make_dataclass(
         "MethodConfig",
         fields,
