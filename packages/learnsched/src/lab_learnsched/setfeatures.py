@@ -36,6 +36,22 @@ from lab_learnsched.scheduler_base import SchedState
 N_TOKEN = 20
 N_GLOBAL = 5
 CLIP = 10.0
+# slot bit masks for the pairwise terms (slot 63: the sign bit)
+_BIT = np.array([1 << k for k in range(63)] + [-(1 << 63)], np.int64)
+
+
+@njit(cache=True)
+def _ctz(low):
+    """Index of the one set bit of `low` (a power of two below 2**63): the popcount of low - 1, in int64
+    arithmetic that never overflows."""
+    x = low - 1
+    x = x - ((x >> 1) & 0x5555555555555555)
+    x = (x & 0x3333333333333333) + ((x >> 2) & 0x3333333333333333)
+    x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0F
+    x = x + (x >> 8)
+    x = x + (x >> 16)
+    x = x + (x >> 32)
+    return x & 0x7F
 
 
 @njit(cache=True)
@@ -43,7 +59,9 @@ def set_features(resident, prev, is_lru, cap, used, need, win, mark, member, sp,
     """Write the flat observation into `out`: globals, then a token per slot (empty slots zero).
 
     Slot i's query has the distinct pages sp[i, :sl[i]] (sl[i] = 0: empty slot) and arrival key sk[i].
-    `member` (int64 per page, zero) is scratch for the slot bitmasks, left zeroed.
+    `member` (int64 per page, zero) is scratch for the slot bitmasks, `mark` (int8) for windows wider
+    than 64 slots; both are left zeroed. One pass over each slot's pages gathers its counts and (bitmasks:
+    the slots before it that hold the page) the pairwise counts; one walk of the LRU tail serves every slot.
     """
     s_n = sl.shape[0]
     head = resident.shape[0]
@@ -55,14 +73,21 @@ def set_features(resident, prev, is_lru, cap, used, need, win, mark, member, sp,
             n_q += 1
     if n_q == 0:
         return
+    pair = s_n <= 64  # slot bitmasks per page: the pairwise terms, and "own page" in the victim walk
+    # bring[i, k] = pages of slot k that running slot i reads from disk (so k then hits)
+    bring = np.zeros((s_n, s_n) if pair else (1, 1), np.int64)
+    ev = np.zeros(s_n, np.int64)  # evictions if run now
+    cached = np.zeros(s_n, np.int64)
     m_min = 1 << 60
     m_max = 0
     m_sum = 0.0
     n_sum = 0.0
+    walk = 0  # how far down the LRU tail any slot may look
     for i in range(s_n):
         n = sl[i]
         if n == 0:
             continue
+        bit = _BIT[i] if pair else 1
         c = 0
         sh_w = 0
         sh_n = 0
@@ -80,34 +105,26 @@ def set_features(resident, prev, is_lru, cap, used, need, win, mark, member, sp,
                     keep += need[p] - 1
                 else:
                     pre += need[p] - 1
-            mark[p] = 1
+            if pair:
+                before = member[p]  # slots < i holding p (never the sign bit: that is slot 63)
+                member[p] = before | bit
+                if before != 0 and r == 0:
+                    while before != 0:
+                        low = before & -before
+                        k = _ctz(low)
+                        bring[i, k] += 1
+                        bring[k, i] += 1
+                        before ^= low
         m = n - c
         e = used + m - cap
         if e < 0:
             e = 0
         if e > used:
             e = used
-        dmg = 0
-        wdmg = 0
-        if e > 0:
-            if is_lru:
-                v = prev[head]
-                got = 0
-                steps = 0
-                while v != head and got < e and steps < e + n:
-                    steps += 1
-                    if mark[v] == 0:
-                        got += 1
-                        if need[v] > 0:
-                            dmg += 1
-                            wdmg += need[v]
-                    v = prev[v]
-            else:
-                share = min(1.0, c / max(used, 1))
-                dmg = int(e * share)
-                wdmg = dmg
-        for j in range(n):
-            mark[sp[i, j]] = 0
+        ev[i] = e
+        cached[i] = c
+        if e > 0 and e + n > walk:
+            walk = e + n
         rank = 0
         for k in range(s_n):
             if sl[k] > 0 and sk[k] < sk[i]:
@@ -122,24 +139,61 @@ def set_features(resident, prev, is_lru, cap, used, need, win, mark, member, sp,
         out[o + 6] = pre / capf
         out[o + 7] = keep / capf
         out[o + 8] = e / capf
-        out[o + 9] = dmg / capf
-        out[o + 10] = wdmg / capf
         out[o + 11] = rank / max(n_q - 1, 1)
         out[o + 14] = 1.0 if rank == 0 else 0.0
-        out[o + 15] = dmg / max(e, 1)
         m_min = min(m_min, m)
         m_max = max(m_max, m)
         m_sum += m
         n_sum += n
-    mean = m_sum / n_q
-    # pairwise: bring[j] = pages of slot j that running slot i reads from disk (so j then hits)
-    pair = s_n <= 64
+    # victims: the pages an LRU pool evicts, from its tail, skipping the query's own pages
+    tail = np.empty(walk if is_lru else 0, np.int64)
+    t_len = 0
+    if is_lru:
+        v = prev[head]
+        while v != head and t_len < walk:
+            tail[t_len] = v
+            t_len += 1
+            v = prev[v]
+    for i in range(s_n):
+        e = ev[i]
+        if sl[i] == 0 or e == 0:
+            continue
+        n = sl[i]
+        dmg = 0
+        wdmg = 0
+        if is_lru:
+            if not pair:
+                for j in range(n):
+                    mark[sp[i, j]] = 1
+            bit = _BIT[i] if pair else 1
+            got = 0
+            stop = min(t_len, e + n)
+            t = 0
+            while t < stop and got < e:
+                v = tail[t]
+                t += 1
+                own = (member[v] & bit) != 0 if pair else mark[v] != 0
+                if not own:
+                    got += 1
+                    if need[v] > 0:
+                        dmg += 1
+                        wdmg += need[v]
+            if not pair:
+                for j in range(n):
+                    mark[sp[i, j]] = 0
+        else:
+            share = min(1.0, cached[i] / max(used, 1))
+            dmg = int(e * share)
+            wdmg = dmg
+        o = N_GLOBAL + i * N_TOKEN
+        out[o + 9] = dmg / capf
+        out[o + 10] = wdmg / capf
+        out[o + 15] = dmg / max(e, 1)
     if pair:
         for i in range(s_n):
-            bit = np.int64(1) << np.int64(i)
             for j in range(sl[i]):
-                member[sp[i, j]] |= bit
-    bring = np.zeros(s_n, np.int64)
+                member[sp[i, j]] = 0
+    mean = m_sum / n_q
     la2_min = 1e18
     la2_max = -1e18
     for i in range(s_n):
@@ -153,31 +207,16 @@ def set_features(resident, prev, is_lru, cap, used, need, win, mark, member, sp,
         la2 = m
         best_bring = 0
         if pair and n_q > 1:
-            bring[:] = 0
-            me = np.int64(1) << np.int64(i)
-            for j in range(sl[i]):
-                p = sp[i, j]
-                if resident[p]:
-                    continue
-                bits = member[p] & ~me
-                while bits != 0:
-                    low = bits & -bits
-                    k = 0
-                    t = low
-                    while t > 1:
-                        t >>= 1
-                        k += 1
-                    bring[k] += 1
-                    bits ^= low
             nxt = 1e18
             for k in range(s_n):
                 if k == i or sl[k] == 0:
                     continue
                 mk = np.floor(out[N_GLOBAL + k * N_TOKEN + 3] * capf + 0.5)
-                if mk - bring[k] < nxt:
-                    nxt = mk - bring[k]
-                if bring[k] > best_bring:
-                    best_bring = bring[k]
+                b = bring[i, k]
+                if mk - b < nxt:
+                    nxt = mk - b
+                if b > best_bring:
+                    best_bring = b
             la2 = m + nxt
         out[o + 16] = la2 / capf
         out[o + 17] = best_bring / capf
@@ -188,10 +227,6 @@ def set_features(resident, prev, is_lru, cap, used, need, win, mark, member, sp,
             continue
         o = N_GLOBAL + i * N_TOKEN
         out[o + 18] = (out[o + 16] * capf - la2_min) / max(la2_max - la2_min, 1.0)
-    if pair:
-        for i in range(s_n):
-            for j in range(sl[i]):
-                member[sp[i, j]] = 0
     out[0] = used / capf
     out[1] = np.log1p(n_q) / np.log(33.0)
     out[2] = np.log1p(n_backlog) / np.log(65.0)
