@@ -101,6 +101,9 @@ def _train_setnet(steps, seed, name, resume, config, set_, quiet, force=False, t
     _check_numbers(cfg, _TRAIN_ZERO_OK | ({"steps"} if cfg.distill_episodes > 0 else set()))
     for f in cfg.families:
         get_family(f)
+    from lab_learnsched.agents.shards import check_shards
+
+    check_shards(cfg, "setnet")
     if tasks is not None:
         tasks.start()  # Ray missing or unreachable: one line before the run folder exists
     if run is None:
@@ -139,7 +142,7 @@ def _check_numbers(cfg, zero_ok: set[str], prefix: str = "") -> None:
         raise LabError(f"{prefix}lr must be > 0, got {cfg.lr}")
 
 
-_TRAIN_ZERO_OK = {"buffer_pages", "queue_size", "seed", "threads", "eval_every", "ckpt_every", "learning_starts", "distill_episodes", "dagger_rounds"}  # fmt: skip
+_TRAIN_ZERO_OK = {"buffer_pages", "queue_size", "seed", "threads", "eval_every", "ckpt_every", "learning_starts", "distill_episodes", "dagger_rounds", "rollout_shards"}  # fmt: skip
 
 
 def register(app: typer.Typer) -> None:
@@ -197,6 +200,7 @@ def register(app: typer.Typer) -> None:
         envs in rollout actors on a Ray cluster (the same weights for a seed)."""
         from lab_learnsched.agents.config import TrainConfig
         from lab_learnsched.agents.rollouts import check_ray_agent
+        from lab_learnsched.agents.shards import check_shards
         from lab_shared.backend import Backend
         from lab_shared.cli_utils import config_from_cli
         from lab_shared.config import validate_range
@@ -237,6 +241,7 @@ def register(app: typer.Typer) -> None:
         validate_range("num_envs", cfg.num_envs, lo=1)
         _check_numbers(cfg, _TRAIN_ZERO_OK)
         check_ray_agent(cfg.agent, tasks)
+        check_shards(cfg, cfg.agent)
         tasks.start()  # Ray missing or unreachable: one line before the run folder exists
         if run is None:
             run = RunDir.create("sched-train", name or cfg.agent, cfg)

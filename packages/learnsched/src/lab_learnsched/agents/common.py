@@ -99,12 +99,14 @@ def finish(
     best: float,
     bar,
     t0: float,
+    extra: dict | None = None,
 ) -> dict:
     """End of training: close the bar, validate once more, save the final checkpoint; the run's result."""
     if bar is not None:
         bar.close()
     final_val = validate(net, meta)
-    ck = save(run, step, net, opt, meta, cfg, {"seed_pos": seeds.pos, "best": max(best, final_val)})
+    state = {"seed_pos": seeds.pos, "best": max(best, final_val), **(extra or {})}
+    ck = save(run, step, net, opt, meta, cfg, state)
     return {
         "agent": agent,
         "steps": step,

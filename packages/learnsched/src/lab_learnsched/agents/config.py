@@ -48,6 +48,7 @@ class TrainConfig:
     lr: float = 3e-4
     seed: int = 0
     threads: int = 1  # torch CPU threads (the machine is shared)
+    rollout_shards: int = 0  # 0: envs stepped in lockstep here; S: S shards a rollout (agents/shards.py)
     eval_every: int = 25_000  # env steps between validation evaluations
     eval_episodes: int = 16  # validation episodes (seeds VAL_SEED0 + i, disjoint from train and test)
     ckpt_every: int = 50_000  # env steps between checkpoints
@@ -86,6 +87,7 @@ class SetTrainConfig:
     lr: float = 5e-4
     seed: int = 0
     threads: int = 1
+    rollout_shards: int = 0  # 0: one vectorized env stepped here; S: S shards a rollout (agents/shards.py)
     eval_every: int = 100_000
     val_instances: int = 4  # validation instances per family (seeds VAL_INSTANCE0 + k)
     val_episodes: int = 2  # episodes per validation instance (seeds VAL_SEED0 + j)

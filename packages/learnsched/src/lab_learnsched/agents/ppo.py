@@ -84,7 +84,11 @@ def train_ppo(
     workers: int = 0,
 ) -> dict:
     """PPO on `num_envs` envs stepped here, or (`backend` Ray) by `workers` rollout actors (agents/rollouts.py:
-    the same rollouts, hence the same weights for a seed)."""
+    the same rollouts, hence the same weights for a seed). With `cfg.rollout_shards` S > 0, S shards step
+    each rollout (agents/shards.py), here or as Ray tasks on `backend`: the same weights on both."""
+    from lab_learnsched.agents.shards import ShardedRollouts, check_shards
+
+    check_shards(cfg, "ppo")
     torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
     pc = cfg.ppo
@@ -93,7 +97,7 @@ def train_ppo(
     net = SlotNet(envs[0].feat.spec, cfg.hidden)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, eps=1e-5)
     validate = common.Validator(common.make_envs(cfg, 1)[0], cfg.eval_episodes)
-    step, seeds, best = 0, common.SeedStream(cfg.seed), -1.0
+    step, seeds, best, shard_pos = 0, common.SeedStream(cfg.seed), -1.0, None
     if resume:
         st = common.load(resume, net, opt)
         step, seeds, best = (
@@ -101,9 +105,13 @@ def train_ppo(
             common.SeedStream(cfg.seed, int(st["seed_pos"])),
             float(st["best"]),
         )
+        shard_pos = st.get("shard_pos")
     n, t_len = cfg.num_envs, pc.rollout
-    rollouts = None
-    if backend is not None and backend.is_ray:
+    rollouts = shards = None
+    if cfg.rollout_shards:
+        shards = ShardedRollouts("ppo", cfg, backend, shard_pos)
+        obs = np.zeros((n, envs[0].observation_space.shape[0]), np.float32)
+    elif backend is not None and backend.is_ray:
         from lab_learnsched.agents.rollouts import RayRollouts
 
         rollouts = RayRollouts(cfg, backend, workers, seeds)  # the envs' first resets happen there
@@ -128,10 +136,15 @@ def train_ppo(
             for g in opt.param_groups:
                 g["lr"] = cfg.lr * max(0.05, 1.0 - step / cfg.steps)
         # -- rollout --
-        if rollouts is not None:
+        if shards is not None:
+            (b_obs, b_act, b_logp, b_rew, b_done, b_val), obs, ended = shards.collect(
+                net, t_len, step // per_update
+            )
+            done_ratios += ended
+        elif rollouts is not None:
             (b_obs, b_act, b_logp, b_rew, b_done, b_val), obs, ended = rollouts.collect(net, t_len)
             done_ratios += ended
-        for t in range(t_len if rollouts is None else 0):
+        for t in range(t_len if rollouts is None and shards is None else 0):
             o = torch.from_numpy(obs)
             with torch.no_grad():
                 logits, v = net(o)
@@ -185,8 +198,10 @@ def train_ppo(
         if bar is not None:
             bar.update(per_update, hit=round(log.get("train_hit_ratio", 0.0), 3))
         if next_ckpt is not None and step >= next_ckpt and step < cfg.steps:
-            common.save(run, step, net, opt, meta, cfg, {"seed_pos": seeds.pos, "best": best})
+            extra = {"shard_pos": shards.pos} if shards is not None else {}
+            common.save(run, step, net, opt, meta, cfg, {"seed_pos": seeds.pos, "best": best, **extra})
             next_ckpt += cfg.ckpt_every
     if rollouts is not None:
         rollouts.close()
-    return common.finish("ppo", run, step, net, opt, meta, cfg, validate, seeds, best, bar, t0)
+    extra = {"shard_pos": shards.pos} if shards is not None else None
+    return common.finish("ppo", run, step, net, opt, meta, cfg, validate, seeds, best, bar, t0, extra)

@@ -121,6 +121,11 @@ def _save(root: Path, step: int, net, opt, cfg, extra: dict, keep: int = 2) -> P
     return save_checkpoint(root, step, net, opt, state, rng=get_rng_state(), keep=keep)
 
 
+def _shard_state(shards) -> dict:
+    """What a checkpoint keeps of the rollout shards: each one's episode count."""
+    return {"shard_pos": shards.pos} if shards is not None else {}
+
+
 def train_setnet(
     cfg: SetTrainConfig,
     run: RunDir,
@@ -130,13 +135,17 @@ def train_setnet(
     workers: int = 0,
 ) -> dict:
     """PPO of the set agent on the vectorized env here, or (`backend` Ray) on `workers` rollout actors
-    (agents/rollouts.py: the same rollouts, hence the same weights for a seed)."""
+    (agents/rollouts.py: the same rollouts, hence the same weights for a seed). With `cfg.rollout_shards`
+    S > 0, S shards step each rollout (agents/shards.py), here or on Ray: the same weights on both."""
+    from lab_learnsched.agents.shards import ShardedRollouts, check_shards
+
+    check_shards(cfg, "setnet")
     torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
     pc = cfg.ppo
     net = SetNet(cfg.hidden, cfg.layers, cfg.heads)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, eps=1e-5)
-    step, seed_pos, best = 0, 0, float("inf")
+    step, seed_pos, best, shard_pos = 0, 0, float("inf"), None
     imitate = cfg.distill_episodes > 0
     if imitate:
         if not 0.0 <= cfg.dagger_beta <= 1.0:
@@ -170,6 +179,7 @@ def train_setnet(
         if rng_t is not None and "rng" in st:
             set_rng_state(rng_t, st["rng"])
         step, seed_pos, best = int(st["step"]), int(st["seed_pos"]), float(st["best"])
+        shard_pos = st.get("shard_pos")
     if not resume and not imitate and cfg.distill_seconds > 0:
         from lab_learnsched.agents.distill import collect, pretrain
 
@@ -181,8 +191,14 @@ def train_setnet(
                         distill_seconds=time.time() - td)  # fmt: skip
         best = val
         _save(run.path / "best", 0, net, None, cfg, {"val_vs_best": best, "distilled": True}, keep=1)
-    rollouts = None
-    if backend is not None and backend.is_ray:
+    rollouts = shards = None
+    if cfg.rollout_shards:
+        from lab_learnsched.setfeatures import flat_dim
+
+        env = shards = ShardedRollouts("setnet", cfg, backend, shard_pos)
+        env.seed_pos = seed_pos  # kept as it was: the shards count their own episodes (shard_pos)
+        obs = np.zeros((cfg.num_envs, flat_dim(cfg.max_queue)), np.float32)
+    elif backend is not None and backend.is_ray:
         from lab_learnsched.agents.rollouts import RaySetRollouts
 
         env = rollouts = RaySetRollouts(cfg, backend, workers, train_workloads(cfg), cfg.seed + step,
@@ -215,7 +231,14 @@ def train_setnet(
     with signals.catch_stop_signals():
         while step < cfg.steps:
             if signals.stop_requested():
-                ck = _save(run.checkpoints, step, net, opt, cfg, {"seed_pos": env.seed_pos, "best": best})
+                ck = _save(
+                    run.checkpoints,
+                    step,
+                    net,
+                    opt,
+                    cfg,
+                    {"seed_pos": env.seed_pos, "best": best, **_shard_state(shards)},
+                )
                 raise signals.Preempted(step, ck, run.path)
             frac = step / cfg.steps
             if cfg.max_seconds > 0:
@@ -225,10 +248,15 @@ def train_setnet(
             if pc.anneal_lr:
                 for g in opt.param_groups:
                     g["lr"] = cfg.lr * max(0.05, 1.0 - frac)
-            if rollouts is not None:
+            if shards is not None:
+                (b_obs, b_act, b_logp, b_rew, b_done, b_val), obs, ended = shards.collect(
+                    net, t_len, step // per_update
+                )
+                ratios += ended
+            elif rollouts is not None:
                 (b_obs, b_act, b_logp, b_rew, b_done, b_val), obs, ended = rollouts.collect(net, t_len)
                 ratios += ended
-            for t in range(t_len if rollouts is None else 0):
+            for t in range(t_len if rollouts is None and shards is None else 0):
                 o = torch.from_numpy(obs)
                 w = max(ep.queue for ep in env.eps)  # trim the padding no env uses
                 with torch.no_grad():
@@ -272,14 +300,28 @@ def train_setnet(
             if bar is not None:
                 bar.update(per_update, hit=round(log.get("train_hit_ratio", 0.0), 3))
             if next_ckpt is not None and step >= next_ckpt and step < cfg.steps:
-                _save(run.checkpoints, step, net, opt, cfg, {"seed_pos": env.seed_pos, "best": best})
+                _save(
+                    run.checkpoints,
+                    step,
+                    net,
+                    opt,
+                    cfg,
+                    {"seed_pos": env.seed_pos, "best": best, **_shard_state(shards)},
+                )
                 next_ckpt += cfg.ckpt_every
     if bar is not None:
         bar.close()
-    if rollouts is not None:
-        rollouts.close()
+    if rollouts is not None or shards is not None:
+        env.close()
     final = validate(net)
-    ck = _save(run.checkpoints, step, net, opt, cfg, {"seed_pos": env.seed_pos, "best": min(best, final)})
+    ck = _save(
+        run.checkpoints,
+        step,
+        net,
+        opt,
+        cfg,
+        {"seed_pos": env.seed_pos, "best": min(best, final), **_shard_state(shards)},
+    )
     if final <= best or not (run.path / "best").exists():
         _save(run.path / "best", step, net, None, cfg, {"val_vs_best": final}, keep=1)
         best = final
