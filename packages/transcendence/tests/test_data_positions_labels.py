@@ -135,8 +135,10 @@ def test_bad_input_is_one_line_exit_2(corpus, tmp_path):
         "error: no Ray cluster at 127.0.0.1:9 (start one with `ray start --head`, or check --address)"
     ]
     assert not (tmp_path / "o4").exists()
-    r = _cli(corpus, "--out", tmp_path / "o5", "--backend", "ray")
-    assert r.returncode == 2 and "--label-experts" in r.stderr and not (tmp_path / "o5").exists()
+    r = _cli(corpus, "--out", tmp_path / "o5", "--backend", "ray", "--address", "127.0.0.1:9")  # no labels
+    assert (
+        r.returncode == 2 and "no Ray cluster at 127.0.0.1:9" in r.stderr and not (tmp_path / "o5").exists()
+    )
     r = _cli(corpus, "--out", tmp_path / "o3", "--label-experts", 2, "--label-chunk", 1, "-j", 1)
     assert r.returncode == 0, r.stderr
     assert "+ 4 expert labels (2 positions x 2 experts)" in r.stdout

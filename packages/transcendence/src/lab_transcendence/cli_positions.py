@@ -43,7 +43,8 @@ def register(data_app: typer.Typer) -> None:
         backend: BackendOpt = "local",
         address: AddressOpt = None,
     ) -> None:
-        """Replay every game into memory-mapped (board, move) shards for `lab chess train --model position`."""
+        """Replay every game into memory-mapped (board, move) shards for `lab chess train --model position`
+        (--backend ray: a unit of games a task, the shards written here)."""
         from lab_shared.backend import Backend
         from lab_shared.errors import LabError
         from lab_shared.io import read_json
@@ -63,11 +64,9 @@ def register(data_app: typer.Typer) -> None:
             corpus_experts(read_json(cmeta) if cmeta.is_file() else {}, corpus)
             if not tasks.is_ray:
                 stockfish = str(resolve_stockfish(stockfish))
-            tasks.start()
-        elif tasks.is_ray:
-            raise LabError("--backend ray runs the labelling job: use it with --label-experts N")
+        tasks.start()  # Ray missing or unreachable: one line before anything is written
         meta = convert(corpus, out, workers=n, unit_games=unit_games, val_every=val_every, validate=validate,
-                       force=force)  # fmt: skip
+                       force=force, backend=tasks)  # fmt: skip
         typer.echo(
             f"{out}: {meta['positions']:,} positions from {meta['games']:,} games in {meta['seconds']}s "
             f"(dropped {meta['games_dropped']}); held out: games with g % {meta['val_every']} == 0"

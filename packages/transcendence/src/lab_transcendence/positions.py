@@ -13,7 +13,10 @@ exact for legal games (tested equal to python-chess); `validate=True` replays wi
 Work is split into units of `unit_games` games; worker processes turn a unit into one shard
 (`shard-NNNNN.{x,y,game,ply}.npy`, uint8 / uint16 / uint32 / uint16) written atomically, so a killed
 conversion resumes by redoing only the units whose shard is missing; `meta.json` is written last. Game
-g is held out for validation when g % val_every == 0 (the same games for every consumer).
+g is held out for validation when g % val_every == 0 (the same games for every consumer). On a Ray
+backend each unit is one task that gets its games' transcripts and sends its arrays back: the driver
+writes every shard (the output folder only needs to be on the driver's machine), the same bytes as
+locally, and resumes the same way.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import chess
 import numpy as np
@@ -302,6 +306,14 @@ def replay_game_checked(sans: list[str]) -> tuple[np.ndarray, np.ndarray]:
 def _unit_job(args: tuple) -> dict:
     """Worker: one unit of games -> one shard (all its games encoded at once). Returns its counts."""
     out, name, first, texts, validate = args
+    parts, counts = _unit_arrays((name, first, texts, validate))
+    _write_shard(Path(out), name, parts)
+    return counts
+
+
+def _unit_arrays(args: tuple) -> tuple[dict[str, np.ndarray], dict]:
+    """One unit of games -> its shard's arrays (x, y, game, ply) and counts (a Ray task: sent back)."""
+    name, first, texts, validate = args
     ys: list[int] = []
     lengths, kept = [], []
     dropped = 0
@@ -341,19 +353,20 @@ def _unit_job(args: tuple) -> dict:
         "game": np.repeat(np.asarray(kept, dtype=np.uint32), lens),
         "ply": ply.astype(np.uint16),
     }
-    for key in ("x", "y", "game"):  # `ply` last: its file marks the shard complete
-        with atomic_path(Path(out) / f"{name}.{key}.npy") as tmp:
-            with open(tmp, "wb") as fh:
-                np.save(fh, parts[key])
-    with atomic_path(Path(out) / f"{name}.ply.npy") as tmp:
-        with open(tmp, "wb") as fh:
-            np.save(fh, parts["ply"])
-    return {
+    counts = {
         "name": name,
         "positions": int(len(parts["y"])),
         "games": len(texts) - dropped,
         "dropped": dropped,
     }
+    return parts, counts
+
+
+def _write_shard(out: Path, name: str, parts: dict[str, np.ndarray]) -> None:
+    for key in ("x", "y", "game", "ply"):  # `ply` last: its file marks the shard complete
+        with atomic_path(out / f"{name}.{key}.npy") as tmp:
+            with open(tmp, "wb") as fh:
+                np.save(fh, parts[key])
 
 
 def corpus_texts(corpus: Path) -> tuple[list[str], dict]:
@@ -380,8 +393,10 @@ def convert(
     validate: bool = False,
     force: bool = False,
     show_progress: bool = True,
+    backend: Any = None,
 ) -> dict:
-    """Replay a `lab chess data` folder's games into position shards in `out`; returns meta.json's dict."""
+    """Replay a `lab chess data` folder's games into position shards in `out`; returns meta.json's dict.
+    `workers` local processes, or (`backend` Ray) one task a unit, the shards written here."""
     import shutil
 
     from lab_shared.progress import progress
@@ -415,7 +430,16 @@ def convert(
     jobs = [(str(out), names[i], units[i][0], texts[units[i][0] : units[i][1]], validate) for i in todo]
     bar = progress(total=len(units), desc="position shards", enabled=show_progress)
     bar.update(len(units) - len(todo))
-    if workers > 1 and len(jobs) > 1:
+    if backend is not None and backend.is_ray:
+        from lab_shared.backend import map_tasks
+
+        def write(name: str, res: tuple) -> None:  # as each unit comes back (completion order)
+            _write_shard(out, name, res[0])
+            bar.update(1)
+
+        tasks = [(name, (name, first, texts, val)) for _, name, first, texts, val in jobs]
+        map_tasks(_unit_arrays, tasks, backend, on_result=write, show_progress=False)
+    elif workers > 1 and len(jobs) > 1:
         with multiprocessing.get_context("fork").Pool(
             workers, initializer=die_with_parent, initargs=(os.getpid(),)
         ) as pool:
