@@ -2,6 +2,11 @@
 
 A sink is any object with `log_scalars(step, values)` and `close()`; `MetricsLogger.add_sink` adds one, and
 every numeric value logged with a step goes to each sink.
+
+A resume (`truncate_after(step)`: the rows after the checkpoint at `step` come again) reaches every logger:
+metrics.jsonl drops those rows, TensorBoard gets a purge marker at step + 1 (a new writer with `purge_step`,
+so TensorBoard hides the earlier session's events from there on), and a sink with its own
+`truncate_after(step)` (MLflow: it cannot delete points, so it skips those it already holds) is told.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ class MetricsLogger:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
         self._tb = None
+        self._tb_dir: str | None = None
+        self._resumed_at: int | None = None  # the step of the last truncate_after: later steps come again
         self._sinks: list[MetricsSink] = []
         if tensorboard_dir is not None:
             try:
@@ -47,11 +54,15 @@ class MetricsLogger:
             raise LabError(
                 "TensorBoard logging needs the tensorboard package: pip install 'lab-shared[tensorboard]'"
             ) from None
-        self._tb = SummaryWriter(str(log_dir))
+        self._tb_dir = str(log_dir)
+        purge = None if self._resumed_at is None else self._resumed_at + 1
+        self._tb = SummaryWriter(self._tb_dir, purge_step=purge)
 
     def add_sink(self, sink: MetricsSink) -> None:
         """Send every numeric value logged with a step to `sink` too (e.g. lab_shared.mlflow_sink)."""
         self._sinks.append(sink)
+        if self._resumed_at is not None and hasattr(sink, "truncate_after"):
+            sink.truncate_after(self._resumed_at)
 
     @property
     def sinks(self) -> list[MetricsSink]:
@@ -80,7 +91,8 @@ class MetricsLogger:
 
     def truncate_after(self, step: int) -> int:
         """Drop rows logged after `step` (a resume from the checkpoint at `step` logs them again) and a torn
-        last line; rows without a step are kept. Rewritten atomically; returns the number of rows dropped."""
+        last line; rows without a step are kept. Rewritten atomically; returns the number of rows dropped.
+        TensorBoard and the sinks drop or skip them too (see the module's docstring)."""
         self._f.close()
         lines = self.path.read_text(encoding="utf-8").splitlines() if self.path.exists() else []
         kept = []
@@ -95,6 +107,14 @@ class MetricsLogger:
         if len(kept) != len(lines):
             atomic_write_text(self.path, "".join(k + "\n" for k in kept))
         self._f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self._resumed_at = step
+        if self._tb is not None:  # a writer opened before the resume: reopen it with the purge marker
+            self._tb.close()
+            self._tb = None
+            self.enable_tensorboard(self._tb_dir)
+        for sink in self._sinks:
+            if hasattr(sink, "truncate_after"):
+                sink.truncate_after(step)
         return len(lines) - len(kept)
 
     def close(self) -> None:

@@ -6,6 +6,9 @@ The experiment is the run's command folder (e.g. `sfa`), the MLflow run is named
 params are the flattened config and a tag points back at the folder. Needs `pip install mlflow-skinny`.
 MLflow 3 keeps its file store only on request, so MLFLOW_ALLOW_FILE_STORE=true is set for `file:` URIs, and
 its usage telemetry is turned off (MLFLOW_DISABLE_TELEMETRY=true) unless the user set it.
+A run folder opened again (a resume) logs into the MLflow run it started (found by its lab.run_dir tag). MLflow cannot delete
+points, so after a resume from step s the points the first session logged after s are kept and the same
+steps, logged again, are skipped (the resumed run redoes them bit-identically): one point per step.
 """
 
 from __future__ import annotations
@@ -37,10 +40,17 @@ def _flat(d: Any, prefix: str = "") -> dict[str, str]:
 
 class MLflowSink:
     """Logs scalars to one MLflow run, marked FINISHED at close or at exit (a killed process leaves it
-    RUNNING in MLflow; the run folder's status is what `lab runs ls` says)."""
+    RUNNING in MLflow; the run folder's status is what `lab runs ls` says). `run_id` continues that run
+    (a resume): only parameters it lacks are logged, and `truncate_after` skips the steps it holds."""
 
     def __init__(
-        self, uri: str, experiment: str, run_name: str, params: dict | None = None, tags: dict | None = None
+        self,
+        uri: str,
+        experiment: str,
+        run_name: str,
+        params: dict | None = None,
+        tags: dict | None = None,
+        run_id: str | None = None,
     ):
         if uri.startswith("file:"):
             os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
@@ -56,14 +66,36 @@ class MLflowSink:
         self.client = MlflowClient(tracking_uri=uri)
         exp = self.client.get_experiment_by_name(experiment)
         exp_id = exp.experiment_id if exp is not None else self.client.create_experiment(experiment)
-        self.run_id = self.client.create_run(exp_id, run_name=run_name, tags=tags or {}).info.run_id
         flat = list(_flat(params or {}).items())
+        if run_id is None:
+            self.run_id = self.client.create_run(exp_id, run_name=run_name, tags=tags or {}).info.run_id
+        else:
+            self.run_id = run_id
+            self.client.update_run(run_id, status="RUNNING")
+            have = self.client.get_run(run_id).data.params  # MLflow params are write-once
+            flat = [(k, v) for k, v in flat if k not in have]
+        self._after: int | None = None  # the resumed step: later steps may be in MLflow already
+        self._held: dict[str, float] = {}  # key -> the last step MLflow holds for it (read once a key)
         for i in range(0, len(flat), _PARAM_BATCH):
             self.client.log_batch(self.run_id, params=[Param(k, v) for k, v in flat[i : i + _PARAM_BATCH]])
         self._open = True
         atexit.register(self.close)
 
+    def truncate_after(self, step: int) -> None:
+        """The run resumes from its checkpoint at `step`: the steps after it come again."""
+        self._after = step
+        self._held.clear()
+
+    def _already_held(self, key: str, step: int) -> bool:
+        if self._after is None or step <= self._after:
+            return False
+        if key not in self._held:
+            history = self.client.get_metric_history(self.run_id, key)
+            self._held[key] = max((m.step for m in history), default=-1)
+        return step <= self._held[key]
+
     def log_scalars(self, step: int, values: dict[str, float]) -> None:
+        values = {k: v for k, v in values.items() if not self._already_held(k, step)}
         if not values or not self._open:
             return
         now = int(time.time() * 1000)
@@ -77,6 +109,24 @@ class MLflowSink:
             self.client.set_terminated(self.run_id, "FINISHED")
 
 
+def _started_run(uri: str, experiment: str, folder: str) -> str | None:
+    """The id of the MLflow run this run folder started, if the store has one."""
+    if "'" in folder:  # not expressible in a filter string: a new MLflow run instead
+        return None
+    from mlflow.tracking import MlflowClient
+
+    if uri.startswith("file:"):
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        return None
+    runs = client.search_runs(
+        [exp.experiment_id], f"tags.`lab.run_dir` = '{folder}'", order_by=["attributes.start_time DESC"]
+    )
+    return runs[0].info.run_id if runs else None
+
+
 def attach(metrics, run_path: Path, uri: str = "") -> MLflowSink:
     """Add an MLflow sink for the run folder at `run_path` to its MetricsLogger (once per logger)."""
     for sink in metrics.sinks:
@@ -86,12 +136,15 @@ def attach(metrics, run_path: Path, uri: str = "") -> MLflowSink:
     from lab_shared.rundir import runs_root
 
     config = read_json(run_path / "config.json") if (run_path / "config.json").is_file() else {}
+    uri = uri or default_uri(runs_root())
+    folder = str(run_path.resolve())
     sink = MLflowSink(
-        uri or default_uri(runs_root()),
+        uri,
         experiment=run_path.parent.name,
         run_name=run_path.name,
         params=config if isinstance(config, dict) else {},
-        tags={"lab.run_dir": str(run_path.resolve())},
+        tags={"lab.run_dir": folder},
+        run_id=_started_run(uri, run_path.parent.name, folder),
     )
     metrics.add_sink(sink)
     return sink
