@@ -3,11 +3,13 @@
 A step = one scheduling decision: the buffer pool runs the chosen query, the queue window and the
 bookkeeping are updated and the next observation is built. Both envs replay the same pre-generated
 episodes of the default workload (3 tables, ~3,000 pages, pool 800, queue 8, ~150 pages a query), so the
-workload generator is not timed; actions: the first valid slot. Timed in CPU time of this process (the
-machine is shared), single thread. Also reports the vector env on a mix of generated family workloads
-(queues 4-32, generated episodes included).
+workload generator is not timed; actions: the first valid slot. The vector env steps its 16 episodes in
+one compiled call. Timed in CPU time of this process (the machine is shared), single thread, in
+`--rounds` interleaved rounds (old, new, mix, old, new, mix, ...) so that load changes hit every env
+alike; a figure is all steps over all CPU time of that env. Also reports the vector env on a mix of
+generated family workloads (queues 6-31, padded to 32; generated episodes included: the generator's share is timed).
 
-    .venv/bin/python benchmarks/sched_env.py [--seconds S]
+    .venv/bin/python benchmarks/sched_env.py [--seconds S] [--rounds R]
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ def old_rate(env, eps, seconds):
         while not done:
             _, _, done, _, _ = env.step(int(env.action_masks().argmax()))
             steps += 1
-    return steps / (time.process_time() - t)
+    return steps, time.process_time() - t
 
 
 def vec_rate(v, seconds):
@@ -45,12 +47,13 @@ def vec_rate(v, seconds):
     while time.process_time() - t < seconds:
         v.step(v.action_masks().argmax(1))
         steps += v.num_envs
-    return steps / (time.process_time() - t)
+    return steps, time.process_time() - t
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--seconds", type=float, default=4.0)
+    ap.add_argument("--seconds", type=float, default=4.0, help="CPU seconds per env, over all rounds")
+    ap.add_argument("--rounds", type=int, default=4)
     args = ap.parse_args()
     wl = load_workload("default")
     env = BufferPoolEnv(wl)
@@ -58,14 +61,22 @@ def main() -> None:
     old_rate(env, eps, 0.5)  # JIT warm-up (compiled kernels are cached on disk)
     vec = SetVecEnv([wl], num_envs=16, max_queue=8, episodes=eps)
     vec_rate(vec, 0.5)
-    old = old_rate(env, eps, args.seconds)
-    new = vec_rate(vec, args.seconds)
     mix = SetVecEnv([family_workload(f, k) for f in ("hotset", "mixed", "skew") for k in range(4)], 16, 32)
     vec_rate(mix, 0.5)
-    mixed = vec_rate(mix, args.seconds)
+    runs = {"old": (lambda s: old_rate(env, eps, s)), "new": (lambda s: vec_rate(vec, s)),
+            "mix": (lambda s: vec_rate(mix, s))}  # fmt: skip
+    per = args.seconds / max(1, args.rounds)
+    tot = {k: [0.0, 0.0] for k in runs}  # steps, CPU seconds
+    for r in range(max(1, args.rounds)):
+        for k, f in runs.items():
+            steps, dt = f(per)
+            tot[k][0] += steps
+            tot[k][1] += dt
+            print(f"round {r}: {k} {steps / dt:10,.0f} steps/s")
+    old, new, mixed = (tot[k][0] / tot[k][1] for k in ("old", "new", "mix"))
     print(f"gymnasium env (flat bitmaps)     {old:10,.0f} steps/s")
     print(f"vector env, 16 episodes          {new:10,.0f} steps/s")
-    print(f"vector env, family mix, q<=32    {mixed:10,.0f} steps/s (episodes generated on the fly)")
+    print(f"vector env, family mix, q<=31    {mixed:10,.0f} steps/s (episodes generated on the fly)")
     print(
         f"RESULT sched_env: {new:,.0f} steps/s vs today's {old:,.0f} steps/s = {new / old:.1f}x; "
         f"family mix {mixed:,.0f} steps/s (target: >= 20,000 steps/s and >= 8x)"

@@ -146,14 +146,10 @@ def set_features(resident, prev, is_lru, cap, used, need, win, mark, member, sp,
         m_sum += m
         n_sum += n
     # victims: the pages an LRU pool evicts, from its tail, skipping the query's own pages
+    # (listed once, as far as the slots need: tail[:t_len], then on from `down`)
     tail = np.empty(walk if is_lru else 0, np.int64)
     t_len = 0
-    if is_lru:
-        v = prev[head]
-        while v != head and t_len < walk:
-            tail[t_len] = v
-            t_len += 1
-            v = prev[v]
+    down = prev[head] if is_lru else 0
     for i in range(s_n):
         e = ev[i]
         if sl[i] == 0 or e == 0:
@@ -167,9 +163,15 @@ def set_features(resident, prev, is_lru, cap, used, need, win, mark, member, sp,
                     mark[sp[i, j]] = 1
             bit = _BIT[i] if pair else 1
             got = 0
-            stop = min(t_len, e + n)
+            stop = e + n
             t = 0
             while t < stop and got < e:
+                if t == t_len:
+                    if down == head:
+                        break
+                    tail[t_len] = down
+                    t_len += 1
+                    down = prev[down]
                 v = tail[t]
                 t += 1
                 own = (member[v] & bit) != 0 if pair else mark[v] != 0
