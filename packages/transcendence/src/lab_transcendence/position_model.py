@@ -132,13 +132,16 @@ class PositionPolicy(nn.Module):
         return self.ln(h)[:, :64]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.features(x)
+        return self.head(self.features(x))
+
+    def head(self, h: torch.Tensor) -> torch.Tensor:
+        """Per-square features (B, 64, width) -> move logits (B, 4162)."""
         f, t = self.frm(h), self.dest(h)
         fromto = torch.einsum("bfd,btd->bft", f, t) / math.sqrt(self.config.head_dim)  # (B, 64, 64)
-        fromto = fromto.reshape(x.shape[0], FROM_TO)
+        fromto = fromto.reshape(h.shape[0], FROM_TO)
         base = fromto[:, self.promo_from * 64 + self.promo_to]  # (B, 22)
         extra = self.promo(h[:, self.promo_from])  # (B, 22, 3)
-        under = (base[:, :, None] + extra).transpose(1, 2).reshape(x.shape[0], 3 * PROMO_PAIRS)
+        under = (base[:, :, None] + extra).transpose(1, 2).reshape(h.shape[0], 3 * PROMO_PAIRS)
         return torch.cat([fromto, under], dim=1)
 
 

@@ -5,11 +5,14 @@ masked out before the softmax, and a move is sampled from softmax(logits / T) ov
 one random stream per game and ply (the same draw whatever else shares the batch, as the GPT player).
 T -> 0 plays the most likely legal move: the plurality vote of the experts the model imitates.
 
-Speed: the network is an inference copy (position_inference.py: batch norms folded into the
-convolutions, channels-last), identical positions in a batch (games still in the same opening) go
-through it once, and the legal moves of the whole batch are gathered and normalised in one tensor
-operation instead of one small numpy pass per game. The copy is taken when the player is made: a
-player made before further training plays the weights it was made with.
+Speed (position_inference.py): the network is an inference copy (batch norms folded into the
+convolutions; a CNN's convolutions as Winograd F(4x4, 3x3) for batches of two or more), the boards of a
+batch are encoded and turned into input planes in numpy at once, identical positions in a batch (games
+still in the same opening) go through the network once, the legal moves of the whole batch are gathered
+and normalised in one tensor operation, and the moves are drawn for the whole batch in one numpy pass
+(each game's own uniform draw, as `sample_index`). One game at a time runs the same code with a batch
+of one. The copy is taken when the player is made: a player made before further training plays the
+weights it was made with.
 """
 
 from __future__ import annotations
@@ -23,9 +26,41 @@ import torch
 from lab_shared.errors import LabError
 from lab_transcendence.arena import MoveDecision, MoveRequest
 from lab_transcendence.board import encode
-from lab_transcendence.moves import legal_indices
-from lab_transcendence.player import PlayerStats, _rng, sample_index
-from lab_transcendence.position_inference import inference_copy
+from lab_transcendence.moves import UNDER_PROMOTIONS, move_index
+from lab_transcendence.player import PlayerStats, _rng
+from lab_transcendence.position_inference import FastPolicy, encode_batch
+
+
+def legal_batch(boards: Sequence[chess.Board]) -> tuple[list[list[chess.Move]], np.ndarray, np.ndarray]:
+    """Each board's legal moves (python-chess's order), their move-space indices as a (boards, most legal
+    moves) int64 array (moves.move_index, inlined) and the mask of the real entries."""
+    moves = [list(b.legal_moves) for b in boards]
+    counts = np.array([len(m) for m in moves])
+    flat: list[int] = []
+    for b, ms in zip(boards, moves, strict=True):
+        f = 56 if b.turn == chess.BLACK else 0
+        flat += [
+            ((m.from_square ^ f) << 6 | (m.to_square ^ f))
+            if m.promotion not in UNDER_PROMOTIONS
+            else move_index(m, f != 0)
+            for m in ms
+        ]
+    width = max(1, int(counts.max(initial=0)))
+    valid = np.arange(width)[None, :] < counts[:, None]
+    idx = np.zeros((len(boards), width), dtype=np.int64)
+    idx[valid] = flat
+    return moves, idx, valid
+
+
+def sample_padded(logp: np.ndarray, u: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """`player.sample_index` of every row at once: row i (its first counts[i] entries real, -inf after)
+    sampled by inverse CDF with the uniform draw u[i]; the same index as sample_index(logp[i, :n], .)."""
+    if not counts.all():  # a board without legal moves (its row all -inf): a dummy row, never used
+        logp = np.where((counts > 0)[:, None], logp, 0.0)
+    p = np.exp(logp - logp.max(axis=1, keepdims=True))
+    c = np.cumsum(p, axis=1)  # the padding adds 0: each row's total is its last real entry
+    idx = (c <= (u * c[:, -1])[:, None]).sum(axis=1)  # searchsorted(side="right") on a sorted row
+    return np.minimum(idx, np.maximum(counts - 1, 0))
 
 
 class PositionPlayer:
@@ -35,7 +70,8 @@ class PositionPlayer:
         if not temperature > 0:
             raise LabError(f"temperature must be > 0, got {temperature}")
         self.model = model.eval()
-        self.net = inference_copy(self.model)
+        self.fast = FastPolicy(self.model)
+        self.net = self.fast.net
         self.device = next(model.parameters()).device
         self.temperature = float(temperature)
         self.name = name
@@ -47,39 +83,41 @@ class PositionPlayer:
     def headers(self) -> dict[str, str]:
         return {**self._headers, "Temperature": f"{self.temperature:g}", "Policy": "position"}
 
-    @torch.no_grad()
     def legal_logprobs(self, boards: Sequence[chess.Board]) -> list[tuple[list[chess.Move], np.ndarray]]:
         """For each board: its legal moves and log p_T of each (softmax over the legal moves only)."""
         out: list[tuple[list[chess.Move], np.ndarray]] = []
         for i in range(0, len(boards), self.max_batch):
-            out += self._chunk(boards[i : i + self.max_batch])
+            moves, lp = self._chunk(boards[i : i + self.max_batch])
+            out += [(m, lp[r, : len(m)]) for r, m in enumerate(moves)]
         return out
 
-    def _chunk(self, boards: Sequence[chess.Board]) -> list[tuple[list[chess.Move], np.ndarray]]:
-        enc = np.stack([encode(b) for b in boards])
-        uniq, inverse = np.unique(enc, axis=0, return_inverse=True)  # each distinct position once
-        logits = self.net(torch.from_numpy(uniq).to(self.device)).float()
-        legal = [legal_indices(b) for b in boards]
-        width = max(1, max(len(ix) for _, ix in legal))
-        idx = np.zeros((len(boards), width), dtype=np.int64)
-        valid = np.zeros((len(boards), width), dtype=bool)
-        for r, (_, ix) in enumerate(legal):
-            idx[r, : len(ix)] = ix
-            valid[r, : len(ix)] = True
-        rows = torch.from_numpy(inverse.reshape(-1)).to(self.device)
+    def _chunk(self, boards: Sequence[chess.Board]) -> tuple[list[list[chess.Move]], np.ndarray]:
+        """The legal moves of each board and a (boards, most legal moves) array of log p_T, -inf padded."""
+        enc = encode(boards[0])[None] if len(boards) == 1 else encode_batch(boards)
+        first: dict[bytes, int] = {}  # each distinct position once
+        inverse = np.array([first.setdefault(row.tobytes(), len(first)) for row in enc], dtype=np.int64)
+        uniq = enc if len(first) == len(enc) else enc[np.unique(inverse, return_index=True)[1]]
+        logits = self.fast(uniq)
+        moves, idx, valid = legal_batch(boards)
+        rows = torch.from_numpy(inverse).to(self.device)
         picked = logits[rows[:, None], torch.from_numpy(idx).to(self.device)].double() / self.temperature
         picked = picked.masked_fill(~torch.from_numpy(valid).to(self.device), float("-inf"))
-        lp = torch.log_softmax(picked, dim=1).cpu().numpy()
-        return [(moves, lp[r, : len(ix)]) for r, (moves, ix) in enumerate(legal)]
+        return moves, torch.log_softmax(picked, dim=1).cpu().numpy()
 
     def select(self, requests: Sequence[MoveRequest]) -> list[MoveDecision]:
-        res = []
-        for r, (moves, lp) in zip(requests, self.legal_logprobs([r.board for r in requests]), strict=True):
-            if not moves:
-                res.append(MoveDecision(None, forfeit=True))
-                continue
-            res.append(MoveDecision(moves[sample_index(lp, _rng(r.seed, len(r.sans), 0))]))
-            self.stats.moves += 1
+        res: list[MoveDecision] = []
+        for i in range(0, len(requests), self.max_batch):
+            reqs = requests[i : i + self.max_batch]
+            moves, lp = self._chunk([r.board for r in reqs])
+            counts = np.array([len(m) for m in moves])
+            u = np.array([_rng(r.seed, len(r.sans), 0).random() for r in reqs])
+            picks = sample_padded(lp, u, counts)
+            for m, k in zip(moves, picks, strict=True):
+                if not m:
+                    res.append(MoveDecision(None, forfeit=True))
+                    continue
+                res.append(MoveDecision(m[k]))
+                self.stats.moves += 1
         return res
 
     def greedy(self, boards: Sequence[chess.Board]) -> list[chess.Move | None]:
