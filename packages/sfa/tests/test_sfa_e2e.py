@@ -145,14 +145,18 @@ def test_bad_task_files(tmp_path):
 
 
 @pytest.mark.slow
-def test_cli_run_sweep_and_bad_input(taskfile, tmp_path, lab_subprocess):
+def test_cli_run_sweep_and_bad_input(taskfile, tmp_path, monkeypatch, lab_inproc, lab_subprocess):
+    """`lab sfa run | sweep | table` through the real entry point: in this process (the same `main`, no
+    interpreter start each), and once as a fresh process for the exit code and the one-line error."""
     env = {"LAB_RUNS": str(tmp_path / "runs"), "HF_HUB_OFFLINE": "1"}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
     common = [
         "--sequence", str(taskfile), "--steps", "4", "--width", "4",
         "--set", "trainer.batch_size=8", "--set", "pretrain_steps=2", "--set", "sequence.n_train=40",
         "--set", "sequence.n_val=8", "--set", "sequence.n_test=20",
     ]  # fmt: skip
-    r = lab_subprocess("sfa", "run", "--method", "sfa", "--beta", "0.3", "--p", "0.5", *common, env=env)
+    r = lab_inproc("sfa", "run", "--method", "sfa", "--beta", "0.3", "--p", "0.5", *common)
     assert r.returncode == 0, r.stderr
     run_dir = next((tmp_path / "runs" / "sfa").glob("sfa-*"))
     res = json.loads((run_dir / "results.json").read_text())
@@ -188,7 +192,7 @@ def test_cli_run_sweep_and_bad_input(taskfile, tmp_path, lab_subprocess):
         )  # fmt: skip
         + '[[grid]]\nmethod = "seq"\n[[grid]]\nmethod = "sfa"\n"method.beta" = [0.2, 0.5]\n'
     )
-    r = lab_subprocess("sfa", "sweep", str(spec), env=env)
+    r = lab_inproc("sfa", "sweep", str(spec))
     assert r.returncode == 0, r.stderr
     sweep_dir = next((tmp_path / "runs" / "sfa-sweep").glob("sweep-*"))
     points = sorted((sweep_dir / "points").glob("*.json"))
@@ -196,11 +200,11 @@ def test_cli_run_sweep_and_bad_input(taskfile, tmp_path, lab_subprocess):
     mtimes = [p.stat().st_mtime_ns for p in points]
     table = (sweep_dir / "table.md").read_text()
     assert "| sfa |" in table and "±" in table
-    r = lab_subprocess("sfa", "sweep", "--resume", str(sweep_dir), env=env)  # nothing left to do
+    r = lab_inproc("sfa", "sweep", "--resume", str(sweep_dir))  # nothing left to do
     assert r.returncode == 0, r.stderr
     assert [p.stat().st_mtime_ns for p in sorted((sweep_dir / "points").glob("*.json"))] == mtimes
     assert (sweep_dir / "plots" / "acc_by_method.png").exists()
-    r = lab_subprocess("sfa", "table", str(sweep_dir), "--json", env=env)  # the table as JSON, for scripts
+    r = lab_inproc("sfa", "table", str(sweep_dir), "--json")  # the table as JSON, for scripts
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["folder"] == str(sweep_dir) and len(out["table"]) == len(table.strip().splitlines()) - 2
@@ -208,13 +212,11 @@ def test_cli_run_sweep_and_bad_input(taskfile, tmp_path, lab_subprocess):
     changed = tmp_path / "sweep2.toml"
     changed.write_text(spec.read_text().replace('"trainer.max_steps" = 4', '"trainer.max_steps" = 3'))
     recorded = (sweep_dir / "sweep.json").read_text()
-    r = lab_subprocess("sfa", "sweep", str(changed), "--resume", str(sweep_dir), env=env)
+    r = lab_inproc("sfa", "sweep", str(changed), "--resume", str(sweep_dir))
     assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
     assert "base.trainer.max_steps (4 -> 3)" in r.stderr and "--force" in r.stderr
     assert (sweep_dir / "sweep.json").read_text() == recorded
-    r = lab_subprocess(
-        "sfa", "sweep", str(changed), "--resume", str(sweep_dir), "--only", "seq", "--force", env=env
-    )
+    r = lab_inproc("sfa", "sweep", str(changed), "--resume", str(sweep_dir), "--only", "seq", "--force")
     assert r.returncode == 0, r.stderr
     assert len(list((sweep_dir / "points").glob("*.json"))) == 8  # 2 new seq runs beside the 6 old ones
     assert json.loads((sweep_dir / "sweep.json").read_text())["base"]["trainer.max_steps"] == 3
