@@ -127,7 +127,8 @@ class _Shard:
         if self.kind == "ppo":
             from lab_learnsched.agents import common
 
-            e.env = common.make_envs(c, 1)[0]
+            if e.env is None:  # an env is reused for the slot's next episodes (reset clears it)
+                e.env = common.make_envs(c, 1)[0]
             ob = e.env.reset(seed=seed)[0]
         else:
             from lab_learnsched.vecenv import SetVecEnv
@@ -180,7 +181,7 @@ class _Shard:
                 b_rew[t, i], b_done[t, i] = r, float(term)
                 if term:
                     ratios.append(ratio)
-                    self.envs[i] = e = _Env(None, self.pos)
+                    self.envs[i] = e = _Env(e.env if self.kind == "ppo" else None, self.pos)
                     self.pos += 1
                     ob = self._begin(e, [])
                 self.obs[i] = ob
