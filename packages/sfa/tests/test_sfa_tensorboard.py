@@ -1,8 +1,5 @@
 """`lab sfa run --set trainer.tensorboard=true` writes TensorBoard events of every task into the run folder."""
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,14 +12,12 @@ SMALL = ["--steps", "5", "--no-curves", "--set", "pretrain_steps=5", "--set", "s
          "--set", "trainer.log_every=1", "--set", "cache_pretrained=false"]  # fmt: skip
 
 
-def test_sfa_run_logs_to_tensorboard(tmp_path):
-    env = {**os.environ, "LAB_RUNS": str(tmp_path)}
-    code = "import sys; from lab_shared.cli import main; sys.argv = ['lab', *sys.argv[1:]]; main()"
-    argv = ["sfa", "run", *SMALL, "--set", "trainer.tensorboard=true"]
-    proc = subprocess.run(
-        [sys.executable, "-c", code, *argv], env=env, capture_output=True, text=True, timeout=300
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+def test_sfa_run_logs_to_tensorboard(tmp_path, monkeypatch, lab_inproc):
+    monkeypatch.setenv("LAB_RUNS", str(tmp_path))
+    r = lab_inproc(
+        "sfa", "run", *SMALL, "--set", "trainer.tensorboard=true"
+    )  # the real `lab` main, in-process
+    assert r.returncode == 0, r.stderr[-3000:]
     (run,) = Path(tmp_path, "sfa").iterdir()
     ea = EventAccumulator(str(run / "tensorboard"))
     ea.Reload()
