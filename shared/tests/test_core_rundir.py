@@ -181,22 +181,27 @@ def test_temp_leftovers_cleaned_on_open(tmp_path):
 
 
 def test_files_and_folders_respect_the_umask(tmp_path):
+    masks = (("022", 0o644, 0o755), ("027", 0o640, 0o750), ("077", 0o600, 0o700))
     code = f"""
         import os, torch
-        os.umask(0o{{mask}})
         from lab_shared.rundir import RunDir
         from lab_shared.io import atomic_write_text, save_tensors
         from lab_shared.checkpoint import save_checkpoint
-        run = RunDir.create("t", "u", {{{{"a": 1}}}}, root={str(tmp_path)!r} + "/{{mask}}")
-        atomic_write_text(run.path / "x.txt", "hi")
-        save_tensors({{{{"w": torch.ones(2)}}}}, run.path / "w.safetensors")
-        save_checkpoint(run.checkpoints, 3, torch.nn.Linear(2, 2), None, {{{{}}}})
-        print(run.path)
+        for mask in {[m for m, _, _ in masks]!r}:  # one process, the umask changed before each run folder
+            os.umask(int(mask, 8))
+            run = RunDir.create("t", "u", {{"a": 1}}, root={str(tmp_path)!r} + "/" + mask)
+            atomic_write_text(run.path / "x.txt", "hi")
+            save_tensors({{"w": torch.ones(2)}}, run.path / "w.safetensors")
+            save_checkpoint(run.checkpoints, 3, torch.nn.Linear(2, 2), None, {{}})
+            print(run.path)
     """
-    for mask, fmode, dmode in (("022", 0o644, 0o755), ("027", 0o640, 0o750), ("077", 0o600, 0o700)):
-        r = _py(code.format(mask=mask))
-        assert r.returncode == 0, r.stderr
-        run = Path(r.stdout.strip())
+    r = _py(code)
+    assert r.returncode == 0, r.stderr
+    paths = r.stdout.split()
+    assert len(paths) == len(masks)
+    for (mask, fmode, dmode), path in zip(masks, paths, strict=True):
+        run = Path(path)
+        assert run.parent.parent.name == mask
         for name in ("x.txt", "w.safetensors", "config.json", "provenance.json"):
             assert stat.S_IMODE((run / name).stat().st_mode) == fmode, (mask, name)
         ck = run / "checkpoints" / "step-00000003"
