@@ -53,18 +53,35 @@ def _lab(*argv):
     return subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=60)
 
 
-def test_bad_input_is_one_line_and_writes_nothing(tmp_path):
+def _lab_here(capsys, monkeypatch, *argv):
+    """`lab ARGV` through the same entry point (lab_shared.cli.main) in this process: (exit code, stderr)."""
+    from lab_shared.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["lab", *argv])
+    capsys.readouterr()
+    try:
+        main()
+        code = 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    return code, capsys.readouterr().err
+
+
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, monkeypatch):
     target = tmp_path / "x.toml"
+    proc = _lab("config", "show", "sfa", "nope")  # once as a real process: its exit code and stderr
+    assert proc.returncode == 2 and proc.stderr.startswith("error: no stock config for `lab sfa nope`")
+    assert len(proc.stderr.strip().splitlines()) == 1
     for argv in (["show", "sfa", "nope"], ["cp", "nope", str(target)], ["cp", str(target)]):
-        proc = _lab("config", *argv)
-        assert proc.returncode == 2, (argv, proc.stderr)
-        assert proc.stderr.startswith("error: ") and len(proc.stderr.strip().splitlines()) == 1
+        code, err = _lab_here(capsys, monkeypatch, "config", *argv)
+        assert code == 2, (argv, err)
+        assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
     assert not target.exists()
     target.write_text("mine")
-    proc = _lab("config", "cp", "sfa", "run", str(target))
-    assert proc.returncode == 2 and "exists" in proc.stderr
+    code, err = _lab_here(capsys, monkeypatch, "config", "cp", "sfa", "run", str(target))
+    assert code == 2 and "exists" in err
     assert target.read_text() == "mine"  # not overwritten without --force
-    assert _lab("config", "cp", "sfa", "run", str(target), "--force").returncode == 0
+    assert _lab_here(capsys, monkeypatch, "config", "cp", "sfa", "run", str(target), "--force")[0] == 0
     assert "[method]" in target.read_text()
 
 
