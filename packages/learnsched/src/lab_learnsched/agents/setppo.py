@@ -322,7 +322,7 @@ def train_setnet(
         cfg,
         {"seed_pos": env.seed_pos, "best": min(best, final), **_shard_state(shards)},
     )
-    if final <= best or not (run.path / "best").exists():
+    if final < best or not (run.path / "best").exists():  # a tie keeps the earlier (imitation) copy
         _save(run.path / "best", step, net, None, cfg, {"val_vs_best": final}, keep=1)
         best = final
     return {
