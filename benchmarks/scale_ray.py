@@ -4,15 +4,18 @@ Jobs (each run through the packages' own entry points, exactly as `--backend loc
 - sweep: an SFA sweep of 4 grid points x 2 seeds on the default image sequence, cut down (8 runs),
 - synth: a synthetic corpus of Stockfish-expert games at depth 2 (a Stockfish per worker),
 - sched: the scheduler bench's episodes (every policy on held-out episodes, plus the buffer/queue sweeps),
-- train: `lab sched train --agent ppo` at 8 envs, stepped here or by rollout actors in lockstep,
+- train: `lab sched train --agent ppo` at 8 envs in `rollout_shards = 2` shards (agents/shards.py): stepped
+  here shard after shard, or by Ray actors (one call a rollout); the default lockstep loop is timed beside it,
 - arena: `lab chess eval`'s games of a tiny GPT (masked policy) and two synthetic experts against Stockfish at
   depth 1 (deterministic), as `--backend ray` plays them: chunks of games, a Stockfish per worker, the model
   loaded per worker (`--serve worker`); at 2 CPUs also served by one batching actor (`--serve actor`).
 Configurations: local (the default: one process; synth also with its 2-process pool, arena with a 2-engine
 pool), Ray with 1 CPU and Ray
-with 2 CPUs (a fresh local cluster each, started and warmed up, i.e. every worker has imported the packages,
-before the clock starts; start and warm-up are printed apart). Ray overhead = Ray(W) / local(W) - 1 at the
-same number of workers W; speedup = Ray(1 CPU) / Ray(2 CPUs). Every configuration must give the same results
+with 2 CPUs (a fresh local cluster each, started as `--backend ray` starts one, workers at niceness 0, and
+warmed up before the clock starts: every worker has imported the packages and decoded the sweep's image
+datasets, as the local process has after its untimed first sweep; start, warm-up and each worker's dataset
+decoding are printed apart, and so is Ray's cost per task, from 64 empty tasks). Ray overhead = Ray(W) /
+local(W) - 1 at the same number of workers W; speedup = Ray(1 CPU) / Ray(2 CPUs). Every configuration must give the same results
 (checked). Wall-clock time: Ray is several processes, so run this under the heavy lock on a quiet machine.
 
     .venv/bin/python benchmarks/scale_ray.py [--quick] [--out DIR]
@@ -114,8 +117,10 @@ def arena_job(backend, runs: Path, quick: bool, engines: int = 1, serve: str = "
     return games, res["table"]
 
 
-def train_job(backend, runs: Path, quick: bool):
-    """`lab sched train --agent ppo`: 8 envs, local loop or rollout actors (as many as the cluster's CPUs)."""
+def train_job(backend, runs: Path, quick: bool, shards: int = 2, rollouts: int = 0):
+    """`lab sched train --agent ppo`: 8 envs in `shards` rollout shards (0: the lockstep loop), here or on
+    Ray actors (as many as the cluster's CPUs, at most one a shard); `rollouts` of 8 x 64 steps (0: 2 quick,
+    else 16)."""
     from safetensors.torch import load_file
 
     from lab_learnsched.agents.config import TrainConfig
@@ -123,10 +128,11 @@ def train_job(backend, runs: Path, quick: bool):
     from lab_shared.checkpoint import find_checkpoint
     from lab_shared.rundir import RunDir
 
-    cfg = TrainConfig(workload="small", num_envs=8, steps=8 * 64 * (2 if quick else 6), eval_every=0,
-                      ckpt_every=0, eval_episodes=2, hidden=32, seed=0)  # fmt: skip
+    rollouts = rollouts or (2 if quick else 16)
+    cfg = TrainConfig(workload="small", num_envs=8, steps=8 * 64 * rollouts, eval_every=0,
+                      ckpt_every=0, eval_episodes=2, hidden=64, seed=0, rollout_shards=shards)  # fmt: skip
     run = RunDir.create("bench-train", "ppo", cfg, root=runs)
-    train_ppo(cfg, run, show_progress=False, backend=backend if backend.is_ray else None)
+    train_ppo(cfg, run, show_progress=False, backend=backend)
     w = load_file(str(find_checkpoint(run.path) / "model.safetensors"))
     return {k: v.tolist() for k, v in sorted(w.items())}
 
@@ -138,16 +144,25 @@ def read_records(path):
 
 
 def _warm(_):
-    """A warm-up task: the imports every job's tasks need, once per worker process."""
-    import lab_learnsched.agents.rollouts  # noqa: F401
+    """A warm-up task, once per worker process: the imports every job's tasks need, and the sweep's image
+    datasets decoded (what the local process holds after its untimed first sweep). (pid, decoding seconds)."""
+    import lab_learnsched.agents.shards  # noqa: F401
     import lab_learnsched.bench  # noqa: F401
     import lab_sfa.sweep  # noqa: F401
     import lab_transcendence.arena_tasks  # noqa: F401
     import lab_transcendence.player  # noqa: F401
     import lab_transcendence.synth  # noqa: F401
+    from lab_sfa.images.data import load_digits28, load_fmnist, load_mnist5k
 
+    t = time.perf_counter()
+    load_fmnist(), load_mnist5k(), load_digits28()
+    data_s = time.perf_counter() - t
     time.sleep(1.0)  # holds this worker so the next warm-up task starts another
-    return os.getpid()
+    return os.getpid(), round(data_s, 2)
+
+
+def _noop(x):
+    return x
 
 
 def timed(fn, *args, **kw):
@@ -163,7 +178,9 @@ def main() -> None:
     args = ap.parse_args()
     import ray
 
-    from lab_shared.backend import Backend, map_tasks
+    from lab_shared.backend import Backend, _ray_connect, map_tasks
+
+    os.environ.pop("RAY_ADDRESS", None)
 
     work = Path(tempfile.mkdtemp(prefix="scale-ray-"))
     os.environ["LAB_RUNS"] = str(work)  # Ray workers inherit it at ray.init: one pretraining cache for all
@@ -197,23 +214,34 @@ def main() -> None:
     hash_kept = timed(arena_job, local, runs, args.quick)[0]
     arena_mod.CLEAR_HASH_EACH_MOVE = True
     print(f"arena  local, 1 process, hash kept between moves (old) {hash_kept:7.1f} s", flush=True)
+    lockstep = timed(train_job, local, runs, args.quick, 0)[0]  # the default loop: one batched forward a step
+    half_n = 1 if args.quick else 8  # train at half the rollouts too: its extra time is the cost per rollout
+    half = {"local-1": timed(train_job, local, runs, args.quick, 2, half_n)[0]}
+    print(f"train  local, lockstep loop (the default, no shards) {lockstep:7.1f} s", flush=True)
     startup = {}
     for w in (1, 2):
         t0 = time.perf_counter()
-        ray.init(address="local", num_cpus=w, include_dashboard=False, logging_level="warning")
+        _ray_connect(None, w)  # as `--backend ray` starts a local Ray (its workers at niceness 0)
         t1 = time.perf_counter()
-        pids = map_tasks(_warm, [(str(i), i) for i in range(w)], Backend("ray"))
+        warm = map_tasks(_warm, [(str(i), i) for i in range(w)], Backend("ray"))
         t2 = time.perf_counter()
+        map_tasks(_noop, [(str(i), i) for i in range(64)], Backend("ray"))
+        per_task = (time.perf_counter() - t2) / 64
         startup[w] = {
             "ray_init_s": round(t1 - t0, 2),
             "warm_up_s": round(t2 - t1, 2),
-            "workers": len(set(pids)),
+            "worker_dataset_decode_s": [d for _, d in warm],
+            "workers": len({p for p, _ in warm}),
+            "ms_per_empty_task": round(1000 * per_task, 2),
         }
-        print(f"ray {w} CPU: init {t1 - t0:.1f} s, worker warm-up {t2 - t1:.1f} s", flush=True)
+        print(f"ray {w} CPU: init {t1 - t0:.1f} s, worker warm-up {t2 - t1:.1f} s (of it decoding the "
+              f"sweep's datasets {[d for _, d in warm]} s a worker), {1000 * per_task:.1f} ms an empty task",
+              flush=True)  # fmt: skip
         for name, job in jobs.items():
             key = f"ray-{w}"
             times[name][key], results[name][key] = timed(job, Backend("ray"), runs, args.quick)
             print(f"{name:6s} ray, {w} CPU            {times[name][key]:7.1f} s", flush=True)
+        half[f"ray-{w}"] = timed(train_job, Backend("ray"), runs, args.quick, 2, half_n)[0]
         if w == 2:  # the model in one actor that batches every chunk's positions (the GPU design)
             key = "ray-2-actor"
             times["arena"][key], results["arena"][key] = timed(arena_job, Backend("ray"), runs, args.quick, 1,
@@ -247,6 +275,13 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     summary["arena"]["local-1-hash-kept"] = hash_kept
     summary["arena"]["actor_batches"] = served
+    summary["train"]["local-1-lockstep"] = lockstep
+    full_n = 2 if args.quick else 16
+    marginal = {k: (times["train"][k] - v) / (full_n - half_n) for k, v in half.items()}  # s a rollout
+    summary["train"]["half_rollouts"] = {"rollouts": half_n, **half}
+    summary["train"]["s_per_rollout"] = marginal
+    summary["train"]["overhead_1_per_rollout"] = marginal["ray-1"] / marginal["local-1"] - 1
+    summary["train"]["speedup_per_rollout_1_to_2"] = marginal["ray-1"] / marginal["ray-2"]
     doc = {
         "summary": summary,
         "ray_startup": startup,
@@ -274,6 +309,17 @@ def main() -> None:
         f"({100 * a['overhead_2']:+.0f}% vs the 2-engine pool), model served by an actor at 2 CPUs "
         f"{a['ray-2-actor']:.1f} s ({a['ray-2-actor'] / a['ray-2']:.2f}x the per-worker model); local with the "
         f"engine hash kept between moves (not reproducible) {hash_kept:.1f} s"
+    )
+    t, w1 = summary["train"], startup[1]
+    print(
+        f"RESULT scale_ray train (rollout_shards=2): local {t['local-1']:.1f} s (lockstep default "
+        f"{lockstep:.1f} s), Ray 1 CPU {t['ray-1']:.1f} s ({100 * t['overhead_1']:+.0f}%), 2 CPUs {t['ray-2']:.1f} s "
+        f"({t['speedup_ray_1_to_2']:.2f}x); per rollout (from {half_n} vs {full_n} rollouts) local "
+        f"{marginal['local-1']:.3f} s, Ray 1 CPU {marginal['ray-1']:.3f} s "
+        f"({100 * t['overhead_1_per_rollout']:+.0f}%), 2 CPUs {marginal['ray-2']:.3f} s "
+        f"({t['speedup_per_rollout_1_to_2']:.2f}x); Ray start: init {w1['ray_init_s']} s, worker warm-up "
+        f"{w1['warm_up_s']} s (sweep datasets {w1['worker_dataset_decode_s']} s), "
+        f"{w1['ms_per_empty_task']} ms an empty task"
     )
 
 

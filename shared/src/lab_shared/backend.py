@@ -9,7 +9,9 @@ driver's progress bar counts finished tasks over all workers.
 
 Ray is optional (`pip install 'lab-shared[ray]'`) and imported only when the `ray` backend is chosen.
 `--address` (default: RAY_ADDRESS) joins a running cluster (`ray start --head` on one machine, `ray start
---address HEAD:6379` on the others); without one a local Ray is started on demand with `--workers` CPUs.
+--address HEAD:6379` on the others); without one a local Ray is started on demand with `--workers` CPUs,
+its workers at niceness 0 (Ray's own default, 15, lets any other process on the machine starve them:
+it made a 1-worker sweep 40% slower than in-process on a shared machine).
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ from lab_shared.errors import LabError
 
 BACKENDS = ("local", "ray")
 MAX_RETRIES = 3  # Ray re-runs a task up to this many times when its worker process dies
+# A local Ray started here runs its workers at the driver's priority (niceness 0, as a local process pool)
+# unless this is set; set it (e.g. 0) for `ray start` too, where Ray's default is 15
+WORKER_NICENESS = "RAY_worker_niceness"
 
 BackendOpt = Annotated[
     str,
@@ -304,6 +309,8 @@ def _ray_connect(address: str | None, workers: int = 0) -> Any:
     else:
         kwargs["address"] = "local"  # a new cluster for this command, even if `ray start` runs here
         kwargs["num_cpus"] = workers or os.cpu_count() or 1
+        if WORKER_NICENESS not in os.environ:  # Ray's default, 15, starves tasks beside any other load
+            kwargs["_system_config"] = {"worker_niceness": 0}
     try:
         ray.init(**kwargs)
     except (ConnectionError, RuntimeError, ValueError) as e:
