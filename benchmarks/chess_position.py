@@ -3,7 +3,9 @@ conversion vs python-chess replay of the same games.
 
 1. Arena: the model-side moves of 32 concurrent games (positions from 32 recorded games, so Stockfish is
    not in the timing), answered by `PositionPlayer.select` for all 32 games at once vs one call per game.
-   Both sides pick the same moves (checked). Target >= 8x. One torch thread (the RESULT), and two.
+   Both sides pick the same moves (checked). Target >= 8x. One torch thread (the RESULT), and two. Also
+   the network alone over the same positions (one forward per round vs one per position): the ceiling
+   of the ratio, as the rest of a move costs about the same per game either way.
 2. Conversion: `positions.convert` (fast bitboard replay, 2 worker processes, uint8/uint16 shards) vs
    python-chess replay of the same games (`chess.pgn.read_game` + `board.push` + the same encoding and
    move index, one process, the obvious implementation); the best of 3 runs of ours (fresh folders) and
@@ -109,6 +111,27 @@ def bench_conversion(corpus: Path | None, games: int, tmp: Path) -> dict:
             "ours_runs": [round(s, 3) for s in ours]}  # fmt: skip
 
 
+def _forward_only(player, reqs) -> tuple[float, float]:
+    """Seconds of the network alone (encodings in, logits out) over the same positions: one forward per
+    round vs one per position (best of 3). Their ratio is the ceiling of the arena ratio: the rest of a
+    move (legal moves, masking, sampling) costs a game the same in both."""
+    from lab_transcendence.position_inference import encode_batch
+
+    encs = [encode_batch([r.board for r in rs]) for rs in reqs]
+    t_b = t_s = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for e in encs:
+            player.fast(e)
+        t_b = min(t_b, time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        for e in encs:
+            for i in range(len(e)):
+                player.fast(e[i : i + 1])
+        t_s = min(t_s, time.perf_counter() - t0)
+    return t_b, t_s
+
+
 def bench_arena(model, games: int = 32, plies: int = 60) -> dict:
     from lab_transcendence.arena import MoveRequest
     from lab_transcendence.position_player import PositionPlayer
@@ -141,8 +164,10 @@ def bench_arena(model, games: int = 32, plies: int = 60) -> dict:
             t_s = min(t_s, time.perf_counter() - t0)
         n = len(batched)
         same = sum(a == b for a, b in zip(batched, single, strict=True))
+        fwd_b, fwd_s = _forward_only(player, reqs)
         out[threads] = {"moves": n, "batched_moves_per_s": n / t_b, "single_moves_per_s": n / t_s,
-                        "ratio": t_s / t_b, "identical": same}  # fmt: skip
+                        "ratio": t_s / t_b, "identical": same, "forward_batched_s": fwd_b,
+                        "forward_single_s": fwd_s}  # fmt: skip
     torch.set_num_threads(1)
     return {**out[1], "two_threads": out[2]}
 
@@ -202,6 +227,10 @@ def main() -> None:
     print(f"arena: {arena['moves']} model moves, batched {arena['batched_moves_per_s']:.0f}/s, one game at a time "
           f"{arena['single_moves_per_s']:.0f}/s, identical {arena['identical']}/{arena['moves']} (1 thread, best of 3); "
           f"2 threads: {two['batched_moves_per_s']:.0f}/s vs {two['single_moves_per_s']:.0f}/s = {two['ratio']:.1f}x")  # fmt: skip
+    fb, fs = arena["forward_batched_s"], arena["forward_single_s"]
+    print(f"arena network alone (no legal moves, masking, sampling): {arena['moves'] / fb:.0f}/s batched vs "
+          f"{arena['moves'] / fs:.0f}/s one at a time = {fs / fb:.1f}x (1 thread; repeated positions not "
+          f"merged: about the ceiling of the ratio above)")  # fmt: skip
     print(f"training: {train_ps:.0f} positions/s (batch 256, 1 thread, median step)")
     print(
         f"RESULT chess_position: arena {arena['ratio']:.1f}x batched vs one game (target >= 8x); "

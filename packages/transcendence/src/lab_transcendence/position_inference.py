@@ -164,11 +164,11 @@ class _WinogradConv:
 class FastPolicy:
     """Encodings (N, 70) uint8 -> logits (N, 4162) of an inference copy of a PositionPolicy."""
 
-    def __init__(self, model: nn.Module, winograd_min_batch: int = WINOGRAD_MIN_BATCH):
+    def __init__(self, model: nn.Module, winograd_min_batch: int | None = None):
         self.net = inference_copy(model)
         self.device = next(self.net.parameters()).device
         self.cnn = getattr(self.net.config, "arch", None) == "cnn"
-        self.winograd_min_batch = winograd_min_batch
+        self.winograd_min_batch = WINOGRAD_MIN_BATCH if winograd_min_batch is None else winograd_min_batch
         self.wino = None
         if self.cnn and self.device.type == "cpu":
             self.wino = [_WinogradConv(self.net.stem[0])]
