@@ -169,6 +169,7 @@ def test_bench_with_four_clients_on_estimates(cluster, tmp_path):
     assert {"fifo", "greedy"} <= set(rows) and any(p.startswith("best heuristic (") for p in rows)
     for p in ("fifo", "greedy"):
         assert rows[p]["reads"] > 0 and rows[p]["stream_s"] > 0 and "vs_best" in rows[p]
+        assert 0 < rows[p]["in_flight"] <= 4  # queries at once: never more than the clients
     scheds = [s for s in res["schedules"] if s["set"] == "main"]
     assert all(sorted(s["order"]) == list(range(10)) for s in scheds)
     # the per-query counts of 4 concurrent backends add up to what pg_stat_statements saw (it also counts

@@ -268,3 +268,23 @@ def test_cluster_json_cannot_point_elsewhere(tmp_path):
     link.symlink_to(base)
     with pytest.raises(LabError, match="symbolic link"):
         Cluster.load(link)
+
+
+def test_in_flight_is_summed_query_time_over_stream_time():
+    from lab_learnsched.pg.bench import EpisodeRun, _summary, in_flight
+    from lab_learnsched.pg.execute import QueryRun
+
+    def ep(walls: list[float], stream_ms: float) -> EpisodeRun:
+        runs = [QueryRun(i, "t", 1, 2, 0, 0, w, w) for i, w in enumerate(walls)]
+        z = np.zeros(len(walls), np.int64)
+        snap = _snapshot(["a"], [0], [1])
+        return EpisodeRun("fifo", list(range(len(walls))), runs, z, z, z, 0.0, {}, snap, None, stream_ms)
+
+    serial = ep([10.0, 20.0, 30.0], 80.0)  # one client: the scheduler's 20 ms between queries count
+    four = ep([100.0, 100.0, 100.0, 100.0], 125.0)  # four queries overlapping: 3.2 at once on average
+    assert in_flight([serial]) == pytest.approx(0.75)
+    assert in_flight([four]) == pytest.approx(3.2)
+    assert in_flight([serial, four]) == pytest.approx((0.75 + 3.2) / 2)
+    assert in_flight([ep([5.0], 0.0)]) == 0.0  # an episode recorded before stream times existed
+    row = _summary("fifo", [serial, four])
+    assert row["in_flight"] == pytest.approx(1.975) and row["stream_s"] == pytest.approx(0.1025)

@@ -386,10 +386,19 @@ def _summary(policy: str, eps: list[EpisodeRun]) -> dict:
         "exec_ms": float(np.mean([sum(r.exec_ms for r in e.runs) for e in eps])),
         "decide_ms": float(np.mean([e.decide_ms for e in eps])),
         "stream_s": float(np.mean([e.stream_ms for e in eps])) / 1000,
+        "in_flight": in_flight(eps),
         "sim_reads": float(pred.mean()),
         "sim_err": float(err.mean()),
         "sim_err_max": float(err.max()),
     }
+
+
+def in_flight(eps: list[EpisodeRun]) -> float:
+    """Mean number of queries running at once: the queries' summed wall time over the stream's wall time.
+    With N clients a slow scheduler keeps clients idle while it decides, so this can be far below N (and
+    fewer queries at once evict each other less: compare reads only at similar values)."""
+    v = [sum(r.wall_ms for r in e.runs) / e.stream_ms for e in eps if e.stream_ms > 0]
+    return float(np.mean(v)) if v else 0.0
 
 
 def run_bench(
@@ -630,6 +639,7 @@ MAIN_COLS = [
     "hit_ratio",
     "query_ms",
     "stream_s",
+    "in_flight",
     "decide_ms",
     "sim_reads",
     "sim_err",
