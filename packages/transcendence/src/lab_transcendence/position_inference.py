@@ -1,4 +1,4 @@
-"""The position policy's inference path for the arena: batch-wide input work and a Winograd CNN body.
+"""The position policy's inference path for the arena: batch-wide input work and a folded network.
 
 - `inference_copy`: an eval-mode copy with every conv + batch norm pair folded into one conv (in eval
   mode a batch norm is an affine map per channel), channels-last. Its logits equal the model's to float
@@ -6,13 +6,12 @@
 - `encode_batch`: the encodings of many boards at once (numpy over the 12 piece bitboards of each board
   instead of a Python loop over its pieces); equal to `board.encode` row for row (tested).
 - `planes`: the 18 input planes of `PositionPolicy._planes`, made in numpy from the encodings.
-- `FastPolicy`: encodings -> logits. For a CNN on the CPU its 3x3 convolutions run as Winograd F(4x4, 3x3)
-  on the 8x8 board (2 x 2 tiles of 6 x 6 inputs with the zero padding): each layer is one gather of the
-  tiles, one (36 x 36) input-transform matmul, 36 (tiles x C) @ (C x K) products and one (16 x 36)
-  output transform, 2.25x fewer multiply-adds than the direct convolution (4x fewer in the products).
-  Float32 throughout; its features differ from the direct convolution's by ~1e-6 (as two direct
-  implementations do; tested against float64). Batches smaller than `WINOGRAD_MIN_BATCH` use the folded
-  direct convolution (faster there: measured, docs/results/chess-position-arena/).
+- `FastPolicy`: encodings -> logits through the folded copy (planes made in numpy, inference mode).
+
+Tried and dropped (measured, docs/results/chess-position-arena/round3.md): the convolutions as Winograd
+F(4x4, 3x3) on the 8x8 board (float32, 1e-6 from the direct convolution) ran 1.6x slower than oneDNN's
+direct convolution at batch 32 on this CPU; bf16 autocast ran 1.6x faster but changed the T -> 0 move
+in 17 of 960 positions.
 """
 
 from __future__ import annotations
@@ -25,8 +24,6 @@ import torch
 from torch import nn
 
 from lab_transcendence.board import CASTLE, ENCODED_LEN, EP, STM
-
-WINOGRAD_MIN_BATCH = 2  # the direct convolution below this batch size (see the module docstring)
 
 
 def _fold(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
@@ -103,84 +100,13 @@ def planes(enc: np.ndarray) -> np.ndarray:
     return out
 
 
-# ---- Winograd F(4x4, 3x3) on the 8 x 8 board ----
-
-_BT = [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
-       [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]]  # fmt: skip
-_G = [[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
-      [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]]  # fmt: skip
-_AT = [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]]
-
-
-def _layout() -> tuple[np.ndarray, np.ndarray]:
-    """Activations live as (64 slots, B, C), a slot per output pixel (p, q) of tile (t, s) (row 4t+p, col
-    4s+q), so a layer's output transform writes them in place; `gather` picks each 6 x 6 input tile's
-    pixel (r, c) of tile (t, s) (row 4t+r-1, col 4s+c-1), 64 = the zero padding."""
-    slot = np.empty(64, dtype=np.int64)
-    for p in range(4):
-        for q in range(4):
-            for t in range(2):
-                for s in range(2):
-                    slot[(4 * t + p) * 8 + 4 * s + q] = ((p * 4 + q) * 2 + t) * 2 + s
-    gather = np.empty(144, dtype=np.int64)
-    for r in range(6):
-        for c in range(6):
-            for t in range(2):
-                for s in range(2):
-                    row, col = 4 * t + r - 1, 4 * s + c - 1
-                    inside = 0 <= row < 8 and 0 <= col < 8
-                    gather[((r * 6 + c) * 2 + t) * 2 + s] = slot[row * 8 + col] if inside else 64
-    return slot, gather
-
-
-_SLOT_OF_SQUARE, _GATHER = _layout()
-_SQUARE_OF_SLOT = np.argsort(_SLOT_OF_SQUARE)
-
-
-class _WinogradConv:
-    """One folded 3x3 convolution (padding 1) as Winograd F(4x4, 3x3) over (64 slots, B, C) activations."""
-
-    def __init__(self, conv: nn.Conv2d):
-        g = torch.tensor(_G, dtype=torch.float64)
-        w = conv.weight.detach().double().cpu()  # (K, C, 3, 3)
-        u = torch.einsum("ir,kcrs,js->ijck", g, w, g)  # G w G^T per (k, c), as (6, 6, C, K)
-        self.u = u.reshape(36, w.shape[1], w.shape[0]).float().contiguous()
-        self.bias = conv.bias.detach().float().cpu()
-        bt, at = torch.tensor(_BT, dtype=torch.float64), torch.tensor(_AT, dtype=torch.float64)
-        self.kin = torch.kron(bt, bt).float()  # (36, 36): B^T d B of a flattened 6 x 6 tile
-        self.kout = torch.kron(at, at).float()  # (16, 36): A^T m A
-        self.gather = torch.from_numpy(_GATHER)
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        _, b, c = x.shape
-        padded = torch.cat([x, x.new_zeros(1, b, c)], 0)
-        d = padded.index_select(0, self.gather).view(36, -1)  # (36 tile pixels, 4 tiles * B * C)
-        v = (self.kin @ d).view(36, 4 * b, c)
-        m = torch.bmm(v, self.u)  # (36, 4B, K)
-        y = (self.kout @ m.view(36, -1)).view(64, b, -1)  # back in slot order
-        return y + self.bias
-
-
 class FastPolicy:
     """Encodings (N, 70) uint8 -> logits (N, 4162) of an inference copy of a PositionPolicy."""
 
-    def __init__(self, model: nn.Module, winograd_min_batch: int | None = None):
+    def __init__(self, model: nn.Module):
         self.net = inference_copy(model)
         self.device = next(self.net.parameters()).device
         self.cnn = getattr(self.net.config, "arch", None) == "cnn"
-        self.winograd_min_batch = WINOGRAD_MIN_BATCH if winograd_min_batch is None else winograd_min_batch
-        self.wino = None
-        if self.cnn and self.device.type == "cpu":
-            self.wino = [_WinogradConv(self.net.stem[0])]
-            for blk in self.net.body:
-                self.wino += [_WinogradConv(blk.c1), _WinogradConv(blk.c2)]
-
-    def _winograd_features(self, pl: torch.Tensor) -> torch.Tensor:
-        x = pl[:, _SQUARE_OF_SLOT].transpose(0, 1).contiguous()  # (64 slots, B, 18)
-        h = torch.relu(self.wino[0](x))
-        for c1, c2 in zip(self.wino[1::2], self.wino[2::2], strict=True):
-            h = torch.relu(h + c2(torch.relu(c1(h))))
-        return h[_SLOT_OF_SQUARE].transpose(0, 1)  # (B, 64 squares, C)
 
     @torch.inference_mode()
     def __call__(self, enc: np.ndarray) -> torch.Tensor:
@@ -188,9 +114,6 @@ class FastPolicy:
             return self.net(torch.from_numpy(enc).to(self.device)).float()
         n = len(enc)
         pl = torch.from_numpy(planes(enc)).to(self.device)
-        if self.wino is not None and n >= self.winograd_min_batch:
-            h = self._winograd_features(pl)
-        else:
-            x = pl.transpose(1, 2).reshape(n, 18, 8, 8).contiguous(memory_format=torch.channels_last)
-            h = self.net.body(self.net.stem(x)).flatten(2).transpose(1, 2)
+        x = pl.transpose(1, 2).reshape(n, 18, 8, 8).contiguous(memory_format=torch.channels_last)
+        h = self.net.body(self.net.stem(x)).flatten(2).transpose(1, 2)
         return self.net.head(h).float()

@@ -6,8 +6,7 @@ one random stream per game and ply (the same draw whatever else shares the batch
 T -> 0 plays the most likely legal move: the plurality vote of the experts the model imitates.
 
 Speed (position_inference.py): the network is an inference copy (batch norms folded into the
-convolutions; a CNN's convolutions as Winograd F(4x4, 3x3) for batches of two or more), the boards of a
-batch are encoded and turned into input planes in numpy at once, identical positions in a batch (games
+convolutions, channels-last, inference mode), the boards of a batch are encoded and turned into input planes in numpy at once, identical positions in a batch (games
 still in the same opening) go through the network once, the legal moves of the whole batch are gathered
 and normalised in one tensor operation, and the moves are drawn for the whole batch in one numpy pass
 (each game's own uniform draw, as `sample_index`). One game at a time runs the same code with a batch
