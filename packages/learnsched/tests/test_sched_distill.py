@@ -108,3 +108,30 @@ def test_stopped_imitation_resumes_to_the_same_weights(tmp_path):
     run_distill(cfg, run_b, net_b2, validate, wls, lambda *a: None)
     for pa, pb in zip(net_a.state_dict().values(), net_b2.state_dict().values()):
         assert torch.equal(pa, pb)
+
+
+def test_cli_imitation_only_with_steps_0(tmp_path, monkeypatch):
+    import pytest
+    from typer.testing import CliRunner
+
+    from lab_learnsched.cli import app
+    from lab_shared.errors import LabError
+
+    monkeypatch.setenv("LAB_RUNS", str(tmp_path / "runs"))
+    tiny = ["--set", "families=hotset", "--set", "instances=2", "--set", "val_instances=1", "--set",
+            "val_episodes=1", "--set", "hidden=16", "--set", "layers=1", "--set", f"distill_planner={LABELS}",
+            "--set", "distill_epochs=2", "--quiet"]  # fmt: skip
+    r = CliRunner().invoke(app, ["train", "--agent", "setnet", "--steps", "0", *tiny])
+    assert isinstance(r.exception, LabError) and "steps" in str(r.exception)  # PPO needs steps
+    assert not (tmp_path / "runs").exists()
+    with pytest.raises(LabError, match="dagger_beta"):
+        r = CliRunner().invoke(app, ["train", "--agent", "setnet", "--steps", "0", *tiny, "--set",
+                                     "distill_episodes=2", "--set", "dagger_beta=2"])  # fmt: skip
+        raise r.exception
+    assert not (tmp_path / "runs").exists()  # bad input: no run folder
+    r = CliRunner().invoke(app, ["train", "--agent", "setnet", "--steps", "0", *tiny, "--set",
+                                 "distill_episodes=2", "--set", "dagger_rounds=1", "--set", "dagger_episodes=1"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    (run,) = (tmp_path / "runs" / "sched-train").iterdir()
+    rows = [m for m in read_metrics(run / "metrics.jsonl") if "distill_round" in m]
+    assert [m["distill_round"] for m in rows] == [0, 1] and (run / "best" / "latest").exists()

@@ -101,6 +101,10 @@ def _train_setnet(steps, seed, name, resume, config, set_, quiet, force=False, t
     _check_numbers(cfg, _TRAIN_ZERO_OK | ({"steps"} if cfg.distill_episodes > 0 else set()))
     for f in cfg.families:
         get_family(f)
+    if cfg.distill_episodes > 0:  # bad imitation settings: one line before the run folder exists
+        from lab_learnsched.agents.distill import check_distill
+
+        check_distill(cfg)
     from lab_learnsched.agents.shards import check_shards
 
     check_shards(cfg, "setnet")

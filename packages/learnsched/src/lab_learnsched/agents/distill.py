@@ -32,6 +32,7 @@ from lab_learnsched.schedulers import make_scheduler
 from lab_learnsched.setfeatures import N_GLOBAL, N_TOKEN, SetFeaturizer, flat_dim
 from lab_shared import signals
 from lab_shared.checkpoint import find_checkpoint, load_model_weights, save_checkpoint
+from lab_shared.errors import LabError
 from lab_shared.io import atomic_path, atomic_write_json, read_json
 
 
@@ -133,6 +134,15 @@ def pretrain(
             logits, _ = net(o[k : k + 1024])
             hits += int((logits.argmax(1) == a[k : k + 1024]).sum())
     return hits / len(a)
+
+
+def check_distill(cfg: SetTrainConfig) -> None:
+    """LabError (one line) for imitation settings that cannot run."""
+    if not 0.0 <= cfg.dagger_beta <= 1.0:
+        raise LabError(f"dagger_beta must be in [0, 1], got {cfg.dagger_beta}")
+    if cfg.distill_soft < 0:
+        raise LabError(f"distill_soft must be >= 0, got {cfg.distill_soft}")
+    make_scheduler(cfg.distill_planner)  # an unknown planner spec is a LabError
 
 
 class _Stop(Exception):

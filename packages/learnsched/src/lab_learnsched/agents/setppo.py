@@ -148,9 +148,9 @@ def train_setnet(
     step, seed_pos, best, shard_pos = 0, 0, float("inf"), None
     imitate = cfg.distill_episodes > 0
     if imitate:
-        if not 0.0 <= cfg.dagger_beta <= 1.0:
-            raise LabError(f"dagger_beta must be in [0, 1], got {cfg.dagger_beta}")
-        make_scheduler(cfg.distill_planner)  # a bad spec is one line before any work
+        from lab_learnsched.agents.distill import check_distill
+
+        check_distill(cfg)
     ck = None
     if resume:
         try:
