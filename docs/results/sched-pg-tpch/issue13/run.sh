@@ -5,6 +5,7 @@
 # A second call with the same key resumes the run folder (only the missing episodes are measured).
 ACCESS=$1; CLIENTS=$2; AGENT=$3; SB=${4:-16MB}
 RUN_KEY=$ACCESS-$CLIENTS-$SB; . "$(dirname "$0")/env.sh"
+now=$(date -u +%H%M); if [ "$now" -ge 0330 ] && [ "$now" -lt 2300 ]; then echo "too late ($now): not started"; exit 0; fi
 date -u; git rev-parse HEAD
 prev=$(ls -d $LAB_RUNS/sched-bench/postgres-* 2>/dev/null | head -1)
 if [ -n "$prev" ] && [ -f "$prev/results.json" ]; then echo "done already: $prev"; exit 0; fi
