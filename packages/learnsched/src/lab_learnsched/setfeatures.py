@@ -23,6 +23,9 @@ Pairwise terms need a bitmask per page, so windows wider than 64 slots get 16 = 
 pages an LRU pool would evict (its tail, skipping the query's own pages); for the clock pool the needed
 share of victims is estimated from the cached share. Globals (appended to every token, `N_GLOBAL`): pool
 fill, log window size, log backlog, window reads-now / pool, window size / pool.
+
+vecenv's kernels compile `set_features` into their own on-disk cache, which numba keys on vecenv.py alone:
+after editing this file, touch vecenv.py (or its stale kernels keep the old features).
 """
 
 from __future__ import annotations
