@@ -5,10 +5,12 @@ per episode from a list: domain randomization), pool size and queue size. The ep
 of `env.BufferPoolEnv` (queue window filled in arrival order, cold pool, reward = -reads / mean query size
 of the workload), but the observation is the shape-free token set of `setfeatures` padded to `max_queue`
 slots, and the bookkeeping is incremental and compiled: an episode is flat arrays (its queries' pages in
-arrival order, the window, per-page counts of queued and known queries, the pool), and one numba call per
-step runs the query, updates the counts and the window and writes the next observation. `episodes` replays fixed
-episodes instead of generating them (benchmarks measure the env, not the generator). Finished episodes
-reset at once (same-step autoreset; `infos["episode_reads"]` etc. mark them).
+arrival order, the window, per-page counts of queued and known queries, the pool), all episodes' arrays are
+rows of one `Store`, and one numba call per step runs every episode's query, updates its counts and window
+and writes its next observation (`Episode.run` does the same for one episode, e.g. in a Ray worker).
+`episodes` replays fixed episodes (prepared once) instead of generating them (benchmarks measure the env,
+not the generator). Finished episodes reset at once (same-step autoreset; `infos["episode_reads"]` etc.
+mark them).
 """
 
 from __future__ import annotations
