@@ -16,8 +16,16 @@ $HEAVY .venv/bin/python docs/results/sched-families-distill/label_planners.py \
 bash docs/results/sched-families-distill/train.sh dagger --set distill_episodes=600 --set dagger_rounds=3 \
   --set dagger_episodes=300 --set distill_epochs=10 --set distill_planner=planner:2:2:64 --set lr=0.0002
 RUN=$(ls -dt runs/sched-train/dagger-* | head -1)
-# the checkpoint kept on validation (round 3) -> docs/results/sched-families-distill/agent/
+# the checkpoint kept on validation (round 3) -> docs/results/sched-families-distill/agent/ (copied before 2b)
 cp -r "$RUN"/best/step-00000003 docs/results/sched-families-distill/agent/
+
+# 2b. PPO fine-tuning from the round-3 net, validation only (worse at every check: best/ stays round 3)
+$HEAVY timeout -s TERM 600 .venv/bin/lab sched train --agent setnet --resume "$RUN" --steps 200000 \
+  --set max_seconds=360 --quiet --force
+# 2c. the cost-sensitive variant, 1 DAgger round, validation only (docs/results/sched-families-distill/soft/)
+bash docs/results/sched-families-distill/train.sh soft --set distill_episodes=600 --set dagger_rounds=1 \
+  --set dagger_episodes=300 --set distill_epochs=10 --set distill_planner=planner:2:2:64 --set lr=0.0002 \
+  --set distill_soft=0.01
 
 # 3. the one evaluation (held-out families, seen families on unseen instances, built-ins), with the previous
 #    PPO agent beside it (eval.sh has the exact bench commands)
