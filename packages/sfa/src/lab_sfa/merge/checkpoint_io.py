@@ -15,7 +15,6 @@ output loads the way the base does. A key, shape or tie mismatch raises LabError
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +23,7 @@ import torch
 from torch import Tensor
 
 from lab_shared.errors import LabError
-from lab_shared.io import temp_dir
+from lab_shared.io import atomic_dir
 
 WEIGHT_FILES = (
     "model.safetensors",
@@ -219,22 +218,20 @@ def save_like(
         with atomic_path(out) as tmp:
             save_file(keep, str(tmp), metadata=metadata)
         return out
-    tmp = temp_dir(out.parent, prefix=f".tmp-{out.name}.")
-    try:
-        if base.folder is not None:
-            _copy_side_files(base.folder, tmp)
-        save_file(keep, str(tmp / "model.safetensors"), metadata=metadata)
+    return write_merge_folder(
+        out, base.folder, lambda path: save_file(keep, str(path), metadata=metadata), info
+    )
+
+
+def write_merge_folder(out: Path, side_from: Path | None, write_model, info: dict) -> Path:
+    """Assemble a merged model folder (the base's side files, `write_model(path)`'s model.safetensors,
+    merge.json) in a temp folder and swap it onto `out` (`lab_shared.io.atomic_dir`: a crash leaves the old
+    output or the new one, never neither)."""
+    if out.is_file():
+        raise LabError(f"output {out} is a file, not a folder (name it .safetensors to write a file)")
+    with atomic_dir(out, prefix=f".tmp-{out.name}.") as tmp:
+        if side_from is not None:
+            _copy_side_files(side_from, tmp)
+        write_model(tmp / "model.safetensors")
         (tmp / "merge.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{os.getpid()}"
-            os.replace(out, old)
-            os.replace(tmp, out)
-            if old.is_dir():
-                shutil.rmtree(old)
-            else:
-                old.unlink()
-        else:
-            os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out

@@ -85,13 +85,9 @@ def _same_tensors(base, models) -> bool:
 
 def _stream(method, base: Path, models, out, info, lam, k, alpha, overwrite) -> Path:
     """Streaming merge into a .safetensors file, or a folder like the base's (side files copied)."""
-    import json
-    import os
-    import shutil
 
-    from lab_sfa.merge.checkpoint_io import _copy_side_files
+    from lab_sfa.merge.checkpoint_io import write_merge_folder
     from lab_sfa.merge.streaming import stream_merge
-    from lab_shared.io import temp_dir
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -100,19 +96,9 @@ def _stream(method, base: Path, models, out, info, lam, k, alpha, overwrite) -> 
             raise LabError(f"output {out} is a folder, not a .safetensors file")
         stream_merge(method, base, models, out, info, lam=lam, k=k, alpha=alpha)
         return out
-    tmp = temp_dir(out.parent, prefix=f".tmp-{out.name}.")
-    try:
-        if base.is_dir():
-            _copy_side_files(base, tmp)
-        stream_merge(method, base, models, tmp / "model.safetensors", info, lam=lam, k=k, alpha=alpha)
-        (tmp / "merge.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{os.getpid()}"
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old) if old.is_dir() else old.unlink()
-        else:
-            os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out
+    return write_merge_folder(
+        out,
+        base if base.is_dir() else None,
+        lambda path: stream_merge(method, base, models, path, info, lam=lam, k=k, alpha=alpha),
+        info,
+    )
