@@ -228,17 +228,16 @@ def train_setnet(
     if bar is not None and step:
         bar.update(step)
     ratios: list[float] = []
+
+    def checkpoint(at: int, best_val: float) -> Path:
+        """The resumable state at step `at`: weights, optimizer, env seeds, shards."""
+        extra = {"seed_pos": env.seed_pos, "best": best_val, **_shard_state(shards)}
+        return _save(run.checkpoints, at, net, opt, cfg, extra)
+
     with signals.catch_stop_signals():
         while step < cfg.steps:
             if signals.stop_requested():
-                ck = _save(
-                    run.checkpoints,
-                    step,
-                    net,
-                    opt,
-                    cfg,
-                    {"seed_pos": env.seed_pos, "best": best, **_shard_state(shards)},
-                )
+                ck = checkpoint(step, best)
                 raise signals.Preempted(step, ck, run.path)
             frac = step / cfg.steps
             if cfg.max_seconds > 0:
@@ -300,28 +299,14 @@ def train_setnet(
             if bar is not None:
                 bar.update(per_update, hit=round(log.get("train_hit_ratio", 0.0), 3))
             if next_ckpt is not None and step >= next_ckpt and step < cfg.steps:
-                _save(
-                    run.checkpoints,
-                    step,
-                    net,
-                    opt,
-                    cfg,
-                    {"seed_pos": env.seed_pos, "best": best, **_shard_state(shards)},
-                )
+                checkpoint(step, best)
                 next_ckpt += cfg.ckpt_every
     if bar is not None:
         bar.close()
     if rollouts is not None or shards is not None:
         env.close()
     final = validate(net)
-    ck = _save(
-        run.checkpoints,
-        step,
-        net,
-        opt,
-        cfg,
-        {"seed_pos": env.seed_pos, "best": min(best, final), **_shard_state(shards)},
-    )
+    ck = checkpoint(step, min(best, final))
     if final < best or not (run.path / "best").exists():  # a tie keeps the earlier (imitation) copy
         _save(run.path / "best", step, net, None, cfg, {"val_vs_best": final}, keep=1)
         best = final
